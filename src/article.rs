@@ -1,0 +1,103 @@
+//! The article model shared by every stage, and the record of a rejected input.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One accepted, validated article.
+#[derive(Debug, Clone)]
+pub struct Article {
+    /// Stable identifier: the input's `id`, else derived from the url, else from the text.
+    pub id: String,
+    /// Headline (required, non-empty).
+    pub title: String,
+    /// Body text: the first of `body`, `description`, `content` that is present.
+    pub body: String,
+    /// Canonical url, if any.
+    pub url: Option<String>,
+    /// Publisher (domain or name), if any.
+    pub source: Option<String>,
+    /// Publication time in epoch seconds, if the input had a valid one.
+    pub published_at: Option<i64>,
+    /// Language tag, if given.
+    pub lang: Option<String>,
+    /// Where the record came from (file and line), for messages.
+    pub origin: Origin,
+    /// Position in the run's input (0-based over accepted and duplicate records), so outputs
+    /// can be written in input order after time-ordered processing.
+    pub seq: usize,
+}
+
+impl Article {
+    /// The time the engine orders and windows by: publication time, else the run's ingest time.
+    pub fn time(&self, ingest_time: i64) -> i64 {
+        self.published_at.unwrap_or(ingest_time)
+    }
+}
+
+/// A position in the input: file (or `-` for stdin) and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The input's display name.
+    pub file: Arc<str>,
+    /// 1-based line number where the record starts.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// Why an input record was not accepted. Each kind is counted separately in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectKind {
+    /// Not valid JSON, or not a JSON object.
+    Malformed,
+    /// Bytes that are not UTF-8.
+    InvalidUtf8,
+    /// No usable `title`.
+    MissingTitle,
+    /// A field had the wrong type (e.g. `body` a number).
+    BadField,
+    /// `published_at` is not RFC 3339 or epoch seconds.
+    BadDate,
+    /// The record is larger than the configured maximum.
+    Oversized,
+}
+
+impl RejectKind {
+    /// Stable snake_case name used in summaries and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::Malformed => "malformed",
+            RejectKind::InvalidUtf8 => "invalid_utf8",
+            RejectKind::MissingTitle => "missing_title",
+            RejectKind::BadField => "bad_field",
+            RejectKind::BadDate => "bad_date",
+            RejectKind::Oversized => "oversized",
+        }
+    }
+}
+
+/// A rejected input record: where, which field, and why.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    /// File and line of the record.
+    pub origin: Origin,
+    /// The category, for counting.
+    pub kind: RejectKind,
+    /// The offending field, when one field is to blame.
+    pub field: Option<&'static str>,
+    /// Human-readable detail.
+    pub reason: String,
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.field {
+            Some(field) => write!(f, "{}: field `{field}`: {}", self.origin, self.reason),
+            None => write!(f, "{}: {}", self.origin, self.reason),
+        }
+    }
+}

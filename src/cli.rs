@@ -1,0 +1,117 @@
+//! The command line: subcommands and their flags, nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// perps-news: groups crypto news articles into stories for a trading system.
+#[derive(Debug, Parser)]
+#[command(name = "perps-news", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Cluster article dumps into stories and print a summary.
+    Run(RunArgs),
+    /// Score assignments against gold story labels (B-cubed and pairwise P/R/F1).
+    Eval(EvalArgs),
+    /// Write a synthetic article dump with known stories (for tests and benchmarks).
+    Generate(GenerateArgs),
+    /// Re-tune: run the pipeline over a labelled dump for every combination of knob values
+    /// and print the scores as a table.
+    Sweep(SweepArgs),
+}
+
+/// `perps-news sweep`
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Labelled dump: articles with a gold `label` field (clustered and scored).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub gold: Vec<PathBuf>,
+    /// Base pipeline (default: the built-in one).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// A knob and the values to try, e.g. `cluster.threshold=0.15,0.2,0.25`. Repeat for a
+    /// grid over several knobs.
+    #[arg(long = "set", value_name = "KEY=V1,V2,...")]
+    pub sets: Vec<String>,
+    /// Print one JSON object per combination instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `perps-news run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Article dumps: JSON Lines or JSON arrays, optionally gzipped; `-` reads stdin.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Pipeline declaration (default: the built-in pipelines/default.toml).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Story state file to continue and update (created if missing). Without it every run
+    /// starts from no stories.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Write one {"id", "cluster"} line per article, in input order (`-` = stdout).
+    #[arg(long, value_name = "FILE")]
+    pub assignments: Option<PathBuf>,
+    /// Write one line per story opened or joined by this run (`-` = stdout).
+    #[arg(long, value_name = "FILE")]
+    pub stories: Option<PathBuf>,
+    /// Print the run summary as one JSON object (the news:clustered event) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 1 at the first rejected record, changing nothing.
+    #[arg(long)]
+    pub strict: bool,
+    /// Articles per batch (overrides CLUSTER_BATCH_SIZE and the pipeline file).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Similarity threshold for joining a story (overrides the pipeline file).
+    #[arg(long, value_name = "X")]
+    pub threshold: Option<f32>,
+    /// No progress bar and no human summary (for cron).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `perps-news eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Gold labels: JSON Lines with `id` and `label`.
+    #[arg(long, value_name = "FILE")]
+    pub gold: PathBuf,
+    /// Predicted assignments: JSON Lines with `id` and `cluster` (what `run --assignments`
+    /// writes).
+    #[arg(long, value_name = "FILE")]
+    pub assignments: PathBuf,
+    /// Print the scores as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `perps-news generate`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of articles.
+    #[arg(long, default_value_t = 1000)]
+    pub articles: usize,
+    /// Mean articles per story.
+    #[arg(long, default_value_t = 5)]
+    pub story_size: usize,
+    /// Random seed (same seed, same dump).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Hours the articles are spread over.
+    #[arg(long, default_value_t = 24.0)]
+    pub span_hours: f64,
+    /// Output file (default stdout).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

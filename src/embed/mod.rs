@@ -1,0 +1,208 @@
+//! Embedders turn articles into [`Embedding`]s: a normalised dense vector (remote models),
+//! or weighted hashed terms (the offline embedder), which the cluster stage turns into a
+//! dense vector with inverse document frequencies learned from the stream so far
+//! (see [`crate::story::TermStats`]).
+//!
+//! # Adding a provider
+//! Write `src/embed/<name>.rs` with a type implementing [`Embedder`] and a `build` function,
+//! then add one [`Provider`] line to [`PROVIDERS`]. Its `example` must be a pipeline snippet
+//! that selects it; a test parses every example.
+
+pub mod hashing;
+
+use crate::config::EmbedConfig;
+use crate::error::Result;
+
+/// The text of one article as an embedder sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc<'a> {
+    /// Headline.
+    pub title: &'a str,
+    /// Body (may be empty).
+    pub body: &'a str,
+}
+
+/// Number of hashed term ids: terms are identified by 20 bits of their hash.
+pub const TERM_ID_BITS: u32 = 20;
+
+/// What an embedder returns for one document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Embedding {
+    /// An L2-normalised dense vector, ready to compare.
+    Dense(Vec<f32>),
+    /// Hashed term ids (below `1 << TERM_ID_BITS`, sorted, unique) with term-frequency
+    /// weights; weighted by inverse document frequency and projected to a dense vector in
+    /// stream order by the cluster stage.
+    Terms(Vec<(u32, f32)>),
+}
+
+const TAG_DENSE: u8 = 1;
+const TAG_TERMS: u8 = 2;
+
+impl Embedding {
+    /// Compact bytes for caches: a tag, then little-endian `f32`s (dense) or
+    /// (`u32` id, `f32` weight) pairs (terms).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Embedding::Dense(v) => {
+                let mut out = Vec::with_capacity(1 + 4 * v.len());
+                out.push(TAG_DENSE);
+                out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+                out
+            }
+            Embedding::Terms(t) => {
+                let mut out = Vec::with_capacity(1 + 8 * t.len());
+                out.push(TAG_TERMS);
+                for (id, w) in t {
+                    out.extend(id.to_le_bytes());
+                    out.extend(w.to_le_bytes());
+                }
+                out
+            }
+        }
+    }
+
+    /// Decodes [`Self::to_bytes`]; `None` for anything malformed or a dense vector whose
+    /// dimension is not `dim` (a corrupt or foreign cache entry is a miss, never a wrong
+    /// vector).
+    pub fn from_bytes(bytes: &[u8], dim: usize) -> Option<Self> {
+        let (tag, rest) = bytes.split_first()?;
+        let f32_at = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        match *tag {
+            TAG_DENSE if rest.len() == 4 * dim => {
+                let v: Vec<f32> = rest.chunks_exact(4).map(f32_at).collect();
+                v.iter()
+                    .all(|x| x.is_finite())
+                    .then_some(Embedding::Dense(v))
+            }
+            TAG_TERMS if rest.len() % 8 == 0 => {
+                let t: Vec<(u32, f32)> = rest
+                    .chunks_exact(8)
+                    .map(|c| {
+                        (
+                            u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                            f32_at(&c[4..]),
+                        )
+                    })
+                    .collect();
+                let ok = t
+                    .iter()
+                    .all(|(id, w)| *id < (1 << TERM_ID_BITS) && w.is_finite())
+                    && t.windows(2).all(|p| p[0].0 < p[1].0);
+                ok.then_some(Embedding::Terms(t))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Embedding {
+    /// The dense, normalised vector to compare. Term embeddings are weighted by the inverse
+    /// document frequency in `stats` (which counts every article before this one), projected
+    /// to `dim` signed hash buckets, normalised, and then counted into `stats`. Must be called
+    /// once per article, in processing order: that is what makes the result independent of
+    /// batching.
+    pub fn into_dense(self, stats: &mut crate::story::TermStats, dim: usize) -> Vec<f32> {
+        match self {
+            Embedding::Dense(v) => v,
+            Embedding::Terms(terms) => {
+                let mut v = vec![0.0f32; dim];
+                for &(id, w) in &terms {
+                    let m = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let bucket = ((m >> 32) % dim as u64) as usize;
+                    let sign = if m >> 63 == 0 { 1.0 } else { -1.0 };
+                    v[bucket] += sign * w * stats.idf(id);
+                }
+                stats.add(&terms);
+                crate::kernels::normalize(&mut v);
+                v
+            }
+        }
+    }
+}
+
+/// Turns documents into embeddings.
+pub trait Embedder: Send + Sync {
+    /// The provider name (as in the pipeline file).
+    fn provider(&self) -> &'static str;
+    /// A fingerprint of everything that changes the vectors (model, dimension, weights). It
+    /// keys the cache and is stored with the story state: vectors from different
+    /// fingerprints are not comparable.
+    fn fingerprint(&self) -> String;
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// Embeds `docs`, one embedding per doc, in order. CPU-bound providers may use `pool`;
+    /// network-bound ones must not.
+    ///
+    /// # Errors
+    /// [`crate::Error::Embed`] when the whole batch failed.
+    fn embed(&self, docs: &[Doc<'_>], pool: &rayon::ThreadPool) -> Result<Vec<Embedding>>;
+}
+
+/// A registry entry: how to build a provider from the `[embed]` section.
+pub struct Provider {
+    /// The name used in `embed.provider`.
+    pub name: &'static str,
+    /// A pipeline snippet selecting this provider (checked by a test).
+    pub example: &'static str,
+    /// Builds the provider.
+    pub build: fn(&EmbedConfig) -> Result<Box<dyn Embedder>>,
+}
+
+/// Every embedder the engine knows. One line per provider.
+pub const PROVIDERS: &[Provider] = &[Provider {
+    name: "hashing",
+    example: "[embed]\nprovider = \"hashing\"\ndim = 256\n",
+    build: hashing::build,
+}];
+
+/// Builds the embedder named in `cfg.provider`.
+///
+/// # Errors
+/// [`crate::Error::Config`] for an unknown provider, or what the provider's `build` returns.
+pub fn build(cfg: &EmbedConfig) -> Result<Box<dyn Embedder>> {
+    let provider = PROVIDERS
+        .iter()
+        .find(|p| p.name == cfg.provider)
+        .ok_or_else(|| crate::Error::Config {
+            origin: "embed.provider".into(),
+            message: format!("unknown embedder {:?}", cfg.provider),
+        })?;
+    (provider.build)(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PipelineConfig;
+
+    #[test]
+    fn every_registry_example_parses_and_builds() {
+        for p in PROVIDERS {
+            let cfg = PipelineConfig::parse(p.example, p.name).unwrap();
+            assert_eq!(cfg.embed.provider, p.name);
+            let e = build(&cfg.embed).unwrap();
+            assert_eq!(e.provider(), p.name);
+        }
+    }
+
+    #[test]
+    fn embeddings_round_trip_through_bytes_and_reject_garbage() {
+        let d = Embedding::Dense(vec![0.6, -0.8]);
+        assert_eq!(Embedding::from_bytes(&d.to_bytes(), 2), Some(d.clone()));
+        assert_eq!(
+            Embedding::from_bytes(&d.to_bytes(), 3),
+            None,
+            "wrong dimension is a miss"
+        );
+        let t = Embedding::Terms(vec![(3, 1.5), (9, 1.0)]);
+        assert_eq!(Embedding::from_bytes(&t.to_bytes(), 2), Some(t));
+        assert_eq!(Embedding::from_bytes(&[], 2), None);
+        assert_eq!(Embedding::from_bytes(&[2, 1, 0, 0], 2), None);
+        let unsorted = Embedding::Terms(vec![(9, 1.0), (3, 1.0)]).to_bytes();
+        assert_eq!(Embedding::from_bytes(&unsorted, 2), None);
+        let mut nan = d.to_bytes();
+        nan[1..5].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert_eq!(Embedding::from_bytes(&nan, 2), None);
+    }
+}

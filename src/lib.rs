@@ -1,0 +1,40 @@
+//! perps-news: the news engine of a crypto perpetual-futures trading system.
+//!
+//! A batch of articles flows through a synchronous staged pipeline, each stage on its own
+//! thread, joined by bounded channels carrying batches:
+//!
+//! ```text
+//! ingest ──▶ embed (+cache) ──▶ cluster ──▶ label ──▶ publish
+//! ```
+//!
+//! Map of the crate:
+//! - [`pipeline`]: the stage trait, channel wiring and the run loop.
+//! - [`stages`]: one file per stage.
+//! - [`embed`]: the [`embed::Embedder`] trait and one file per provider.
+//! - [`label`]: the [`label::Labeler`] trait and one file per provider.
+//! - [`kernels`]: similarity kernels behind one dispatch point, scalar path always compiled.
+//! - [`store`]: caches and state persistence; [`story`]: the story state itself.
+//! - [`config`]: the pipeline file and environment overrides; [`cli`] and [`app`]: the
+//!   command line.
+//! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
+//!   for tests and benches.
+
+pub mod app;
+pub mod article;
+pub mod cli;
+pub mod config;
+pub mod embed;
+pub mod error;
+pub mod eval;
+pub mod kernels;
+pub mod label;
+pub mod pipeline;
+pub mod report;
+pub mod stages;
+pub mod store;
+pub mod story;
+pub mod synth;
+pub mod text;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,38 @@
+//! The `perps-news` binary: parse the command line, set up logging and the thread pool, call
+//! the library, map errors to exit codes (0 ok, 1 rejected input under --strict, 2 could not
+//! run).
+
+use clap::Parser;
+use perps_news::app;
+use perps_news::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let code = match rayon::ThreadPoolBuilder::new().build() {
+        Err(e) => {
+            eprintln!("perps-news: cannot start worker threads: {e}");
+            2
+        }
+        Ok(pool) => {
+            let result = match &cli.command {
+                Command::Run(args) => app::run(args, &pool),
+                Command::Eval(args) => app::eval(args),
+                Command::Generate(args) => app::generate(args),
+                Command::Sweep(args) => app::sweep(args, &pool),
+            };
+            result.unwrap_or_else(|e| {
+                eprintln!("perps-news: {e}");
+                e.exit_code()
+            })
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,296 @@
+//! One batch run: wire the stages, run them, and assemble the outcome.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::{CHANNEL_CAPACITY, FirstError, drive};
+use crate::article::Reject;
+use crate::config::PipelineConfig;
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::label::Labeler;
+use crate::report::{StoryRecord, Summary};
+use crate::stages::Batch;
+use crate::stages::cluster::{ClusterStage, Clusterer};
+use crate::stages::embed::EmbedStage;
+use crate::stages::ingest::{self, Duplicate, Input};
+use crate::stages::label::LabelStage;
+use crate::stages::publish::PublishStage;
+use crate::store::Cache;
+use crate::story::StoryState;
+
+/// One input of a run.
+#[derive(Debug)]
+pub enum RunInput {
+    /// A file path, or `-` for stdin.
+    Path(String),
+    /// Bytes already in memory (benches, tests, job payloads).
+    Bytes {
+        /// Display name for messages.
+        name: String,
+        /// The dump.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Settings of one run that are not part of the pipeline declaration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Fail on the first rejected record instead of skipping it.
+    pub strict: bool,
+    /// Show a progress bar (callers pass "stderr is a terminal and not --quiet").
+    pub progress: bool,
+    /// The run's ingest time (epoch seconds), standing in for missing publication times.
+    pub ingest_time: i64,
+}
+
+/// Time spent in each stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Reading, parsing, deduplicating and ordering.
+    pub ingest: Duration,
+    /// Embedding (with cache lookups).
+    pub embed: Duration,
+    /// Assigning articles to stories.
+    pub cluster: Duration,
+    /// Labeling touched stories.
+    pub label: Duration,
+    /// Collecting and publishing.
+    pub publish: Duration,
+    /// Wall time of the whole run.
+    pub wall: Duration,
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Counters and timings.
+    pub summary: Summary,
+    /// (article id, story id) for every accepted article, in input order, each id once.
+    pub assignments: Vec<(String, String)>,
+    /// The stories this run opened or joined, in first-touched order.
+    pub stories: Vec<StoryRecord>,
+    /// Rejected records, in input order.
+    pub rejects: Vec<Reject>,
+    /// Records folded into an earlier identical one.
+    pub duplicates: Vec<Duplicate>,
+    /// The advanced state, to be saved.
+    pub state: StoryState,
+}
+
+struct Ingested {
+    records: usize,
+    rejects: Vec<Reject>,
+    duplicates: Vec<Duplicate>,
+    time: Duration,
+}
+
+/// Runs the pipeline over `inputs`, continuing `state`.
+///
+/// # Errors
+/// An unreadable input, a failing stage, or (with `strict`) the first rejected record.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    cfg: &PipelineConfig,
+    inputs: Vec<RunInput>,
+    state: StoryState,
+    embedder: &dyn Embedder,
+    cache: &dyn Cache,
+    labeler: &dyn Labeler,
+    opts: &RunOptions,
+    pool: &rayon::ThreadPool,
+) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let fail = FirstError::default();
+    let progress = opts.progress.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} articles {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+
+    let (tx_in, rx_in) = crossbeam_channel::bounded::<Batch>(CHANNEL_CAPACITY);
+    let (tx_emb, rx_emb) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+    let (tx_clu, rx_clu) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+    let (tx_lab, rx_lab) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+
+    let embed = EmbedStage::new(embedder, cache, pool);
+    let cluster = ClusterStage::new(
+        Clusterer::new(cfg.cluster.clone(), state),
+        opts.ingest_time,
+        pool,
+    );
+    let label = LabelStage::new(labeler);
+    let publish = PublishStage::new(progress.clone());
+
+    let (ingested, joined) = std::thread::scope(|s| {
+        let fail = &fail;
+        let ingest =
+            s.spawn(|| ingest_source(cfg, inputs, opts, pool, tx_in, fail, progress.as_ref()));
+        let e = s.spawn(move || drive(embed, rx_in, Some(tx_emb), fail).1);
+        let c = s.spawn(move || drive(cluster, rx_emb, Some(tx_clu), fail));
+        let l = s.spawn(move || drive(label, rx_clu, Some(tx_lab), fail).1);
+        let p = s.spawn(move || drive(publish, rx_lab, None, fail));
+        let join = |name: &'static str| move |_| Error::StagePanic { stage: name };
+        let ingested = ingest.join().map_err(join("ingest"));
+        let rest = (
+            e.join().map_err(join("embed")),
+            c.join().map_err(join("cluster")),
+            l.join().map_err(join("label")),
+            p.join().map_err(join("publish")),
+        );
+        (ingested, rest)
+    });
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+    if let Some(e) = fail.take() {
+        return Err(e);
+    }
+    let ingested = ingested?;
+    let (embed_t, cluster, label_t, publish) = joined;
+    let (embed_t, (cluster, cluster_t), label_t, (publish, publish_t)) =
+        (embed_t?, cluster?, label_t?, publish?);
+    let ingested = ingested.ok_or_else(|| Error::StagePanic { stage: "ingest" })?;
+
+    let clusterer = cluster.into_clusterer();
+    let opened = clusterer.opened();
+    let mut state = clusterer.into_state();
+    let collected = publish.into_collected();
+
+    // Labels go back into the state, active or already retired.
+    for s in &mut state.stories {
+        if let Some(l) = collected.labels.get(&s.id) {
+            s.label.clone_from(&l.label);
+            s.top_terms.clone_from(&l.top_terms);
+        }
+    }
+    for r in &mut state.retired {
+        if let Some(l) = collected.labels.get(&r.id) {
+            r.label.clone_from(&l.label);
+        }
+    }
+
+    // Assignments in input order; duplicates take their original's story.
+    let story_of: HashMap<&str, &str> = collected
+        .assignments
+        .iter()
+        .map(|a| (a.article_id.as_str(), a.story_id.as_str()))
+        .collect();
+    let mut ordered: Vec<(usize, &str, &str)> = collected
+        .assignments
+        .iter()
+        .map(|a| (a.seq, a.article_id.as_str(), a.story_id.as_str()))
+        .collect();
+    for d in &ingested.duplicates {
+        if let Some(story) = story_of.get(d.of.as_str()) {
+            ordered.push((d.seq, d.id.as_str(), story));
+        }
+    }
+    ordered.sort_unstable_by_key(|x| x.0);
+    let mut seen = std::collections::HashSet::new();
+    let assignments: Vec<(String, String)> = ordered
+        .into_iter()
+        .filter(|(_, id, _)| seen.insert(*id))
+        .map(|(_, id, story)| (id.to_string(), story.to_string()))
+        .collect();
+
+    let stories = StoryRecord::collect(&state, &collected.touched, &collected.labels);
+    let times = StageTimes {
+        ingest: ingested.time,
+        embed: embed_t,
+        cluster: cluster_t,
+        label: label_t,
+        publish: publish_t,
+        wall: started.elapsed(),
+    };
+    let summary = Summary::build(
+        ingested.records,
+        &ingested.rejects,
+        ingested.duplicates.len(),
+        &collected,
+        opened,
+        &state,
+        cache.stats(),
+        times,
+    );
+    tracing::info!(
+        pipeline = %cfg.name,
+        processed = summary.total_processed,
+        new_clusters = summary.new_clusters,
+        rejected = summary.rejected,
+        wall_ms = times.wall.as_secs_f64() * 1e3,
+        "Run finished."
+    );
+    Ok(RunOutcome {
+        summary,
+        assignments,
+        stories,
+        rejects: ingested.rejects,
+        duplicates: ingested.duplicates,
+        state,
+    })
+}
+
+/// The source: read, parse, deduplicate, order, and send batches.
+fn ingest_source(
+    cfg: &PipelineConfig,
+    inputs: Vec<RunInput>,
+    opts: &RunOptions,
+    pool: &rayon::ThreadPool,
+    tx: crossbeam_channel::Sender<Batch>,
+    fail: &FirstError,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Option<Ingested> {
+    let t0 = Instant::now();
+    let mut read: Vec<Input> = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        match input {
+            RunInput::Path(p) => match ingest::read_input(&p) {
+                Ok(i) => read.push(i),
+                Err(e) => {
+                    fail.set(e);
+                    return None;
+                }
+            },
+            RunInput::Bytes { name, bytes } => read.push(ingest::input_from_bytes(&name, bytes)),
+        }
+    }
+    let parsed = ingest::parse_inputs(&read, cfg.ingest.max_article_bytes, pool);
+    drop(read);
+    if opts.strict
+        && let Some(first) = parsed.rejects.first()
+    {
+        fail.set(Error::Strict(first.to_string()));
+        return None;
+    }
+    for r in parsed
+        .rejects
+        .iter()
+        .take(crate::report::MAX_REJECTS_LOGGED)
+    {
+        tracing::warn!(origin = %r.origin, kind = r.kind.as_str(), field = r.field, "Rejected record: {}", r.reason);
+    }
+    let (articles, duplicates) = ingest::dedup_and_order(parsed.articles, opts.ingest_time);
+    if let Some(p) = progress {
+        p.set_length(articles.len() as u64);
+    }
+    let time = t0.elapsed();
+    let mut it = articles.into_iter();
+    loop {
+        let articles: Vec<_> = it.by_ref().take(cfg.ingest.batch_size).collect();
+        if articles.is_empty() || tx.send(Batch { articles }).is_err() {
+            break;
+        }
+    }
+    Some(Ingested {
+        records: parsed.records,
+        rejects: parsed.rejects,
+        duplicates,
+        time,
+    })
+}

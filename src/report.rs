@@ -1,0 +1,261 @@
+//! What a run reports: the summary (whose leading fields are exactly the `news:clustered`
+//! event), story records, and the writers for `--assignments` and `--stories`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::article::Reject;
+use crate::error::{Error, Result};
+use crate::label::StoryLabel;
+use crate::pipeline::StageTimes;
+use crate::stages::publish::Collected;
+use crate::store::CacheStats;
+use crate::story::StoryState;
+use crate::time::{format_rfc3339, format_rfc3339_millis, now_millis};
+
+/// Rejections beyond this many are counted but not logged one by one.
+pub const MAX_REJECTS_LOGGED: usize = 20;
+
+/// Milliseconds per stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageMs {
+    /// Ingest.
+    pub ingest: f64,
+    /// Embed.
+    pub embed: f64,
+    /// Cluster.
+    pub cluster: f64,
+    /// Label.
+    pub label: f64,
+    /// Publish.
+    pub publish: f64,
+    /// Whole run, wall clock.
+    pub wall: f64,
+}
+
+/// The run summary. The first four fields are the `news:clustered` event, exactly.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// When the run finished, RFC 3339 UTC with milliseconds.
+    pub timestamp: String,
+    /// Articles clustered by this run (new to the state; excludes rejects, duplicates and
+    /// articles already known).
+    pub total_processed: usize,
+    /// Stories opened by this run.
+    pub new_clusters: usize,
+    /// Embedding cache counters.
+    pub cache_stats: CacheStats,
+    /// Input records read.
+    pub records: usize,
+    /// Records accepted (including duplicates).
+    pub accepted: usize,
+    /// Records rejected.
+    pub rejected: usize,
+    /// Rejections per reason.
+    pub rejected_by_reason: BTreeMap<&'static str, usize>,
+    /// Records folded into an earlier identical one.
+    pub duplicates: usize,
+    /// Articles already in the state from an earlier run.
+    pub already_known: usize,
+    /// Stories opened or joined by this run.
+    pub stories_touched: usize,
+    /// Stories active in the state after the run.
+    pub active_stories: usize,
+    /// Time per stage.
+    pub stage_ms: StageMs,
+}
+
+impl Summary {
+    /// Assembles the summary from the run's parts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        records: usize,
+        rejects: &[Reject],
+        duplicates: usize,
+        collected: &Collected,
+        opened: usize,
+        state: &StoryState,
+        cache_stats: CacheStats,
+        t: StageTimes,
+    ) -> Self {
+        let mut by_reason = BTreeMap::new();
+        for r in rejects {
+            *by_reason.entry(r.kind.as_str()).or_insert(0) += 1;
+        }
+        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        Summary {
+            timestamp: format_rfc3339_millis(now_millis()),
+            total_processed: collected.processed,
+            new_clusters: opened,
+            cache_stats,
+            records,
+            accepted: records - rejects.len().min(records),
+            rejected: rejects.len(),
+            rejected_by_reason: by_reason,
+            duplicates,
+            already_known: collected.known,
+            stories_touched: collected.touched.len(),
+            active_stories: state.stories.len(),
+            stage_ms: StageMs {
+                ingest: ms(t.ingest),
+                embed: ms(t.embed),
+                cluster: ms(t.cluster),
+                label: ms(t.label),
+                publish: ms(t.publish),
+                wall: ms(t.wall),
+            },
+        }
+    }
+
+    /// A short human summary.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let reasons: Vec<String> = self
+            .rejected_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let reasons = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        };
+        out.push_str(&format!(
+            "articles: {} read, {} accepted, {} rejected{reasons}, {} duplicates folded, {} already known\n",
+            self.records, self.accepted, self.rejected, self.duplicates, self.already_known
+        ));
+        out.push_str(&format!(
+            "stories:  {} clustered into {} stories ({} new); {} active\n",
+            self.total_processed, self.stories_touched, self.new_clusters, self.active_stories
+        ));
+        out.push_str(&format!(
+            "cache:    {} hits, {} misses ({:.1}% hit rate)\n",
+            self.cache_stats.hits,
+            self.cache_stats.misses,
+            self.cache_stats.hit_rate * 100.0
+        ));
+        let s = &self.stage_ms;
+        out.push_str(&format!(
+            "time:     ingest {:.1} ms, embed {:.1} ms, cluster {:.1} ms, label {:.1} ms, publish {:.1} ms; total {:.1} ms\n",
+            s.ingest, s.embed, s.cluster, s.label, s.publish, s.wall
+        ));
+        out
+    }
+}
+
+/// One story as written by `--stories`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoryRecord {
+    /// Story id.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Number of articles.
+    pub size: usize,
+    /// Member ids, in joining order.
+    pub articles: Vec<String>,
+    /// Earliest member time, RFC 3339.
+    pub first_published_at: String,
+    /// Latest member time, RFC 3339.
+    pub last_published_at: String,
+    /// Characteristic terms.
+    pub top_terms: Vec<String>,
+    /// Whether it is still active (takes new articles).
+    pub active: bool,
+}
+
+impl StoryRecord {
+    /// Records for `ids` from the state (active or retired), with this run's labels.
+    pub fn collect(
+        state: &StoryState,
+        ids: &[String],
+        labels: &HashMap<String, StoryLabel>,
+    ) -> Vec<Self> {
+        let active: HashMap<&str, usize> = state
+            .stories
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let retired: HashMap<&str, usize> = state
+            .retired
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        ids.iter()
+            .filter_map(|id| {
+                let terms = labels
+                    .get(id)
+                    .map(|l| l.top_terms.clone())
+                    .unwrap_or_default();
+                if let Some(&i) = active.get(id.as_str()) {
+                    let s = &state.stories[i];
+                    Some(StoryRecord {
+                        id: s.id.clone(),
+                        label: s.label.clone(),
+                        size: s.size,
+                        articles: s.article_ids.clone(),
+                        first_published_at: format_rfc3339(s.first_seen),
+                        last_published_at: format_rfc3339(s.last_seen),
+                        top_terms: if terms.is_empty() {
+                            s.top_terms.clone()
+                        } else {
+                            terms
+                        },
+                        active: true,
+                    })
+                } else {
+                    retired.get(id.as_str()).map(|&i| {
+                        let s = &state.retired[i];
+                        StoryRecord {
+                            id: s.id.clone(),
+                            label: s.label.clone(),
+                            size: s.size,
+                            articles: s.article_ids.clone(),
+                            first_published_at: format_rfc3339(s.first_seen),
+                            last_published_at: format_rfc3339(s.last_seen),
+                            top_terms: terms,
+                            active: false,
+                        }
+                    })
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes JSON Lines of `items` to `path` (`-` = stdout).
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub fn write_jsonl<T: Serialize>(path: &Path, items: impl IntoIterator<Item = T>) -> Result<()> {
+    let write = |w: &mut dyn Write| -> std::io::Result<()> {
+        for item in items {
+            serde_json::to_writer(&mut *w, &item)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()
+    };
+    if path.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut lock = std::io::BufWriter::new(stdout.lock());
+        write(&mut lock).map_err(|e| Error::io(path, e))
+    } else {
+        let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        write(&mut std::io::BufWriter::new(f)).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// One line of `--assignments`.
+#[derive(Debug, Serialize)]
+pub struct AssignmentLine<'a> {
+    /// Article id.
+    pub id: &'a str,
+    /// Story id.
+    pub cluster: &'a str,
+}

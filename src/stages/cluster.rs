@@ -1,0 +1,416 @@
+//! Cluster: assign each article to the most similar active story, or open a new one.
+//!
+//! Articles are taken strictly in (time, id) order, and the answer is exactly the one a
+//! one-article-at-a-time pass would give, whatever the batch size or thread count:
+//!
+//! 1. *Candidates, in parallel.* The batch is scored against every active story's centroid
+//!    as it stood at the start of the batch, with one matrix product per block of articles
+//!    ([`kernels::gemm_nt`]). Stories scoring below `threshold - GEMM_SLACK` cannot be the
+//!    answer and are dropped.
+//! 2. *Decision, in order.* Each article is re-scored with the one dispatch kernel
+//!    ([`kernels::dot`]) against its surviving candidates that did not change during this
+//!    batch and against every story that did (joined or opened earlier in the batch), then
+//!    joins the best story at or above `threshold` (ties: the older story) or opens a new one.
+//!
+//! Because every decision uses the same kernel on the same vectors, the result cannot depend
+//! on how the articles were split into batches or on the matrix product's rounding.
+
+use std::collections::HashSet;
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use crate::article::Article;
+use crate::config::ClusterConfig;
+use crate::embed::Embedding;
+use crate::kernels::{self, GEMM_SLACK};
+use crate::stages::ingest::url_key;
+use crate::story::{MAX_STORY_TERMS, Representative, Story, StoryState};
+use crate::text;
+
+/// Articles scored per matrix product; bounds the scratch similarity block to
+/// `BLOCK_ROWS × stories` floats.
+const BLOCK_ROWS: usize = 64;
+
+/// Below this many multiply-adds a batch is scored on the calling thread.
+const PARALLEL_MIN_WORK: usize = 4_000_000;
+
+/// How an article was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// It opened a new story.
+    Opened,
+    /// It joined an existing story.
+    Joined,
+    /// It was already in the state (same id or url) and was not clustered again.
+    Known,
+}
+
+/// One article's story.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// The article's input position.
+    pub seq: usize,
+    /// Article id.
+    pub article_id: String,
+    /// Story id.
+    pub story_id: String,
+    /// How it got there.
+    pub placement: Placement,
+}
+
+/// What the label stage needs to know about a story that changed.
+#[derive(Debug, Clone)]
+pub struct StorySnapshot {
+    /// Story id.
+    pub id: String,
+    /// Title of its most central article.
+    pub rep_title: String,
+    /// Accumulated title-term weights.
+    pub terms: Vec<(String, f32)>,
+    /// Number of articles.
+    pub size: usize,
+}
+
+/// The result of clustering one batch.
+#[derive(Debug, Default)]
+pub struct ClusteredBatch {
+    /// One per article of the batch, in batch order.
+    pub assignments: Vec<Assignment>,
+    /// Stories opened or joined in this batch, in first-touched order.
+    pub touched: Vec<StorySnapshot>,
+}
+
+/// The incremental clusterer: owns the story state during a run.
+#[derive(Debug)]
+pub struct Clusterer {
+    cfg: ClusterConfig,
+    state: StoryState,
+    opened: usize,
+}
+
+impl Clusterer {
+    /// Continues `state` with the given settings.
+    pub fn new(cfg: ClusterConfig, state: StoryState) -> Self {
+        Clusterer {
+            cfg,
+            state,
+            opened: 0,
+        }
+    }
+
+    /// Stories opened so far by this clusterer (this run's `newClusters`).
+    pub fn opened(&self) -> usize {
+        self.opened
+    }
+
+    /// The state, for saving.
+    pub fn into_state(self) -> StoryState {
+        self.state
+    }
+
+    /// Read access to the state.
+    pub fn state(&self) -> &StoryState {
+        &self.state
+    }
+
+    /// Places `articles` (in processing order; `embeddings` parallel to them).
+    /// `ingest_time` stands in for a missing publication time.
+    pub fn assign_batch(
+        &mut self,
+        articles: &[Article],
+        embeddings: Vec<Embedding>,
+        ingest_time: i64,
+        pool: &rayon::ThreadPool,
+    ) -> ClusteredBatch {
+        // Articles already in the state are neither counted nor clustered again. (Ingest has
+        // folded duplicates within the run, so no article of this batch can make another one
+        // of it known.)
+        let known: Vec<Option<String>> = articles
+            .iter()
+            .map(|a| {
+                self.state
+                    .known(&a.id, a.url.as_deref().map(url_key))
+                    .map(str::to_string)
+            })
+            .collect();
+        // Vectors in order: each term embedding is weighted by the document frequencies of
+        // the articles before it, whatever the batching.
+        let dim = self.state.dim;
+        let vectors: Vec<Vec<f32>> = embeddings
+            .into_iter()
+            .zip(&known)
+            .map(|(e, k)| match k {
+                Some(_) => Vec::new(),
+                None => e.into_dense(&mut self.state.terms, dim),
+            })
+            .collect();
+        let candidates = self.candidates(&vectors, pool);
+        let threshold = self.cfg.threshold;
+        let window = (self.cfg.window_hours * 3600.0) as i64;
+        let batch_start_slots = self.state.stories.len();
+        // Slots joined or opened during this batch: their centroids moved, so candidates
+        // computed at batch start say nothing about them.
+        let mut changed: Vec<usize> = Vec::new();
+        let mut changed_flag = vec![false; batch_start_slots];
+        let mut touched_order: Vec<usize> = Vec::new();
+        let mut touched_set: HashSet<usize> = HashSet::new();
+        let mut out = ClusteredBatch {
+            assignments: Vec::with_capacity(articles.len()),
+            touched: vec![],
+        };
+
+        for (i, (a, v)) in articles.iter().zip(&vectors).enumerate() {
+            let t = a.time(ingest_time);
+            self.state.clock = self.state.clock.max(t);
+            let ukey = a.url.as_deref().map(url_key);
+            if let Some(story) = &known[i] {
+                out.assignments.push(Assignment {
+                    seq: a.seq,
+                    article_id: a.id.clone(),
+                    story_id: story.clone(),
+                    placement: Placement::Known,
+                });
+                continue;
+            }
+            let cutoff = self.state.clock.saturating_sub(window);
+            let mut best: Option<(f32, u64, usize)> = None;
+            let mut consider = |slot: usize, state: &StoryState| {
+                let s = &state.stories[slot];
+                if s.last_seen < cutoff {
+                    return;
+                }
+                let sim = kernels::dot(v, state.centroid(slot));
+                if sim >= threshold
+                    && best.is_none_or(|(bs, bseq, _)| sim > bs || (sim == bs && s.seq < bseq))
+                {
+                    best = Some((sim, s.seq, slot));
+                }
+            };
+            for &slot in &candidates[i] {
+                let slot = slot as usize;
+                if !changed_flag[slot] {
+                    consider(slot, &self.state);
+                }
+            }
+            for &slot in &changed {
+                consider(slot, &self.state);
+            }
+
+            let slot = match best {
+                Some((_, _, slot)) => {
+                    self.join(slot, a, v, t);
+                    out.assignments
+                        .push(self.assignment(a, slot, Placement::Joined));
+                    slot
+                }
+                None => {
+                    let slot = self.open(a, v, t);
+                    changed_flag.push(false);
+                    out.assignments
+                        .push(self.assignment(a, slot, Placement::Opened));
+                    slot
+                }
+            };
+            self.state
+                .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
+            if !changed_flag[slot] {
+                changed_flag[slot] = true;
+                changed.push(slot);
+            }
+            if touched_set.insert(slot) {
+                touched_order.push(slot);
+            }
+        }
+
+        out.touched = touched_order
+            .iter()
+            .map(|&slot| {
+                let s = &self.state.stories[slot];
+                StorySnapshot {
+                    id: s.id.clone(),
+                    rep_title: s.rep.title.clone(),
+                    terms: s.terms.clone(),
+                    size: s.size,
+                }
+            })
+            .collect();
+        let retain = (self.cfg.retain_hours * 3600.0) as i64;
+        self.state.retire(window, retain);
+        out
+    }
+
+    fn assignment(&self, a: &Article, slot: usize, placement: Placement) -> Assignment {
+        Assignment {
+            seq: a.seq,
+            article_id: a.id.clone(),
+            story_id: self.state.stories[slot].id.clone(),
+            placement,
+        }
+    }
+
+    /// For each article, the slots whose batch-start centroid might reach the threshold.
+    fn candidates(&self, vectors: &[Vec<f32>], pool: &rayon::ThreadPool) -> Vec<Vec<u32>> {
+        let m = self.state.stories.len();
+        let d = self.state.dim;
+        if m == 0 || vectors.is_empty() {
+            return vec![Vec::new(); vectors.len()];
+        }
+        let stories = match ArrayView2::from_shape((m, d), &self.state.centroids[..m * d]) {
+            Ok(s) => s,
+            Err(_) => return vec![(0..m as u32).collect(); vectors.len()],
+        };
+        let floor = self.cfg.threshold - GEMM_SLACK;
+        let block = |rows: &[Vec<f32>]| -> Vec<Vec<u32>> {
+            let mut flat = Vec::with_capacity(rows.len() * d);
+            for r in rows {
+                // Known articles carry no vector; a zero row matches nothing.
+                flat.extend_from_slice(&r[..d.min(r.len())]);
+                flat.resize(flat.len() + d.saturating_sub(r.len()), 0.0);
+            }
+            let Ok(a) = ArrayView2::from_shape((rows.len(), d), &flat) else {
+                return vec![(0..m as u32).collect(); rows.len()];
+            };
+            let sims = kernels::gemm_nt(a, stories);
+            sims.rows()
+                .into_iter()
+                .map(|row| {
+                    row.iter()
+                        .enumerate()
+                        .filter(|(_, s)| **s >= floor)
+                        .map(|(j, _)| j as u32)
+                        .collect()
+                })
+                .collect()
+        };
+        if vectors.len() * m * d < PARALLEL_MIN_WORK {
+            return vectors.chunks(BLOCK_ROWS).flat_map(block).collect();
+        }
+        pool.install(|| {
+            vectors
+                .par_chunks(BLOCK_ROWS)
+                .flat_map_iter(block)
+                .collect()
+        })
+    }
+
+    fn join(&mut self, slot: usize, a: &Article, v: &[f32], t: i64) {
+        let dim = self.state.dim;
+        let mut centroid = {
+            let s = &mut self.state.stories[slot];
+            for (c, x) in s.centroid_sum.iter_mut().zip(v) {
+                *c += *x;
+            }
+            s.size += 1;
+            s.article_ids.push(a.id.clone());
+            if let Some(u) = a.url.as_deref() {
+                s.url_keys.push(url_key(u));
+            }
+            s.first_seen = s.first_seen.min(t);
+            s.last_seen = s.last_seen.max(t);
+            add_terms(&mut s.terms, &a.title);
+            s.centroid_sum.clone()
+        };
+        kernels::normalize(&mut centroid);
+        debug_assert_eq!(centroid.len(), dim);
+        let s = &mut self.state.stories[slot];
+        if kernels::dot(v, &centroid) > kernels::dot(&s.rep.vector, &centroid) {
+            s.rep = Representative {
+                id: a.id.clone(),
+                title: a.title.clone(),
+                vector: v.to_vec(),
+            };
+        }
+        self.state.centroid_mut(slot).copy_from_slice(&centroid);
+    }
+
+    fn open(&mut self, a: &Article, v: &[f32], t: i64) -> usize {
+        let mut id = format!("s{:016x}", xxhash_rust::xxh3::xxh3_64(a.id.as_bytes()));
+        if self.state.known_story(&id) {
+            id = format!("{id}-{}", self.state.next_seq);
+        }
+        let mut terms = Vec::new();
+        add_terms(&mut terms, &a.title);
+        let story = Story {
+            id,
+            seq: self.state.next_seq,
+            label: a.title.clone(),
+            top_terms: Vec::new(),
+            size: 1,
+            article_ids: vec![a.id.clone()],
+            url_keys: a.url.as_deref().map(url_key).into_iter().collect(),
+            first_seen: t,
+            last_seen: t,
+            terms,
+            centroid_sum: v.to_vec(),
+            rep: Representative {
+                id: a.id.clone(),
+                title: a.title.clone(),
+                vector: v.to_vec(),
+            },
+        };
+        self.state.next_seq += 1;
+        // Normalised the same way a reloaded state normalises it, bit for bit.
+        let mut centroid = v.to_vec();
+        kernels::normalize(&mut centroid);
+        self.state.push_story(story, &centroid);
+        self.opened += 1;
+        self.state.stories.len() - 1
+    }
+}
+
+/// Adds one article's title words to a story's term weights, keeping the heaviest
+/// [`MAX_STORY_TERMS`] (ties by term, so the result does not depend on anything but order).
+fn add_terms(terms: &mut Vec<(String, f32)>, title: &str) {
+    for w in text::content_words(title) {
+        match terms.iter_mut().find(|(t, _)| *t == w) {
+            Some((_, weight)) => *weight += 1.0,
+            None => terms.push((w, 1.0)),
+        }
+    }
+    if terms.len() > MAX_STORY_TERMS {
+        terms.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        terms.truncate(MAX_STORY_TERMS);
+    }
+}
+
+/// The cluster stage: a [`Clusterer`] on the pipeline.
+pub struct ClusterStage<'a> {
+    clusterer: Clusterer,
+    ingest_time: i64,
+    pool: &'a rayon::ThreadPool,
+}
+
+impl<'a> ClusterStage<'a> {
+    /// A stage continuing `clusterer`.
+    pub fn new(clusterer: Clusterer, ingest_time: i64, pool: &'a rayon::ThreadPool) -> Self {
+        ClusterStage {
+            clusterer,
+            ingest_time,
+            pool,
+        }
+    }
+
+    /// The clusterer, with the advanced state.
+    pub fn into_clusterer(self) -> Clusterer {
+        self.clusterer
+    }
+}
+
+impl crate::pipeline::Stage for ClusterStage<'_> {
+    type In = super::EmbeddedBatch;
+    type Out = ClusteredBatch;
+
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn process(&mut self, batch: super::EmbeddedBatch) -> crate::Result<ClusteredBatch> {
+        Ok(self.clusterer.assign_batch(
+            &batch.articles,
+            batch.embeddings,
+            self.ingest_time,
+            self.pool,
+        ))
+    }
+}

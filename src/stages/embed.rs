@@ -1,0 +1,124 @@
+//! Embed: vectors for a batch, through the cache. Only misses reach the embedder, and each
+//! distinct text is embedded once per batch.
+
+use std::collections::HashMap;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{Batch, EmbeddedBatch};
+use crate::embed::{Doc, Embedder, Embedding};
+use crate::error::{Error, Result};
+use crate::pipeline::Stage;
+use crate::store::Cache;
+
+/// The embed stage.
+pub struct EmbedStage<'a> {
+    embedder: &'a dyn Embedder,
+    cache: &'a dyn Cache,
+    pool: &'a rayon::ThreadPool,
+    fingerprint: String,
+}
+
+impl<'a> EmbedStage<'a> {
+    /// A stage embedding with `embedder` through `cache`, CPU work on `pool`.
+    pub fn new(
+        embedder: &'a dyn Embedder,
+        cache: &'a dyn Cache,
+        pool: &'a rayon::ThreadPool,
+    ) -> Self {
+        EmbedStage {
+            embedder,
+            cache,
+            pool,
+            fingerprint: embedder.fingerprint(),
+        }
+    }
+}
+
+/// The cache key of a document under an embedder fingerprint.
+pub fn cache_key(fingerprint: &str, doc: &Doc<'_>) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(fingerprint.as_bytes());
+    h.update(&[0]);
+    h.update(doc.title.as_bytes());
+    h.update(&[0]);
+    h.update(doc.body.as_bytes());
+    h.digest128()
+}
+
+impl Stage for EmbedStage<'_> {
+    type In = Batch;
+    type Out = EmbeddedBatch;
+
+    fn name(&self) -> &'static str {
+        "embed"
+    }
+
+    fn process(&mut self, batch: Batch) -> Result<EmbeddedBatch> {
+        let dim = self.embedder.dim();
+        let docs: Vec<Doc<'_>> = batch
+            .articles
+            .iter()
+            .map(|a| Doc {
+                title: &a.title,
+                body: &a.body,
+            })
+            .collect();
+        let keys: Vec<u128> = docs
+            .iter()
+            .map(|d| cache_key(&self.fingerprint, d))
+            .collect();
+        // A cached value that does not decode (corrupt, or another dimension) is a miss.
+        let mut found: Vec<Option<Embedding>> = self
+            .cache
+            .get_many(&keys)
+            .into_iter()
+            .map(|b| b.and_then(|b| Embedding::from_bytes(&b, dim)))
+            .collect();
+
+        // Distinct missing texts, each embedded once.
+        let mut first_of: HashMap<u128, usize> = HashMap::new();
+        let mut todo: Vec<usize> = Vec::new();
+        for (i, e) in found.iter().enumerate() {
+            if e.is_none() && first_of.insert(keys[i], todo.len()).is_none() {
+                todo.push(i);
+            }
+        }
+        if !todo.is_empty() {
+            let miss_docs: Vec<Doc<'_>> = todo.iter().map(|&i| docs[i]).collect();
+            let fresh = self.embedder.embed(&miss_docs, self.pool)?;
+            let wrong = fresh
+                .iter()
+                .any(|e| matches!(e, Embedding::Dense(v) if v.len() != dim));
+            if fresh.len() != todo.len() || wrong {
+                return Err(Error::Embed {
+                    provider: self.embedder.provider().into(),
+                    message: format!(
+                        "returned {} embeddings for {} texts, or a vector whose dimension is not {dim}",
+                        fresh.len(),
+                        todo.len()
+                    ),
+                });
+            }
+            let puts: Vec<(u128, Vec<u8>)> = todo
+                .iter()
+                .zip(&fresh)
+                .map(|(&i, e)| (keys[i], e.to_bytes()))
+                .collect();
+            self.cache.put_many(&puts);
+            for (i, e) in found.iter_mut().enumerate() {
+                if e.is_none() {
+                    *e = Some(fresh[first_of[&keys[i]]].clone());
+                }
+            }
+        }
+        let embeddings = found
+            .into_iter()
+            .map(|e| e.unwrap_or(Embedding::Terms(Vec::new())))
+            .collect();
+        Ok(EmbeddedBatch {
+            articles: batch.articles,
+            embeddings,
+        })
+    }
+}

@@ -1,0 +1,735 @@
+//! Ingest: read dumps (JSON Lines or JSON arrays, files or stdin, gzip or not), validate each
+//! record into an [`Article`], fold exact duplicates, and order the run by (time, id).
+//!
+//! A bad record never stops the run: it becomes a [`Reject`] naming file, line, field and
+//! reason. Records are split first (cheap byte scans) and parsed in parallel when there are
+//! many.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use crate::article::{Article, Origin, Reject, RejectKind};
+use crate::error::{Error, Result};
+
+/// Below this many records parsing stays on the calling thread.
+const PARALLEL_MIN_RECORDS: usize = 2048;
+
+/// Published times outside this range (1970 .. 2200) are treated as bad dates.
+const MAX_EPOCH: i64 = 7_258_118_400;
+
+/// Epoch values at or above this are taken as milliseconds (2286 in seconds).
+const MILLIS_THRESHOLD: f64 = 1e10;
+
+/// One input's raw bytes.
+#[derive(Debug)]
+pub struct Input {
+    /// Display name (path, or `-` for stdin).
+    pub name: Arc<str>,
+    /// Decompressed content.
+    pub bytes: Vec<u8>,
+    /// A problem reading the input after some bytes were read (e.g. a truncated gzip).
+    pub read_error: Option<String>,
+}
+
+/// Reads `path` (`-` = stdin), decompressing gzip (by content, not by name).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be opened or read at all.
+pub fn read_input(path: &str) -> Result<Input> {
+    let mut raw = Vec::new();
+    if path == "-" {
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut raw)
+            .map_err(|e| Error::io("-", e))?;
+    } else {
+        raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(decode(Arc::from(path), raw))
+}
+
+/// Wraps in-memory bytes as an input (gzip is detected the same way).
+pub fn input_from_bytes(name: &str, raw: Vec<u8>) -> Input {
+    decode(Arc::from(name), raw)
+}
+
+fn decode(name: Arc<str>, raw: Vec<u8>) -> Input {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
+        let read_error = dec
+            .read_to_end(&mut out)
+            .err()
+            .map(|e| format!("gzip: {e}"));
+        Input {
+            name,
+            bytes: out,
+            read_error,
+        }
+    } else {
+        Input {
+            name,
+            bytes: raw,
+            read_error: None,
+        }
+    }
+}
+
+/// One record's bytes and where it starts.
+struct Record<'a> {
+    bytes: &'a [u8],
+    line: usize,
+}
+
+/// Splits JSON Lines on newlines, skipping blank lines.
+fn split_lines(bytes: &[u8]) -> Vec<Record<'_>> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, l)| Record {
+            bytes: l,
+            line: i + 1,
+        })
+        .collect()
+}
+
+/// Splits a top-level JSON array into its elements by scanning brackets and strings, so one
+/// broken element is one reject, not a lost file. Returns an error record for structure
+/// problems (e.g. a missing closing bracket), as `Err(line)`.
+fn split_array(bytes: &[u8]) -> (Vec<Record<'_>>, Option<(usize, &'static str)>) {
+    let mut out = Vec::new();
+    let mut line = 1;
+    let mut i = bytes
+        .iter()
+        .position(|b| *b == b'[')
+        .map_or(bytes.len(), |p| p + 1);
+    line += bytes[..i.min(bytes.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count();
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    let mut start: Option<(usize, usize)> = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\n' {
+            line += 1;
+        }
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth > 0 => depth -= 1,
+                b']' => {
+                    if let Some((s, l)) = start.take() {
+                        out.push(Record {
+                            bytes: &bytes[s..i],
+                            line: l,
+                        });
+                    }
+                    let trailing = bytes[i + 1..].iter().any(|b| !b.is_ascii_whitespace());
+                    return (
+                        out,
+                        trailing.then_some((line, "data after the closing `]`")),
+                    );
+                }
+                b',' if depth == 0 => {
+                    match start.take() {
+                        Some((s, l)) => out.push(Record {
+                            bytes: &bytes[s..i],
+                            line: l,
+                        }),
+                        None => out.push(Record {
+                            bytes: &bytes[i..i],
+                            line,
+                        }),
+                    }
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if start.is_none() && !b.is_ascii_whitespace() {
+                start = Some((i, line));
+            }
+        }
+        i += 1;
+    }
+    if let Some((s, l)) = start {
+        out.push(Record {
+            bytes: &bytes[s..],
+            line: l,
+        });
+    }
+    (out, Some((line, "unterminated JSON array (missing `]`)")))
+}
+
+/// What parsing a set of inputs produced.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Accepted articles, in input order (`seq` set).
+    pub articles: Vec<Article>,
+    /// Rejected records, in input order.
+    pub rejects: Vec<Reject>,
+    /// Records seen (accepted + rejected).
+    pub records: usize,
+}
+
+/// Parses every record of `inputs`. `seq` numbers accepted articles across all inputs.
+pub fn parse_inputs(inputs: &[Input], max_bytes: usize, pool: &rayon::ThreadPool) -> Parsed {
+    let mut parsed = Parsed::default();
+    for input in inputs {
+        let text_start = input.bytes.iter().position(|b| !b.is_ascii_whitespace());
+        let body = match text_start {
+            Some(p) if input.bytes[p..].starts_with(b"\xEF\xBB\xBF") => &input.bytes[p + 3..],
+            Some(p) => &input.bytes[p..],
+            None => &[][..],
+        };
+        let skipped_lines = text_start.map_or(0, |p| {
+            input.bytes[..p].iter().filter(|b| **b == b'\n').count()
+        });
+        let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        let (mut records, structure) = if is_array {
+            split_array(body)
+        } else {
+            (split_lines(body), None)
+        };
+        for r in &mut records {
+            r.line += skipped_lines;
+        }
+        let origin = |line| Origin {
+            file: input.name.clone(),
+            line,
+        };
+        let results: Vec<Result<Article, Reject>> = if records.len() >= PARALLEL_MIN_RECORDS {
+            pool.install(|| {
+                records
+                    .par_iter()
+                    .map(|r| parse_record(r.bytes, origin(r.line), max_bytes))
+                    .collect()
+            })
+        } else {
+            records
+                .iter()
+                .map(|r| parse_record(r.bytes, origin(r.line), max_bytes))
+                .collect()
+        };
+        parsed.records += results.len();
+        for r in results {
+            match r {
+                Ok(a) => parsed.articles.push(a),
+                Err(e) => parsed.rejects.push(e),
+            }
+        }
+        if let Some((line, reason)) = structure {
+            parsed.rejects.push(Reject {
+                origin: origin(line + skipped_lines),
+                kind: RejectKind::Malformed,
+                field: None,
+                reason: reason.into(),
+            });
+        }
+        if let Some(e) = &input.read_error {
+            let line = input.bytes.iter().filter(|b| **b == b'\n').count() + 1;
+            parsed.rejects.push(Reject {
+                origin: origin(line),
+                kind: RejectKind::Malformed,
+                field: None,
+                reason: format!("input truncated: {e}"),
+            });
+        }
+    }
+    for (i, a) in parsed.articles.iter_mut().enumerate() {
+        a.seq = i;
+    }
+    parsed
+}
+
+fn reject(
+    origin: Origin,
+    kind: RejectKind,
+    field: Option<&'static str>,
+    reason: impl Into<String>,
+) -> Reject {
+    Reject {
+        origin,
+        kind,
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Validates one record.
+fn parse_record(bytes: &[u8], origin: Origin, max_bytes: usize) -> Result<Article, Reject> {
+    if bytes.len() > max_bytes {
+        return Err(reject(
+            origin,
+            RejectKind::Oversized,
+            None,
+            format!("record is {} bytes, the limit is {max_bytes}", bytes.len()),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        reject(
+            origin.clone(),
+            RejectKind::InvalidUtf8,
+            None,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(reject(
+            origin,
+            RejectKind::Malformed,
+            None,
+            "empty array element",
+        ));
+    }
+    let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
+        reject(
+            origin.clone(),
+            RejectKind::Malformed,
+            None,
+            format!("invalid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(reject(
+            origin,
+            RejectKind::Malformed,
+            None,
+            "expected a JSON object",
+        ));
+    };
+
+    let string = |field: &'static str| -> Result<Option<String>, Reject> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(other) => Err(reject(
+                origin.clone(),
+                RejectKind::BadField,
+                Some(field),
+                format!("expected a string, got {}", type_name(other)),
+            )),
+        }
+    };
+
+    let title = match obj.get("title") {
+        None | Some(Value::Null) => {
+            return Err(reject(
+                origin,
+                RejectKind::MissingTitle,
+                Some("title"),
+                "missing",
+            ));
+        }
+        Some(_) => string("title")?.ok_or_else(|| {
+            reject(
+                origin.clone(),
+                RejectKind::MissingTitle,
+                Some("title"),
+                "empty",
+            )
+        })?,
+    };
+    let mut body = String::new();
+    for field in ["body", "description", "content"] {
+        if let Some(s) = string(field)?
+            && body.is_empty()
+        {
+            body = s;
+        }
+    }
+    let url = string("url")?;
+    let lang = string("lang")?;
+    let source = source_field(&obj, &origin)?;
+    let published_at = date_field(&obj, &origin)?;
+    let id = match obj.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            return Err(reject(
+                origin,
+                RejectKind::BadField,
+                Some("id"),
+                format!(
+                    "expected a non-empty string or a number, got {}",
+                    type_name(other)
+                ),
+            ));
+        }
+    };
+    let id = id.unwrap_or_else(|| match url.as_deref() {
+        Some(u) => format!("u{:016x}", url_key(u)),
+        None => format!("h{:016x}", text_key(&title, &body) as u64),
+    });
+    Ok(Article {
+        id,
+        title,
+        body,
+        url,
+        source,
+        published_at,
+        lang,
+        origin,
+        seq: 0,
+    })
+}
+
+/// `source` as a string, or NewsAPI's `{"id": …, "name": …}` object.
+fn source_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<String>, Reject> {
+    match obj.get("source") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+        Some(Value::Object(o)) => match o.get("name").or_else(|| o.get("id")) {
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            _ => Ok(None),
+        },
+        Some(other) => Err(reject(
+            origin.clone(),
+            RejectKind::BadField,
+            Some("source"),
+            format!(
+                "expected a string or an object with `name`, got {}",
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+/// `published_at` (or NewsAPI's `publishedAt`): RFC 3339, or epoch seconds as a number or a
+/// numeric string; values of 1e10 and more are taken as epoch milliseconds.
+fn date_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<i64>, Reject> {
+    let (field, value) = match (obj.get("published_at"), obj.get("publishedAt")) {
+        (Some(v), _) if !v.is_null() => ("published_at", v),
+        (_, Some(v)) if !v.is_null() => ("publishedAt", v),
+        _ => return Ok(None),
+    };
+    let bad = |reason: String| reject(origin.clone(), RejectKind::BadDate, Some(field), reason);
+    let from_number = |x: f64| -> Result<i64, Reject> {
+        let secs = if x.abs() >= MILLIS_THRESHOLD {
+            x / 1000.0
+        } else {
+            x
+        };
+        if !secs.is_finite() || !(0.0..MAX_EPOCH as f64).contains(&secs) {
+            return Err(bad(format!("epoch {x} is out of range (1970..2200)")));
+        }
+        Ok(secs.floor() as i64)
+    };
+    let secs = match value {
+        Value::Number(n) => from_number(n.as_f64().unwrap_or(f64::NAN))?,
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(x) => from_number(x)?,
+            Err(_) => crate::time::parse_rfc3339(s).map_err(|why| bad(format!("{why}: {s:?}")))?,
+        },
+        other => {
+            return Err(bad(format!(
+                "expected a string or a number, got {}",
+                type_name(other)
+            )));
+        }
+    };
+    if !(0..MAX_EPOCH).contains(&secs) {
+        return Err(bad(format!("{secs} is out of range (1970..2200)")));
+    }
+    Ok(Some(secs))
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Hash of a url with the parts that do not change the page removed: scheme, `www.`, case of
+/// the host, fragment, tracking parameters and a trailing slash.
+pub fn url_key(url: &str) -> u64 {
+    let u = url.trim();
+    let u = u.split('#').next().unwrap_or(u);
+    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<&str> = query
+        .split('&')
+        .filter(|p| {
+            !p.is_empty()
+                && !p.starts_with("utm_")
+                && !p.starts_with("fbclid")
+                && !p.starts_with("gclid")
+        })
+        .collect();
+    params.sort_unstable();
+    let path = path.trim_end_matches('/');
+    xxh3_64(format!("{host}/{path}?{}", params.join("&")).as_bytes())
+}
+
+/// Hash of the title and body lowercased, with runs of non-alphanumerics collapsed to one
+/// space: equal for texts that differ only in case, spacing or punctuation. Streams the text
+/// through the hasher without building the normalised copy.
+pub fn text_key(title: &str, body: &str) -> u128 {
+    let mut h = Xxh3::new();
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    for (i, part) in [title, body].into_iter().enumerate() {
+        if i == 1 {
+            buf[len] = 1;
+            len += 1;
+        }
+        let mut gap = false;
+        for c in part.chars() {
+            let ascii = c.is_ascii();
+            if (ascii && c.is_ascii_alphanumeric()) || (!ascii && c.is_alphanumeric()) {
+                if gap && len > 0 {
+                    buf[len] = b' ';
+                    len += 1;
+                }
+                gap = false;
+                if ascii {
+                    buf[len] = (c as u8).to_ascii_lowercase();
+                    len += 1;
+                } else {
+                    for l in c.to_lowercase() {
+                        len += l.encode_utf8(&mut buf[len..]).len();
+                    }
+                }
+            } else {
+                gap = true;
+            }
+            if len > buf.len() - 16 {
+                h.update(&buf[..len]);
+                len = 0;
+            }
+        }
+    }
+    h.update(&buf[..len]);
+    h.digest128()
+}
+
+/// A record folded into an earlier one.
+#[derive(Debug, Clone)]
+pub struct Duplicate {
+    /// The duplicate's input position.
+    pub seq: usize,
+    /// The duplicate's id.
+    pub id: String,
+    /// Id of the article it was folded into.
+    pub of: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Removes exact duplicates (same id, same url, or same normalised text), keeping the first
+/// in input order, then orders the rest by (time, id) — the order clustering requires.
+pub fn dedup_and_order(articles: Vec<Article>, ingest_time: i64) -> (Vec<Article>, Vec<Duplicate>) {
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut by_url: HashMap<u64, usize> = HashMap::new();
+    let mut by_text: HashMap<u128, usize> = HashMap::new();
+    let mut keep: Vec<Article> = Vec::with_capacity(articles.len());
+    let mut dups = Vec::new();
+    for a in articles {
+        let u = a.url.as_deref().map(url_key);
+        let t = text_key(&a.title, &a.body);
+        let first = by_id
+            .get(&a.id)
+            .or_else(|| u.and_then(|u| by_url.get(&u)))
+            .or_else(|| by_text.get(&t))
+            .copied();
+        if let Some(k) = first {
+            dups.push(Duplicate {
+                seq: a.seq,
+                id: a.id,
+                of: keep[k].id.clone(),
+                origin: a.origin,
+            });
+            continue;
+        }
+        let k = keep.len();
+        by_id.insert(a.id.clone(), k);
+        if let Some(u) = u {
+            by_url.insert(u, k);
+        }
+        by_text.insert(t, k);
+        keep.push(a);
+    }
+    keep.sort_by(|a, b| {
+        a.time(ingest_time)
+            .cmp(&b.time(ingest_time))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    (keep, dups)
+}
+
+/// Whether a path names an existing readable input (or stdin).
+pub fn check_input_exists(path: &str) -> Result<()> {
+    if path == "-" || Path::new(path).is_file() {
+        Ok(())
+    } else {
+        Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "input not found or not a file",
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+    }
+
+    fn parse(name: &str, text: &[u8]) -> Parsed {
+        parse_inputs(&[input_from_bytes(name, text.to_vec())], 1 << 20, &pool())
+    }
+
+    #[test]
+    fn jsonl_with_every_kind_of_bad_line() {
+        let text = b"{\"title\":\"Good one\",\"url\":\"https://x.io/a\",\"published_at\":\"2026-11-20T00:00:00Z\"}\n\
+\n\
+{not json}\n\
+{\"body\":\"no title\"}\n\
+{\"title\":\"Bad date\",\"published_at\":\"next tuesday\"}\n\
+{\"title\":\"Bad \xff utf8\"}\n\
+[1,2]\n\
+{\"title\":\"Bad body\",\"body\":42}\n\
+{\"title\":\"Epoch\",\"published_at\":1795132800,\"source\":{\"id\":null,\"name\":\"CoinDesk\"}}\n";
+        let p = parse("dump.jsonl", text);
+        assert_eq!(p.records, 8);
+        assert_eq!(p.articles.len(), 2);
+        let got: Vec<(usize, RejectKind, Option<&str>)> = p
+            .rejects
+            .iter()
+            .map(|r| (r.origin.line, r.kind, r.field))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, RejectKind::Malformed, None),
+                (4, RejectKind::MissingTitle, Some("title")),
+                (5, RejectKind::BadDate, Some("published_at")),
+                (6, RejectKind::InvalidUtf8, None),
+                (7, RejectKind::Malformed, None),
+                (8, RejectKind::BadField, Some("body")),
+            ]
+        );
+        assert!(
+            p.rejects[2]
+                .to_string()
+                .starts_with("dump.jsonl:5: field `published_at`:")
+        );
+        assert_eq!(p.articles[1].published_at, Some(1_795_132_800));
+        assert_eq!(p.articles[1].source.as_deref(), Some("CoinDesk"));
+        assert_eq!(
+            p.articles[0].id,
+            format!("u{:016x}", url_key("https://x.io/a"))
+        );
+    }
+
+    #[test]
+    fn json_array_elements_fail_alone() {
+        let text = b"[\n  {\"title\": \"A\", \"body\": \"x, [y]\"},\n  {\"title\": },\n  {\"title\": \"C\"}\n]\n";
+        let p = parse("dump.json", text);
+        assert_eq!(
+            p.articles
+                .iter()
+                .map(|a| a.title.as_str())
+                .collect::<Vec<_>>(),
+            ["A", "C"]
+        );
+        assert_eq!(p.rejects.len(), 1);
+        assert_eq!(p.rejects[0].origin.line, 3);
+        let truncated = parse("t.json", b"[{\"title\":\"A\"},\n{\"title\":\"B\"");
+        assert_eq!(truncated.articles.len(), 1);
+        assert_eq!(truncated.rejects.len(), 2, "{:?}", truncated.rejects);
+    }
+
+    #[test]
+    fn empty_inputs_are_valid() {
+        for t in [&b""[..], b"   \n\n", b"[]", b"[ ]\n"] {
+            let p = parse("e", t);
+            assert!(
+                p.articles.is_empty() && p.rejects.is_empty(),
+                "{:?}",
+                String::from_utf8_lossy(t)
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_records_are_rejected() {
+        let big = format!(
+            "{{\"title\":\"{}\"}}\n{{\"title\":\"ok\"}}\n",
+            "x".repeat(100)
+        );
+        let p = parse_inputs(&[input_from_bytes("b", big.into_bytes())], 50, &pool());
+        assert_eq!(p.articles.len(), 1);
+        assert_eq!(p.rejects[0].kind, RejectKind::Oversized);
+    }
+
+    #[test]
+    fn gzip_is_read_transparently() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"{\"title\":\"zipped\"}\n").unwrap();
+        let gz = enc.finish().unwrap();
+        let p = parse("a.jsonl.gz", &gz);
+        assert_eq!(p.articles[0].title, "zipped");
+        let p = parse("cut.gz", &gz[..gz.len() - 6]);
+        assert!(
+            p.rejects.iter().any(|r| r.reason.contains("truncated")),
+            "{:?}",
+            p.rejects
+        );
+    }
+
+    #[test]
+    fn duplicates_fold_into_the_first_and_order_is_time_then_id() {
+        let text = b"{\"id\":\"b\",\"title\":\"Same story\",\"published_at\":20}\n\
+{\"id\":\"a\",\"title\":\"Other\",\"published_at\":20,\"url\":\"https://www.x.io/p/?utm_source=t\"}\n\
+{\"id\":\"c\",\"title\":\"SAME   story!\",\"published_at\":10}\n\
+{\"id\":\"d\",\"title\":\"Different text\",\"url\":\"http://x.io/p\"}\n\
+{\"id\":\"a\",\"title\":\"Reused id\"}\n\
+{\"id\":\"e\",\"title\":\"Early\",\"published_at\":5}\n";
+        let p = parse("d", text);
+        let (keep, dups) = dedup_and_order(p.articles, 1000);
+        assert_eq!(
+            keep.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+            ["e", "a", "b"]
+        );
+        let d: Vec<(&str, &str)> = dups
+            .iter()
+            .map(|d| (d.id.as_str(), d.of.as_str()))
+            .collect();
+        assert_eq!(d, [("c", "b"), ("d", "a"), ("a", "a")]);
+    }
+}

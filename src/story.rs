@@ -1,0 +1,337 @@
+//! The story state: every active story with its centroid, plus a memory of recently retired
+//! ones. It is a plain value: loaded before a run, advanced by the cluster stage, saved after,
+//! so a run over dump A then dump B gives the stories of A+B.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::codec;
+
+/// Current state format version.
+pub const STATE_VERSION: u32 = 1;
+
+/// Most distinct title terms remembered per story for its top terms.
+pub const MAX_STORY_TERMS: usize = 24;
+
+/// One active story.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Story {
+    /// Stable id, derived from the first article's id.
+    pub id: String,
+    /// Creation order across the state's whole life; breaks similarity ties.
+    pub seq: u64,
+    /// Human label (extractive: the most central title).
+    pub label: String,
+    /// A few characteristic terms.
+    pub top_terms: Vec<String>,
+    /// Number of articles.
+    pub size: usize,
+    /// Member article ids, in joining order.
+    pub article_ids: Vec<String>,
+    /// Hashes of member urls, to recognise an article seen before under another id.
+    pub url_keys: Vec<u64>,
+    /// Earliest member time (epoch seconds).
+    pub first_seen: i64,
+    /// Latest member time (epoch seconds); drives going inactive.
+    pub last_seen: i64,
+    /// Title-term weights accumulated over members (bounded), for top terms.
+    pub terms: Vec<(String, f32)>,
+    /// Sum of member vectors (unnormalised), base64 little-endian f32.
+    #[serde(with = "vec_b64")]
+    pub centroid_sum: Vec<f32>,
+    /// The member closest to the centroid: its id, title and vector.
+    pub rep: Representative,
+}
+
+/// The most central member of a story, kept so later runs can compare newcomers with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Representative {
+    /// Article id.
+    pub id: String,
+    /// Its title (the extractive label).
+    pub title: String,
+    /// Its vector.
+    #[serde(with = "vec_b64")]
+    pub vector: Vec<f32>,
+}
+
+/// A story that went inactive: no vectors, only what lookups and outputs need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetiredStory {
+    /// Story id.
+    pub id: String,
+    /// Last label.
+    pub label: String,
+    /// Number of articles.
+    pub size: usize,
+    /// Member ids.
+    pub article_ids: Vec<String>,
+    /// Member url hashes.
+    pub url_keys: Vec<u64>,
+    /// Earliest member time.
+    pub first_seen: i64,
+    /// Latest member time.
+    pub last_seen: i64,
+}
+
+/// Where a known article lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// Its story's id.
+    pub story_id: String,
+}
+
+/// Document frequencies of hashed terms over every article clustered so far, for the
+/// offline embedder's inverse document frequency: a word in every article says nothing about
+/// which story an article belongs to. Learned from the stream and kept with the state, so
+/// it improves as the stream grows and is identical whether the stream came in one run or
+/// many.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TermStats {
+    /// Articles counted.
+    pub docs: u64,
+    /// Per term id, the number of counted articles containing it (empty until first use).
+    #[serde(with = "u32s_b64")]
+    pub df: Vec<u32>,
+}
+
+impl TermStats {
+    /// Smoothed inverse document frequency of `id`, counting the article being weighted
+    /// itself: `ln((docs + 2) / (df + 2)) + 1`. Ranges from 1 (in every article) upwards.
+    #[inline]
+    pub fn idf(&self, id: u32) -> f32 {
+        let df = self.df.get(id as usize).copied().unwrap_or(0);
+        (((self.docs + 2) as f32) / ((df + 2) as f32)).ln() + 1.0
+    }
+
+    /// Counts one article's distinct terms.
+    pub fn add(&mut self, terms: &[(u32, f32)]) {
+        if self.df.is_empty() {
+            self.df = vec![0; 1 << crate::embed::TERM_ID_BITS];
+        }
+        for &(id, _) in terms {
+            if let Some(c) = self.df.get_mut(id as usize) {
+                *c = c.saturating_add(1);
+            }
+        }
+        self.docs += 1;
+    }
+}
+
+/// The whole clustering state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoryState {
+    /// Format version.
+    pub version: u32,
+    /// Embedder fingerprint the vectors were made with.
+    pub fingerprint: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Latest article time processed so far (epoch seconds); only moves forward.
+    pub clock: i64,
+    /// Next story creation sequence number.
+    pub next_seq: u64,
+    /// Active stories, in no particular order (use `seq` for order).
+    pub stories: Vec<Story>,
+    /// Recently retired stories.
+    pub retired: Vec<RetiredStory>,
+    /// Term document frequencies (offline embedder only).
+    #[serde(default)]
+    pub terms: TermStats,
+    /// Derived: normalised centroids of `stories`, row-major, one row per story.
+    #[serde(skip)]
+    pub centroids: Vec<f32>,
+    /// Derived: article id → story id, over active and retired stories.
+    #[serde(skip)]
+    ids: HashMap<String, String>,
+    /// Derived: url hash → story id.
+    #[serde(skip)]
+    urls: HashMap<u64, String>,
+    /// Derived: ids of all stories, active and retired.
+    #[serde(skip)]
+    story_ids: HashSet<String>,
+}
+
+impl StoryState {
+    /// An empty state for vectors of `dim` made by the embedder with `fingerprint`.
+    pub fn new(fingerprint: impl Into<String>, dim: usize) -> Self {
+        StoryState {
+            version: STATE_VERSION,
+            fingerprint: fingerprint.into(),
+            dim,
+            clock: i64::MIN,
+            next_seq: 0,
+            stories: Vec::new(),
+            retired: Vec::new(),
+            terms: TermStats::default(),
+            centroids: Vec::new(),
+            ids: HashMap::new(),
+            urls: HashMap::new(),
+            story_ids: HashSet::new(),
+        }
+    }
+
+    /// Rebuilds derived data (centroid matrix, lookups) after deserialising.
+    ///
+    /// # Errors
+    /// A reason when a stored vector has the wrong dimension.
+    pub fn rebuild(&mut self) -> Result<(), String> {
+        if !self.terms.df.is_empty() && self.terms.df.len() != 1 << crate::embed::TERM_ID_BITS {
+            return Err(format!(
+                "term statistics have {} entries",
+                self.terms.df.len()
+            ));
+        }
+        self.centroids = Vec::with_capacity(self.stories.len() * self.dim);
+        self.ids.clear();
+        self.urls.clear();
+        for s in &self.stories {
+            if s.centroid_sum.len() != self.dim || s.rep.vector.len() != self.dim {
+                return Err(format!(
+                    "story {} has a vector of the wrong dimension",
+                    s.id
+                ));
+            }
+            let mut c = s.centroid_sum.clone();
+            crate::kernels::normalize(&mut c);
+            self.centroids.extend_from_slice(&c);
+        }
+        let active = self
+            .stories
+            .iter()
+            .map(|s| (&s.id, &s.article_ids, &s.url_keys));
+        let retired = self
+            .retired
+            .iter()
+            .map(|s| (&s.id, &s.article_ids, &s.url_keys));
+        self.story_ids.clear();
+        for (id, articles, urls) in active.chain(retired) {
+            self.story_ids.insert(id.clone());
+            for a in articles {
+                self.ids.insert(a.clone(), id.clone());
+            }
+            for u in urls {
+                self.urls.insert(*u, id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The story an article already belongs to, by id or by url hash.
+    pub fn known(&self, article_id: &str, url_key: Option<u64>) -> Option<&str> {
+        self.ids
+            .get(article_id)
+            .or_else(|| url_key.and_then(|u| self.urls.get(&u)))
+            .map(String::as_str)
+    }
+
+    /// Whether a story with this id exists (active or retired).
+    pub fn known_story(&self, story_id: &str) -> bool {
+        self.story_ids.contains(story_id)
+    }
+
+    /// Adds a newly opened story to the active set.
+    pub fn push_story(&mut self, story: Story, centroid: &[f32]) {
+        self.story_ids.insert(story.id.clone());
+        self.stories.push(story);
+        self.centroids.extend_from_slice(centroid);
+    }
+
+    /// Records that an article belongs to a story (for [`Self::known`]).
+    pub fn remember(&mut self, article_id: &str, url_key: Option<u64>, story_id: &str) {
+        self.ids
+            .insert(article_id.to_string(), story_id.to_string());
+        if let Some(u) = url_key {
+            self.urls.insert(u, story_id.to_string());
+        }
+    }
+
+    /// The normalised centroid of the story in slot `i`.
+    pub fn centroid(&self, i: usize) -> &[f32] {
+        &self.centroids[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Mutable access to the centroid row of slot `i`.
+    pub fn centroid_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.centroids[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Moves stories whose last article is older than `window` seconds before the clock out
+    /// of the active set, and forgets retired stories older than `window + retain`.
+    /// Returns how many stories were retired.
+    pub fn retire(&mut self, window: i64, retain: i64) -> usize {
+        let cutoff = self.clock.saturating_sub(window);
+        let mut retired = 0;
+        let mut i = 0;
+        while i < self.stories.len() {
+            if self.stories[i].last_seen < cutoff {
+                let s = self.stories.swap_remove(i);
+                let last = self.stories.len();
+                if i != last {
+                    let (head, tail) = self.centroids.split_at_mut(last * self.dim);
+                    head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+                }
+                self.centroids.truncate(last * self.dim);
+                self.retired.push(RetiredStory {
+                    id: s.id,
+                    label: s.label,
+                    size: s.size,
+                    article_ids: s.article_ids,
+                    url_keys: s.url_keys,
+                    first_seen: s.first_seen,
+                    last_seen: s.last_seen,
+                });
+                retired += 1;
+            } else {
+                i += 1;
+            }
+        }
+        let forget = cutoff.saturating_sub(retain);
+        let before = self.retired.len();
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|r| r.last_seen >= forget);
+        self.retired = keep;
+        if self.retired.len() != before {
+            for r in &drop {
+                for a in &r.article_ids {
+                    self.ids.remove(a);
+                }
+                for u in &r.url_keys {
+                    self.urls.remove(u);
+                }
+                self.story_ids.remove(&r.id);
+            }
+        }
+        retired
+    }
+}
+
+/// Serde adapter: `Vec<f32>` as base64 (see [`codec`]).
+mod vec_b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::codec::encode_f32s(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::codec::decode_f32s(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde adapter: `Vec<u32>` as base64 of little-endian bytes.
+mod u32s_b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::codec::encode_u32s(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::codec::decode_u32s(&text).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,112 @@
+//! Helpers shared by the integration tests: run the real binary, read JSON Lines.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The built `perps-news` binary.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_perps-news"));
+    c.env_remove("CLUSTER_BATCH_SIZE")
+        .env_remove("RAYON_NUM_THREADS")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs the binary with `args`, feeding `stdin`.
+pub fn run(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Output {
+    let mut c = bin();
+    c.args(args).envs(envs.iter().copied());
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn perps-news");
+    if let Some(data) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A path under the crate root.
+pub fn root(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `../shared/...` beside the checkout (read-only).
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
+        .join(rel)
+}
+
+/// Parses a JSON Lines file.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// (id, cluster) pairs of an assignments file, in file order.
+pub fn assignments(path: &Path) -> Vec<(String, String)> {
+    jsonl(path)
+        .into_iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["cluster"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Groups ids by cluster and returns the partition as sorted lists of sorted ids: equal for
+/// equal groupings, whatever the story ids are called.
+pub fn partition(pairs: &[(String, String)]) -> Vec<Vec<String>> {
+    let mut groups: HashMap<&str, Vec<String>> = HashMap::new();
+    for (id, c) in pairs {
+        groups.entry(c).or_default().push(id.clone());
+    }
+    let mut out: Vec<Vec<String>> = groups
+        .into_values()
+        .map(|mut g| {
+            g.sort();
+            g
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Writes a generated dump and returns its path.
+pub fn generated(dir: &Path, name: &str, articles: usize, seed: u64) -> PathBuf {
+    let p = dir.join(name);
+    let out = run(
+        &[
+            "generate",
+            "--articles",
+            &articles.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "-o",
+            p.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p
+}
