@@ -118,6 +118,11 @@ pub struct ClusterConfig {
     /// Minimum cosine similarity between an article and a story centroid for the article to
     /// join the story; below it the article opens a new story.
     pub threshold: f32,
+    /// Similarity lost per hour between an article and its story's latest article. News
+    /// stories break in bursts: an article hours after a story went quiet needs to be
+    /// closer to join it, and two look-alike events (two exchange hacks on one day) stay
+    /// apart. Capped at `window_hours`.
+    pub time_penalty_per_hour: f32,
     /// A story with no new article for this many hours goes inactive and takes no more
     /// articles.
     pub window_hours: f64,
@@ -130,6 +135,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             threshold: 0.2,
+            time_penalty_per_hour: 0.05,
             window_hours: 48.0,
             retain_hours: 168.0,
         }
@@ -224,7 +230,11 @@ impl PipelineConfig {
                 self.cluster.threshold
             ));
         }
-        if !(self.cluster.window_hours > 0.0) || !(self.cluster.retain_hours >= 0.0) {
+        if self.cluster.time_penalty_per_hour.is_nan() || self.cluster.time_penalty_per_hour < 0.0 {
+            return bad("cluster.time_penalty_per_hour must be >= 0".into());
+        }
+        let (w, r) = (self.cluster.window_hours, self.cluster.retain_hours);
+        if w.is_nan() || w <= 0.0 || r.is_nan() || r < 0.0 {
             return bad("cluster.window_hours must be > 0 and retain_hours >= 0".into());
         }
         if !crate::embed::PROVIDERS

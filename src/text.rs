@@ -19,54 +19,49 @@ pub fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
     let mut rest = text;
     let mut sentence_start = true;
     std::iter::from_fn(move || {
-        loop {
-            let start = rest.find(|c: char| c.is_alphanumeric())?;
-            let gap = &rest[..start];
-            if gap.contains(['.', '!', '?', '\n', ':']) {
-                sentence_start = true;
-            }
-            let mut word_len = rest[start..]
-                .find(|c: char| !c.is_alphanumeric())
-                .unwrap_or(rest.len() - start);
-            // Keep numbers whole: "12.6", "100,000".
-            loop {
-                let tail = &rest[start + word_len..];
-                let b = tail.as_bytes();
-                let digit_before = rest[..start + word_len].ends_with(|c: char| c.is_ascii_digit());
-                if digit_before
-                    && b.len() >= 2
-                    && matches!(b[0], b'.' | b',')
-                    && b[1].is_ascii_digit()
-                {
-                    word_len += 1 + tail[1..]
-                        .find(|c: char| !c.is_alphanumeric())
-                        .unwrap_or(tail.len() - 1);
-                } else {
-                    break;
-                }
-            }
-            let raw = &rest[start..start + word_len];
-            rest = &rest[start + word_len..];
-            if rest.starts_with(['\'', '’']) {
-                let skip = rest
-                    .char_indices()
-                    .skip(1)
-                    .find(|(_, c)| !c.is_alphanumeric())
-                    .map_or(rest.len(), |(i, _)| i);
-                rest = &rest[skip..];
-            }
-            let first_upper = raw.chars().next().is_some_and(char::is_uppercase);
-            let numeric = raw
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.' || b == b',');
-            let tok = Token {
-                raw,
-                name_like: first_upper && !sentence_start,
-                numeric,
-            };
-            sentence_start = false;
-            return Some(tok);
+        let start = rest.find(|c: char| c.is_alphanumeric())?;
+        let gap = &rest[..start];
+        if gap.contains(['.', '!', '?', '\n', ':']) {
+            sentence_start = true;
         }
+        let mut word_len = rest[start..]
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len() - start);
+        // Keep numbers whole: "12.6", "100,000".
+        loop {
+            let tail = &rest[start + word_len..];
+            let b = tail.as_bytes();
+            let digit_before = rest[..start + word_len].ends_with(|c: char| c.is_ascii_digit());
+            if digit_before && b.len() >= 2 && matches!(b[0], b'.' | b',') && b[1].is_ascii_digit()
+            {
+                word_len += 1 + tail[1..]
+                    .find(|c: char| !c.is_alphanumeric())
+                    .unwrap_or(tail.len() - 1);
+            } else {
+                break;
+            }
+        }
+        let raw = &rest[start..start + word_len];
+        rest = &rest[start + word_len..];
+        if rest.starts_with(['\'', '’']) {
+            let skip = rest
+                .char_indices()
+                .skip(1)
+                .find(|(_, c)| !c.is_alphanumeric())
+                .map_or(rest.len(), |(i, _)| i);
+            rest = &rest[skip..];
+        }
+        let first_upper = raw.chars().next().is_some_and(char::is_uppercase);
+        let numeric = raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',');
+        let tok = Token {
+            raw,
+            name_like: first_upper && !sentence_start,
+            numeric,
+        };
+        sentence_start = false;
+        Some(tok)
     })
 }
 

@@ -155,7 +155,7 @@ pub fn run(
     let (embed_t, cluster, label_t, publish) = joined;
     let (embed_t, (cluster, cluster_t), label_t, (publish, publish_t)) =
         (embed_t?, cluster?, label_t?, publish?);
-    let ingested = ingested.ok_or_else(|| Error::StagePanic { stage: "ingest" })?;
+    let ingested = ingested.ok_or(Error::StagePanic { stage: "ingest" })?;
 
     let clusterer = cluster.into_clusterer();
     let opened = clusterer.opened();

@@ -9,8 +9,11 @@
 //!    answer and are dropped.
 //! 2. *Decision, in order.* Each article is re-scored with the one dispatch kernel
 //!    ([`kernels::dot`]) against its surviving candidates that did not change during this
-//!    batch and against every story that did (joined or opened earlier in the batch), then
-//!    joins the best story at or above `threshold` (ties: the older story) or opens a new one.
+//!    batch and against every story that did (joined or opened earlier in the batch). Its
+//!    score with a story is that similarity minus `time_penalty_per_hour` for each hour
+//!    between the article and the story's latest article; it joins the best story scoring
+//!    at or above `threshold` (ties: the older story) or opens a new one. (The penalty only
+//!    lowers scores, so the candidate pruning stays exact.)
 //!
 //! Because every decision uses the same kernel on the same vectors, the result cannot depend
 //! on how the articles were split into batches or on the matrix product's rounding.
@@ -147,6 +150,8 @@ impl Clusterer {
             .collect();
         let candidates = self.candidates(&vectors, pool);
         let threshold = self.cfg.threshold;
+        let penalty = self.cfg.time_penalty_per_hour;
+        let max_gap_hours = self.cfg.window_hours as f32;
         let window = (self.cfg.window_hours * 3600.0) as i64;
         let batch_start_slots = self.state.stories.len();
         // Slots joined or opened during this batch: their centroids moved, so candidates
@@ -180,7 +185,8 @@ impl Clusterer {
                 if s.last_seen < cutoff {
                     return;
                 }
-                let sim = kernels::dot(v, state.centroid(slot));
+                let gap_hours = ((t - s.last_seen).abs() as f32 / 3600.0).min(max_gap_hours);
+                let sim = kernels::dot(v, state.centroid(slot)) - penalty * gap_hours;
                 if sim >= threshold
                     && best.is_none_or(|(bs, bseq, _)| sim > bs || (sim == bs && s.seq < bseq))
                 {
@@ -412,5 +418,193 @@ impl crate::pipeline::Stage for ClusterStage<'_> {
             self.ingest_time,
             self.pool,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::article::Origin;
+
+    fn article(i: usize, t: i64) -> Article {
+        Article {
+            id: format!("a{i:05}"),
+            title: format!("title {i}"),
+            body: String::new(),
+            url: None,
+            source: None,
+            published_at: Some(t),
+            lang: None,
+            origin: Origin {
+                file: "t".into(),
+                line: i + 1,
+            },
+            seq: i,
+        }
+    }
+
+    /// Unit vectors around `k` planted directions, so there are real stories to find.
+    fn planted(n: usize, dim: usize, k: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed | 1;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 20_001) as f32 / 10_000.0 - 1.0
+        };
+        let centers: Vec<Vec<f32>> = (0..k).map(|_| (0..dim).map(|_| rnd()).collect()).collect();
+        (0..n)
+            .map(|i| {
+                let c = &centers[(i * 7 + i / 3) % k];
+                let mut v: Vec<f32> = c.iter().map(|x| x + 1.1 * rnd()).collect();
+                kernels::normalize(&mut v);
+                v
+            })
+            .collect()
+    }
+
+    /// The specification, written as plainly as possible: every article against every
+    /// active story, one at a time.
+    fn reference(cfg: &ClusterConfig, arts: &[Article], vecs: &[Vec<f32>]) -> Vec<usize> {
+        struct S {
+            sum: Vec<f32>,
+            last: i64,
+        }
+        let mut stories: Vec<S> = Vec::new();
+        let mut out = Vec::new();
+        let window = (cfg.window_hours * 3600.0) as i64;
+        for (a, v) in arts.iter().zip(vecs) {
+            let t = a.published_at.unwrap_or(0);
+            let mut best: Option<(f32, usize)> = None;
+            for (j, s) in stories.iter().enumerate() {
+                if s.last < t - window {
+                    continue;
+                }
+                let mut c = s.sum.clone();
+                kernels::normalize(&mut c);
+                let gap = ((t - s.last).abs() as f32 / 3600.0).min(cfg.window_hours as f32);
+                let sim = kernels::dot(v, &c) - cfg.time_penalty_per_hour * gap;
+                if sim >= cfg.threshold && best.is_none_or(|(b, _)| sim > b) {
+                    best = Some((sim, j));
+                }
+            }
+            match best {
+                Some((_, j)) => {
+                    stories[j].sum.iter_mut().zip(v).for_each(|(c, x)| *c += *x);
+                    stories[j].last = stories[j].last.max(t);
+                    out.push(j);
+                }
+                None => {
+                    stories.push(S {
+                        sum: v.clone(),
+                        last: t,
+                    });
+                    out.push(stories.len() - 1);
+                }
+            }
+        }
+        out
+    }
+
+    fn run(
+        cfg: &ClusterConfig,
+        arts: &[Article],
+        vecs: &[Vec<f32>],
+        batch: usize,
+        threads: usize,
+    ) -> Vec<String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let dim = vecs[0].len();
+        let mut c = Clusterer::new(cfg.clone(), StoryState::new("test", dim));
+        let mut out = Vec::new();
+        for (a, v) in arts.chunks(batch).zip(vecs.chunks(batch)) {
+            let e = v.iter().cloned().map(Embedding::Dense).collect();
+            out.extend(
+                c.assign_batch(a, e, 0, &pool)
+                    .assignments
+                    .into_iter()
+                    .map(|x| x.story_id),
+            );
+        }
+        out
+    }
+
+    /// Relabels story ids by first appearance, so partitions compare directly.
+    fn canonical<T: PartialEq + Clone>(ids: &[T]) -> Vec<usize> {
+        let mut seen: Vec<T> = Vec::new();
+        ids.iter()
+            .map(|x| match seen.iter().position(|s| s == x) {
+                Some(p) => p,
+                None => {
+                    seen.push(x.clone());
+                    seen.len() - 1
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pruned_batched_parallel_equals_the_one_at_a_time_reference() {
+        let n = 700;
+        let vecs = planted(n, 96, 60, 99);
+        // Times spread over three days so the window retires stories mid-run.
+        let arts: Vec<Article> = (0..n)
+            .map(|i| article(i, 1_000_000 + i as i64 * 400))
+            .collect();
+        for penalty in [0.0, 0.05] {
+            let cfg = ClusterConfig {
+                threshold: 0.25,
+                time_penalty_per_hour: penalty,
+                window_hours: 24.0,
+                ..ClusterConfig::default()
+            };
+            let want = reference(&cfg, &arts, &vecs);
+            let stories = want.iter().max().unwrap() + 1;
+            assert!(
+                stories > 30 && stories < 600,
+                "{stories} stories: the test needs real groups"
+            );
+            for (batch, threads) in [(1, 1), (20, 2), (64, 2), (700, 1), (700, 2)] {
+                let got = run(&cfg, &arts, &vecs, batch, threads);
+                assert_eq!(
+                    canonical(&got),
+                    canonical(&want),
+                    "batch {batch} threads {threads} penalty {penalty}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn known_articles_are_not_clustered_again() {
+        let vecs = planted(40, 32, 4, 5);
+        let arts: Vec<Article> = (0..40).map(|i| article(i, 1000 + i as i64)).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let mut c = Clusterer::new(ClusterConfig::default(), StoryState::new("test", 32));
+        let dense = |v: &[Vec<f32>]| v.iter().cloned().map(Embedding::Dense).collect();
+        let first = c.assign_batch(&arts, dense(&vecs), 0, &pool);
+        let opened = c.opened();
+        let again = c.assign_batch(&arts, dense(&vecs), 0, &pool);
+        assert_eq!(c.opened(), opened);
+        assert!(
+            again
+                .assignments
+                .iter()
+                .all(|a| a.placement == Placement::Known)
+        );
+        let ids = |b: &ClusteredBatch| {
+            b.assignments
+                .iter()
+                .map(|a| a.story_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&first), ids(&again));
+        assert!(again.touched.is_empty());
     }
 }
