@@ -14,6 +14,8 @@ pub struct Article {
     pub body: String,
     /// Canonical url, if any.
     pub url: Option<String>,
+    /// [`crate::stages::ingest::url_key`] of `url`, computed once.
+    pub url_key: Option<u64>,
     /// Publisher (domain or name), if any.
     pub source: Option<String>,
     /// Publication time in epoch seconds, if the input had a valid one.

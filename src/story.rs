@@ -3,6 +3,7 @@
 //! so a run over dump A then dump B gives the stories of A+B.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,9 +92,33 @@ pub struct Known {
 pub struct TermStats {
     /// Articles counted.
     pub docs: u64,
-    /// Per term id, the number of counted articles containing it (empty until first use).
-    #[serde(with = "u32s_b64")]
-    pub df: Vec<u32>,
+    /// Per term id, the number of counted articles containing it. A map, not a table of
+    /// 2^20 counters: a small run touches a few thousand terms, and a table's page faults
+    /// and its 4 MiB in every state file would cost more than the whole run.
+    #[serde(with = "df_b64")]
+    pub df: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
+}
+
+/// Term ids are already hash bits: hashing them again buys nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the 20 id bits over the word so the table's top bits (its control bytes)
+        // vary too.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
 }
 
 impl TermStats {
@@ -101,19 +126,15 @@ impl TermStats {
     /// itself: `ln((docs + 2) / (df + 2)) + 1`. Ranges from 1 (in every article) upwards.
     #[inline]
     pub fn idf(&self, id: u32) -> f32 {
-        let df = self.df.get(id as usize).copied().unwrap_or(0);
+        let df = self.df.get(&id).copied().unwrap_or(0);
         (((self.docs + 2) as f32) / ((df + 2) as f32)).ln() + 1.0
     }
 
     /// Counts one article's distinct terms.
     pub fn add(&mut self, terms: &[(u32, f32)]) {
-        if self.df.is_empty() {
-            self.df = vec![0; 1 << crate::embed::TERM_ID_BITS];
-        }
         for &(id, _) in terms {
-            if let Some(c) = self.df.get_mut(id as usize) {
-                *c = c.saturating_add(1);
-            }
+            let c = self.df.entry(id).or_insert(0);
+            *c = c.saturating_add(1);
         }
         self.docs += 1;
     }
@@ -177,12 +198,6 @@ impl StoryState {
     /// # Errors
     /// A reason when a stored vector has the wrong dimension.
     pub fn rebuild(&mut self) -> Result<(), String> {
-        if !self.terms.df.is_empty() && self.terms.df.len() != 1 << crate::embed::TERM_ID_BITS {
-            return Err(format!(
-                "term statistics have {} entries",
-                self.terms.df.len()
-            ));
-        }
         self.centroids = Vec::with_capacity(self.stories.len() * self.dim);
         self.ids.clear();
         self.urls.clear();
@@ -322,16 +337,30 @@ mod vec_b64 {
     }
 }
 
-/// Serde adapter: `Vec<u32>` as base64 of little-endian bytes.
-mod u32s_b64 {
+/// Serde adapter: the document-frequency map as base64 of sorted (id, count) `u32` pairs.
+mod df_b64 {
+    use std::collections::HashMap;
+    use std::hash::BuildHasherDefault;
+
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::codec::encode_u32s(v))
+    type Map = HashMap<u32, u32, BuildHasherDefault<super::IdHasher>>;
+
+    pub fn serialize<S: Serializer>(m: &Map, s: S) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(u32, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+        pairs.sort_unstable();
+        let flat: Vec<u32> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+        s.serialize_str(&super::codec::encode_u32s(&flat))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
         let text = String::deserialize(d)?;
-        super::codec::decode_u32s(&text).map_err(serde::de::Error::custom)
+        let flat = super::codec::decode_u32s(&text).map_err(serde::de::Error::custom)?;
+        if flat.len() % 2 != 0 {
+            return Err(serde::de::Error::custom(
+                "odd number of document-frequency words",
+            ));
+        }
+        Ok(flat.chunks_exact(2).map(|p| (p[0], p[1])).collect())
     }
 }

@@ -1,6 +1,10 @@
 //! Text handling shared by the offline embedder and the extractive labeler: tokenising,
 //! stop words, and dropping boilerplate sentences that glue unrelated articles together.
 
+use std::sync::OnceLock;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
 /// One word of a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token<'a> {
@@ -16,40 +20,59 @@ pub struct Token<'a> {
 /// Splits `text` into words: maximal runs of letters and digits. Apostrophes inside a word
 /// are dropped with what follows them ("Binance's" → "Binance").
 pub fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
-    let mut rest = text;
+    // Byte-level scanning with a char path only for non-ASCII: tokenising is the largest
+    // single cost of the offline embedder.
+    let bytes = text.as_bytes();
+    let mut i = 0;
     let mut sentence_start = true;
-    std::iter::from_fn(move || {
-        let start = rest.find(|c: char| c.is_alphanumeric())?;
-        let gap = &rest[..start];
-        if gap.contains(['.', '!', '?', '\n', ':']) {
-            sentence_start = true;
+    let alnum_at = move |i: usize| -> Option<usize> {
+        let b = *bytes.get(i)?;
+        if b < 128 {
+            return b.is_ascii_alphanumeric().then_some(1);
         }
-        let mut word_len = rest[start..]
-            .find(|c: char| !c.is_alphanumeric())
-            .unwrap_or(rest.len() - start);
-        // Keep numbers whole: "12.6", "100,000".
+        let c = text.get(i..)?.chars().next()?;
+        c.is_alphanumeric().then(|| c.len_utf8())
+    };
+    std::iter::from_fn(move || {
+        // Skip to the next word, noting sentence breaks on the way.
         loop {
-            let tail = &rest[start + word_len..];
-            let b = tail.as_bytes();
-            let digit_before = rest[..start + word_len].ends_with(|c: char| c.is_ascii_digit());
-            if digit_before && b.len() >= 2 && matches!(b[0], b'.' | b',') && b[1].is_ascii_digit()
-            {
-                word_len += 1 + tail[1..]
-                    .find(|c: char| !c.is_alphanumeric())
-                    .unwrap_or(tail.len() - 1);
-            } else {
+            let b = *bytes.get(i)?;
+            if alnum_at(i).is_some() {
                 break;
             }
+            if matches!(b, b'.' | b'!' | b'?' | b'\n' | b':') {
+                sentence_start = true;
+            }
+            i += if b < 128 {
+                1
+            } else {
+                text.get(i..)?.chars().next()?.len_utf8()
+            };
         }
-        let raw = &rest[start..start + word_len];
-        rest = &rest[start + word_len..];
-        if rest.starts_with(['\'', '’']) {
-            let skip = rest
-                .char_indices()
-                .skip(1)
-                .find(|(_, c)| !c.is_alphanumeric())
-                .map_or(rest.len(), |(i, _)| i);
-            rest = &rest[skip..];
+        let start = i;
+        loop {
+            if let Some(n) = alnum_at(i) {
+                i += n;
+                continue;
+            }
+            // Keep numbers whole: "12.6", "100,000".
+            let joins_digits = matches!(bytes.get(i), Some(b'.' | b','))
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+            if !joins_digits {
+                break;
+            }
+            i += 1;
+        }
+        let raw = &text[start..i];
+        // "Binance's" → "Binance": drop an apostrophe and what follows it.
+        let rest = &text[i..];
+        let apostrophe = ['\'', '’'].into_iter().find(|a| rest.starts_with(*a));
+        if let Some(a) = apostrophe {
+            i += a.len_utf8();
+            while let Some(n) = alnum_at(i) {
+                i += n;
+            }
         }
         let first_upper = raw.chars().next().is_some_and(char::is_uppercase);
         let numeric = raw
@@ -258,52 +281,96 @@ const STOP_WORDS: &[&str] = &[
     "yourself",
 ];
 
-/// Whether a lowercased word carries no topical information.
-pub fn is_stop_word(lower: &str) -> bool {
-    lower.len() < 2 || STOP_WORDS.binary_search(&lower).is_ok()
+/// The hash every component uses for a lowercased word.
+#[inline]
+pub fn word_hash(lower: &str) -> u64 {
+    xxh3_64_with_seed(lower.as_bytes(), 0x5EED)
 }
 
-/// The distinct non-stop words of `text`, lowercased, in order of first appearance.
+fn sorted_hashes(words: &[&str]) -> Vec<u64> {
+    let mut v: Vec<u64> = words.iter().map(|w| word_hash(w)).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Whether the word with this [`word_hash`] carries no topical information (hash lookups:
+/// string comparisons were a tenth of the embedder's time).
+#[inline]
+pub fn is_stop_hash(h: u64) -> bool {
+    static SET: OnceLock<Vec<u64>> = OnceLock::new();
+    SET.get_or_init(|| sorted_hashes(STOP_WORDS))
+        .binary_search(&h)
+        .is_ok()
+}
+
+/// Whether a lowercased word carries no topical information.
+pub fn is_stop_word(lower: &str) -> bool {
+    lower.len() < 2 || is_stop_hash(word_hash(lower))
+}
+
+/// The distinct non-stop, non-numeric words of `text`, lowercased, in order of first
+/// appearance.
 pub fn content_words(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut buf = String::new();
     for tok in tokens(text) {
         let w = lower_into(tok.raw, &mut buf);
-        if !is_stop_word(w) && !tok.numeric && !out.iter().any(|o| o == w) {
+        if !tok.numeric && !is_stop_word(w) && !out.iter().any(|o| o == w) {
             out.push(w.to_string());
         }
     }
     out
 }
 
-/// Phrases that mark a sentence as page furniture rather than news.
-const BOILERPLATE: &[&str] = &[
-    "all rights reserved",
-    "click here",
-    "cookie",
-    "copyright",
-    "follow us",
-    "financial advice",
-    "newsletter",
-    "read more",
-    "share this",
-    "sign up",
-    "subscribe",
-    "terms of service",
-    "privacy policy",
+/// Words that alone mark a sentence as page furniture rather than news.
+const BOILERPLATE_WORDS: &[&str] = &[
     "advertisement",
+    "cookie",
+    "cookies",
+    "copyright",
+    "newsletter",
+    "subscribe",
 ];
 
-/// Calls `f` with each sentence of `body` that is not boilerplate, in order, until `f`
-/// returns `false`.
-pub fn content_sentences<'a>(body: &'a str, mut f: impl FnMut(&'a str) -> bool) {
-    let mut lower = String::new();
-    for sentence in split_sentences(body) {
-        lower_into(sentence, &mut lower);
-        if !BOILERPLATE.iter().any(|p| lower.contains(p)) && !f(sentence) {
-            return;
-        }
-    }
+/// Word pairs that mark a sentence as page furniture.
+const BOILERPLATE_PAIRS: &[(&str, &str)] = &[
+    ("all", "rights"),
+    ("click", "here"),
+    ("financial", "advice"),
+    ("follow", "us"),
+    ("privacy", "policy"),
+    ("read", "more"),
+    ("rights", "reserved"),
+    ("share", "this"),
+    ("sign", "up"),
+    ("terms", "of"),
+];
+
+fn pair_hash(a: u64, b: u64) -> u64 {
+    a.rotate_left(17) ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Whether a sentence, given as the [`word_hash`]es of its lowercased words (stop words
+/// included), is boilerplate: bylines, "Follow us on X", cookie banners, disclaimers.
+pub fn is_boilerplate(hashes: &[u64]) -> bool {
+    static SETS: OnceLock<(Vec<u64>, Vec<u64>)> = OnceLock::new();
+    let (words, pairs) = SETS.get_or_init(|| {
+        let mut pairs: Vec<u64> = BOILERPLATE_PAIRS
+            .iter()
+            .map(|(a, b)| pair_hash(word_hash(a), word_hash(b)))
+            .collect();
+        pairs.sort_unstable();
+        (sorted_hashes(BOILERPLATE_WORDS), pairs)
+    });
+    hashes.iter().any(|h| words.binary_search(h).is_ok())
+        || hashes
+            .windows(2)
+            .any(|w| pairs.binary_search(&pair_hash(w[0], w[1])).is_ok())
+}
+
+/// Splits `text` into sentences: at line breaks and at `.`, `!`, `?` followed by whitespace.
+pub fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    split_sentences(text)
 }
 
 /// Splits at line breaks and at `.`, `!`, `?` followed by whitespace.
@@ -372,16 +439,24 @@ mod tests {
     }
 
     #[test]
-    fn boilerplate_sentences_are_dropped() {
-        let mut kept = Vec::new();
-        content_sentences(
+    fn boilerplate_sentences_are_detected() {
+        let hashes = |t: &str| -> Vec<u64> {
+            let mut buf = String::new();
+            tokens(t)
+                .map(|w| word_hash(lower_into(w.raw, &mut buf)))
+                .collect()
+        };
+        let kept: Vec<&str> = sentences(
             "Bitcoin fell 5%. Follow us on X for more!\nThis is not financial advice. ETH rose.",
-            |s| {
-                kept.push(s.trim().to_string());
-                true
-            },
-        );
+        )
+        .filter(|s| !is_boilerplate(&hashes(s)))
+        .map(str::trim)
+        .collect();
         assert_eq!(kept, ["Bitcoin fell 5%.", "ETH rose."]);
+        assert!(is_boilerplate(&hashes("We use cookies.")));
+        assert!(!is_boilerplate(&hashes(
+            "Users of the exchange were told to follow updates."
+        )));
     }
 
     #[test]
@@ -389,6 +464,8 @@ mod tests {
         let mut buf = String::new();
         assert_eq!(lower_into("ÜBER", &mut buf), "über");
         assert_eq!(tokens("Ça va — très bien").count(), 4);
+        let raw: Vec<_> = tokens("naïve café’s 3,5 «x» 1.").map(|t| t.raw).collect();
+        assert_eq!(raw, ["naïve", "café", "3,5", "x", "1"]);
         assert_eq!(tokens("").count(), 0);
         assert_eq!(tokens("... !!!").count(), 0);
     }

@@ -12,12 +12,11 @@
 //! — see [`Embedding::into_dense`].
 
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{Doc, Embedder, Embedding, TERM_ID_BITS};
 use crate::config::{EmbedConfig, HashingConfig};
 use crate::error::Result;
-use crate::text::{self, Token};
+use crate::text;
 
 /// Below this many docs a batch is embedded on the calling thread: waking the pool costs
 /// more than the work.
@@ -25,6 +24,17 @@ const PARALLEL_MIN_DOCS: usize = 32;
 
 /// Bumped whenever the feature extraction changes, so old caches and states are not mixed in.
 const VERSION: u32 = 2;
+
+/// One word of a text, as the embedder sees it.
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    /// [`text::word_hash`] of the lowercased word.
+    hash: u64,
+    /// A stop word (skipped, and breaks bigrams).
+    stop: bool,
+    /// Written like a name, an acronym or a number.
+    name: bool,
+}
 
 /// The offline feature-hashing embedder.
 #[derive(Debug, Clone)]
@@ -53,37 +63,45 @@ impl HashingEmbedder {
     /// The term weights of one document: sorted, unique term ids with sublinear weights.
     pub fn terms(&self, doc: &Doc<'_>) -> Vec<(u32, f32)> {
         let mut buf = String::new();
-        // Words as (hash, looks like a name or a number); `None` marks a stop word, which
-        // also breaks bigrams.
-        let mut words = |toks: &mut dyn Iterator<Item = Token<'_>>,
-                         out: &mut Vec<Option<(u64, bool)>>| {
-            for tok in toks {
-                let word = text::lower_into(tok.raw, &mut buf);
-                if text::is_stop_word(word) {
-                    out.push(None);
-                    continue;
-                }
+        let mut sentence: Vec<Word> = Vec::with_capacity(64);
+        let mut read = |text: &str, out: &mut Vec<Word>| {
+            out.clear();
+            out.extend(text::tokens(text).map(|tok| {
+                let lower = text::lower_into(tok.raw, &mut buf);
+                let hash = text::word_hash(lower);
                 let acronym = tok.raw.len() >= 2
                     && tok
                         .raw
                         .chars()
                         .all(|c| c.is_uppercase() || c.is_ascii_digit());
-                let h = xxh3_64_with_seed(word.as_bytes(), 0x5EED);
-                out.push(Some((h, tok.name_like || tok.numeric || acronym)));
-            }
+                Word {
+                    hash,
+                    stop: lower.len() < 2 || text::is_stop_hash(hash),
+                    name: tok.name_like || tok.numeric || acronym,
+                }
+            }));
         };
         let mut title = Vec::with_capacity(24);
-        words(&mut text::tokens(doc.title), &mut title);
-        let mut body = Vec::with_capacity(self.cfg.body_max_tokens);
-        let mut budget = self.cfg.body_max_tokens;
-        text::content_sentences(doc.body, |sentence| {
-            let mut toks = text::tokens(sentence).take(budget).inspect(|_| budget -= 1);
-            words(&mut toks, &mut body);
-            budget > 0
-        });
+        read(doc.title, &mut title);
+        let mut body: Vec<Word> = Vec::with_capacity(self.cfg.body_max_tokens);
+        for s in text::sentences(doc.body) {
+            if body.len() >= self.cfg.body_max_tokens {
+                break;
+            }
+            read(s, &mut sentence);
+            let hashes: Vec<u64> = sentence.iter().map(|w| w.hash).collect();
+            if !text::is_boilerplate(&hashes) {
+                let room = self.cfg.body_max_tokens - body.len();
+                body.extend(sentence.iter().take(room).copied());
+            }
+        }
         // Words written as names inside body sentences are names in the title too, where
         // title case hides them.
-        let mut names: Vec<u64> = body.iter().flatten().filter(|w| w.1).map(|w| w.0).collect();
+        let mut names: Vec<u64> = body
+            .iter()
+            .filter(|w| w.name && !w.stop)
+            .map(|w| w.hash)
+            .collect();
         names.sort_unstable();
         names.dedup();
 
@@ -91,11 +109,12 @@ impl HashingEmbedder {
         for (ws, base) in [(&title, self.cfg.title_weight), (&body, 1.0)] {
             let mut prev: Option<u64> = None;
             for w in ws.iter() {
-                let Some((h, name)) = *w else {
+                if w.stop {
                     prev = None;
                     continue;
-                };
-                let name = name || names.binary_search(&h).is_ok();
+                }
+                let h = w.hash;
+                let name = w.name || names.binary_search(&h).is_ok();
                 let boost = if name { self.cfg.name_weight } else { 1.0 };
                 feats.push((h, base * boost));
                 if let Some(p) = prev {

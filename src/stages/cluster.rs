@@ -27,7 +27,6 @@ use crate::article::Article;
 use crate::config::ClusterConfig;
 use crate::embed::Embedding;
 use crate::kernels::{self, GEMM_SLACK};
-use crate::stages::ingest::url_key;
 use crate::story::{MAX_STORY_TERMS, Representative, Story, StoryState};
 use crate::text;
 
@@ -131,11 +130,7 @@ impl Clusterer {
         // of it known.)
         let known: Vec<Option<String>> = articles
             .iter()
-            .map(|a| {
-                self.state
-                    .known(&a.id, a.url.as_deref().map(url_key))
-                    .map(str::to_string)
-            })
+            .map(|a| self.state.known(&a.id, a.url_key).map(str::to_string))
             .collect();
         // Vectors in order: each term embedding is weighted by the document frequencies of
         // the articles before it, whatever the batching.
@@ -168,7 +163,7 @@ impl Clusterer {
         for (i, (a, v)) in articles.iter().zip(&vectors).enumerate() {
             let t = a.time(ingest_time);
             self.state.clock = self.state.clock.max(t);
-            let ukey = a.url.as_deref().map(url_key);
+            let ukey = a.url_key;
             if let Some(story) = &known[i] {
                 out.assignments.push(Assignment {
                     seq: a.seq,
@@ -309,9 +304,7 @@ impl Clusterer {
             }
             s.size += 1;
             s.article_ids.push(a.id.clone());
-            if let Some(u) = a.url.as_deref() {
-                s.url_keys.push(url_key(u));
-            }
+            s.url_keys.extend(a.url_key);
             s.first_seen = s.first_seen.min(t);
             s.last_seen = s.last_seen.max(t);
             add_terms(&mut s.terms, &a.title);
@@ -344,7 +337,7 @@ impl Clusterer {
             top_terms: Vec::new(),
             size: 1,
             article_ids: vec![a.id.clone()],
-            url_keys: a.url.as_deref().map(url_key).into_iter().collect(),
+            url_keys: a.url_key.into_iter().collect(),
             first_seen: t,
             last_seen: t,
             terms,
@@ -432,6 +425,7 @@ mod tests {
             title: format!("title {i}"),
             body: String::new(),
             url: None,
+            url_key: None,
             source: None,
             published_at: Some(t),
             lang: None,

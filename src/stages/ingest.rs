@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::{Map, Value};
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::article::{Article, Origin, Reject, RejectKind};
 use crate::error::{Error, Result};
@@ -374,8 +374,9 @@ fn parse_record(bytes: &[u8], origin: Origin, max_bytes: usize) -> Result<Articl
             ));
         }
     };
-    let id = id.unwrap_or_else(|| match url.as_deref() {
-        Some(u) => format!("u{:016x}", url_key(u)),
+    let ukey = url.as_deref().map(url_key);
+    let id = id.unwrap_or_else(|| match ukey {
+        Some(u) => format!("u{u:016x}"),
         None => format!("h{:016x}", text_key(&title, &body) as u64),
     });
     Ok(Article {
@@ -383,6 +384,7 @@ fn parse_record(bytes: &[u8], origin: Origin, max_bytes: usize) -> Result<Articl
         title,
         body,
         url,
+        url_key: ukey,
         source,
         published_at,
         lang,
@@ -469,21 +471,38 @@ pub fn url_key(url: &str) -> u64 {
     let u = u.split('#').next().unwrap_or(u);
     let rest = u.split_once("://").map_or(u, |(_, r)| r);
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = host.to_ascii_lowercase();
-    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let host = if host.len() >= 4 && host[..4].eq_ignore_ascii_case("www.") {
+        &host[4..]
+    } else {
+        host
+    };
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut params: Vec<&str> = query
-        .split('&')
-        .filter(|p| {
-            !p.is_empty()
-                && !p.starts_with("utm_")
-                && !p.starts_with("fbclid")
-                && !p.starts_with("gclid")
-        })
-        .collect();
-    params.sort_unstable();
-    let path = path.trim_end_matches('/');
-    xxh3_64(format!("{host}/{path}?{}", params.join("&")).as_bytes())
+    let mut h = Xxh3::new();
+    for b in host.bytes() {
+        h.update(&[b.to_ascii_lowercase()]);
+    }
+    h.update(b"/");
+    h.update(path.trim_end_matches('/').as_bytes());
+    h.update(b"?");
+    if !query.is_empty() {
+        let mut params: Vec<&str> = query
+            .split('&')
+            .filter(|p| {
+                !p.is_empty()
+                    && !p.starts_with("utm_")
+                    && !p.starts_with("fbclid")
+                    && !p.starts_with("gclid")
+            })
+            .collect();
+        params.sort_unstable();
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                h.update(b"&");
+            }
+            h.update(p.as_bytes());
+        }
+    }
+    h.digest()
 }
 
 /// Hash of the title and body lowercased, with runs of non-alphanumerics collapsed to one
@@ -550,7 +569,7 @@ pub fn dedup_and_order(articles: Vec<Article>, ingest_time: i64) -> (Vec<Article
     let mut keep: Vec<Article> = Vec::with_capacity(articles.len());
     let mut dups = Vec::new();
     for a in articles {
-        let u = a.url.as_deref().map(url_key);
+        let u = a.url_key;
         let t = text_key(&a.title, &a.body);
         let first = by_id
             .get(&a.id)
