@@ -106,7 +106,7 @@ impl Default for HashingConfig {
             title_weight: 2.0,
             bigram_weight: 0.5,
             name_weight: 3.0,
-            body_max_tokens: 250,
+            body_max_tokens: 500,
         }
     }
 }
@@ -134,8 +134,8 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            threshold: 0.2,
-            time_penalty_per_hour: 0.05,
+            threshold: 0.18,
+            time_penalty_per_hour: 0.1,
             window_hours: 48.0,
             retain_hours: 168.0,
         }

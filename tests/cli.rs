@@ -532,5 +532,5 @@ fn eval_matches_the_reference_scorer_on_the_dev_set() {
     }
     // Issue 2's floor: far above every-article-alone (0.47) and all-in-one (0.02).
     let f1 = ours["bcubed_f1"].as_f64().unwrap();
-    assert!(f1 >= 0.80, "dev-set B-cubed F1 {f1:.4}");
+    assert!(f1 >= 0.85, "dev-set B-cubed F1 {f1:.4}");
 }
