@@ -64,6 +64,7 @@ impl HashingEmbedder {
     pub fn terms(&self, doc: &Doc<'_>) -> Vec<(u32, f32)> {
         let mut buf = String::new();
         let mut sentence: Vec<Word> = Vec::with_capacity(64);
+        let mut hashes: Vec<u64> = Vec::with_capacity(64);
         let mut read = |text: &str, out: &mut Vec<Word>| {
             out.clear();
             out.extend(text::tokens(text).map(|tok| {
@@ -89,7 +90,8 @@ impl HashingEmbedder {
                 break;
             }
             read(s, &mut sentence);
-            let hashes: Vec<u64> = sentence.iter().map(|w| w.hash).collect();
+            hashes.clear();
+            hashes.extend(sentence.iter().map(|w| w.hash));
             if !text::is_boilerplate(&hashes) {
                 let room = self.cfg.body_max_tokens - body.len();
                 body.extend(sentence.iter().take(room).copied());
@@ -97,13 +99,7 @@ impl HashingEmbedder {
         }
         // Words written as names inside body sentences are names in the title too, where
         // title case hides them.
-        let mut names: Vec<u64> = body
-            .iter()
-            .filter(|w| w.name && !w.stop)
-            .map(|w| w.hash)
-            .collect();
-        names.sort_unstable();
-        names.dedup();
+        let names = text::HashSet64::new(body.iter().filter(|w| w.name && !w.stop).map(|w| w.hash));
 
         let mut feats: Vec<(u64, f32)> = Vec::with_capacity(2 * (title.len() + body.len()));
         for (ws, base) in [(&title, self.cfg.title_weight), (&body, 1.0)] {
@@ -114,7 +110,7 @@ impl HashingEmbedder {
                     continue;
                 }
                 let h = w.hash;
-                let name = w.name || names.binary_search(&h).is_ok();
+                let name = w.name || names.contains(h);
                 let boost = if name { self.cfg.name_weight } else { 1.0 };
                 feats.push((h, base * boost));
                 if let Some(p) = prev {
