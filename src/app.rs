@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{EvalArgs, GenerateArgs, RunArgs, SweepArgs};
+use crate::cli::{EvalArgs, GenerateArgs, RunArgs, SubscribeArgs, SweepArgs};
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::pipeline::{RunInput, RunOptions};
@@ -30,13 +30,33 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         crate::stages::ingest::check_input_exists(input)?;
     }
 
+    if let Some(url) = &args.redis_url {
+        cfg.redis.url.clone_from(url);
+    }
+    let use_redis = args.redis || args.redis_url.is_some() || cfg.redis.enabled;
+
     let embedder = embed::build(&cfg.embed)?;
     let labeler = label::build(&cfg.label)?;
-    let cache = MemoryCache::default();
     let fingerprint = embedder.fingerprint();
-    let state = match &args.state {
-        Some(path) => store::file::load(path, &fingerprint, embedder.dim())?,
-        None => StoryState::new(fingerprint, embedder.dim()),
+    let mut session = if use_redis {
+        Some(RedisSession::start(
+            &cfg.redis,
+            &fingerprint,
+            embedder.dim(),
+            args.state.is_none(),
+        )?)
+    } else {
+        None
+    };
+    let state = match (&args.state, session.as_mut()) {
+        (Some(path), _) => store::file::load(path, &fingerprint, embedder.dim())?,
+        (None, Some(s)) => s.take_state(&fingerprint, embedder.dim()),
+        (None, None) => StoryState::new(fingerprint.clone(), embedder.dim()),
+    };
+    let memory = MemoryCache::default();
+    let cache: &dyn store::Cache = match &session {
+        Some(s) => s.cache(),
+        None => &memory,
     };
     let opts = RunOptions {
         strict: args.strict,
@@ -44,12 +64,15 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         ingest_time: crate::time::now_millis() / 1000,
     };
     let inputs = args.inputs.iter().cloned().map(RunInput::Path).collect();
-    let outcome = pipeline::run(
-        &cfg, inputs, state, &*embedder, &cache, &*labeler, &opts, pool,
+    let mut outcome = pipeline::run(
+        &cfg, inputs, state, &*embedder, cache, &*labeler, &opts, pool,
     )?;
 
     if let Some(path) = &args.state {
         store::file::save(path, &outcome.state)?;
+    }
+    if let Some(s) = session.as_mut() {
+        s.finish(&mut outcome)?;
     }
     if let Some(path) = &args.assignments {
         let lines = outcome
@@ -201,4 +224,243 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `perps-news subscribe`: tails the bus until interrupted (or `--count` messages).
+///
+/// # Errors
+/// Config errors, or Redis unreachable at the start.
+pub fn subscribe(args: &SubscribeArgs) -> Result<i32> {
+    let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(url) = &args.redis_url {
+        cfg.redis.url.clone_from(url);
+    }
+    let conns = store::redis::Connections::new(&cfg.redis)?;
+    let client = conns.main.client();
+    let mut out = std::io::stdout().lock();
+    crate::bus::subscribe(
+        &conns.main,
+        &client,
+        &args.channels,
+        args.from_stream,
+        args.count,
+        &mut out,
+    )?;
+    Ok(0)
+}
+
+/// What a run did with Redis, reported in the summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisReport {
+    /// `host:port/db` of the main server.
+    pub server: String,
+    /// `redis`, or `memory` when the cache fell back during the run.
+    pub cache: String,
+    /// `redis`, `file` (--state), or `mirror` (Redis was down: the local copy was used).
+    pub state: String,
+    /// State version written (0 when not written to Redis).
+    pub state_version: u64,
+    /// This run's own cache hits and misses (`cacheStats` holds the shared counters).
+    pub run_cache_stats: store::CacheStats,
+    /// Whether `news:clustered` reached the bus (false: spooled).
+    pub published: bool,
+    /// Spooled events from earlier runs delivered at the start of this one.
+    pub spool_delivered: usize,
+}
+
+/// The Redis side of one run: lock, state, cache, publishing, and the fallbacks when the
+/// server is down (local state mirror, in-memory cache, event spool).
+struct RedisSession {
+    cfg: crate::config::RedisConfig,
+    conns: store::redis::Connections,
+    bus: crate::bus::Bus,
+    lock: Option<store::redis::StateLock>,
+    state: Option<StoryState>,
+    cache: store::redis::RedisCache,
+    fallback: MemoryCache,
+    down: bool,
+    owns_state: bool,
+    report: RedisReport,
+}
+
+impl RedisSession {
+    fn start(
+        cfg: &crate::config::RedisConfig,
+        fingerprint: &str,
+        dim: usize,
+        owns_state: bool,
+    ) -> Result<Self> {
+        let conns = store::redis::Connections::new(cfg)?;
+        let bus = crate::bus::Bus::new(conns.main.clone(), cfg.stream_maxlen, &cfg.spool_path);
+        let cache = store::redis::RedisCache::new(conns.cache.clone(), cfg, fingerprint, dim);
+        let mut report = RedisReport {
+            server: conns.main.name.clone(),
+            cache: "redis".into(),
+            ..RedisReport::default()
+        };
+        let mut session = RedisSession {
+            cfg: cfg.clone(),
+            conns,
+            bus,
+            lock: None,
+            state: None,
+            cache,
+            fallback: MemoryCache::default(),
+            down: false,
+            owns_state,
+            report: RedisReport::default(),
+        };
+        if let Err(e) = session.conns.main.ping() {
+            tracing::warn!(error = %e, "Redis is down: using the local state mirror and an in-memory cache; events will be spooled.");
+            session.down = true;
+            report.cache = "memory".into();
+        } else {
+            report.spool_delivered = session.bus.deliver_spool()?;
+        }
+        if owns_state {
+            let mirror = std::path::Path::new(&cfg.state_mirror_path);
+            if session.down {
+                session.state = Some(store::file::load(mirror, fingerprint, dim)?);
+                report.state = "mirror".into();
+            } else {
+                let wait = std::time::Duration::from_secs(cfg.lock_wait_secs);
+                session.lock = Some(store::redis::StateLock::acquire(&session.conns.main, wait)?);
+                let (mut state, version) =
+                    store::redis::load_state(&session.conns.main, fingerprint, dim)?;
+                // A run while Redis was down left a newer state in the mirror: continue it.
+                if let Some(base) = pending_mirror(mirror) {
+                    let local = store::file::load(mirror, fingerprint, dim)?;
+                    if base == version {
+                        tracing::info!(
+                            version,
+                            "Continuing the state saved locally while Redis was down."
+                        );
+                        state = local;
+                    } else {
+                        tracing::error!(base, version, mirror = %mirror.display(),
+                            "The local state from a run while Redis was down conflicts with a newer Redis state; keeping Redis's. The local copy stays in the mirror file.");
+                    }
+                }
+                session.report.state_version = version;
+                session.state = Some(state);
+                report.state = "redis".into();
+            }
+        } else {
+            report.state = "file".into();
+        }
+        report.state_version = session.report.state_version;
+        session.report = report;
+        Ok(session)
+    }
+
+    fn take_state(&mut self, fingerprint: &str, dim: usize) -> StoryState {
+        self.state
+            .take()
+            .unwrap_or_else(|| StoryState::new(fingerprint, dim))
+    }
+
+    fn cache(&self) -> &dyn store::Cache {
+        if self.down {
+            &self.fallback
+        } else {
+            &self.cache
+        }
+    }
+
+    /// Saves the state (Redis, and always the local mirror), publishes `news:clustered`,
+    /// and adds the Redis report to the summary.
+    fn finish(&mut self, outcome: &mut crate::pipeline::RunOutcome) -> Result<()> {
+        if !self.down {
+            self.report.run_cache_stats = self.cache.run_stats();
+            if self.cache.degraded() {
+                self.report.cache = "memory".into();
+            }
+        }
+        let mut saved_to_redis = false;
+        if self.owns_state {
+            let mirror = std::path::Path::new(&self.cfg.state_mirror_path);
+            store::file::save(mirror, &outcome.state)?;
+            if let Some(lock) = &self.lock {
+                let records: Vec<(String, String, i64)> = outcome
+                    .stories
+                    .iter()
+                    .map(|s| {
+                        let json = serde_json::to_string(s).unwrap_or_default();
+                        (
+                            s.id.clone(),
+                            json,
+                            crate::time::parse_rfc3339(&s.last_published_at).unwrap_or(0),
+                        )
+                    })
+                    .collect();
+                let forgotten = std::mem::take(&mut outcome.state.forgotten);
+                let last_run = serde_json::to_string(&outcome.summary).unwrap_or_default();
+                match store::redis::save_state(
+                    &self.conns.main,
+                    lock,
+                    &outcome.state,
+                    &records,
+                    &forgotten,
+                    &last_run,
+                ) {
+                    Ok(v) => {
+                        self.report.state_version = v;
+                        saved_to_redis = true;
+                        clear_pending(mirror);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, mirror = %mirror.display(), "State not saved to Redis; kept in the local mirror for the next run.");
+                        mark_pending(mirror, self.report.state_version)?;
+                    }
+                }
+            } else {
+                mark_pending(mirror, self.report.state_version)?;
+            }
+        }
+        self.lock = None;
+        outcome.summary.redis = Some(self.report.clone());
+        let payload = serde_json::to_value(&outcome.summary).unwrap_or_default();
+        let delivery = self
+            .bus
+            .publish_or_spool(crate::bus::NEWS_CLUSTERED, &payload)?;
+        self.report.published = delivery == crate::bus::Delivery::Published;
+        if let Some(r) = outcome.summary.redis.as_mut() {
+            r.published = self.report.published;
+        }
+        tracing::info!(
+            saved_to_redis,
+            published = self.report.published,
+            "Redis run finished."
+        );
+        Ok(())
+    }
+}
+
+/// The Redis state version a pending local mirror was based on, if one is pending.
+fn pending_mirror(mirror: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(pending_path(mirror))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn pending_path(mirror: &std::path::Path) -> std::path::PathBuf {
+    let mut p = mirror.as_os_str().to_owned();
+    p.push(".pending");
+    std::path::PathBuf::from(p)
+}
+
+fn mark_pending(mirror: &std::path::Path, base_version: u64) -> Result<()> {
+    if pending_mirror(mirror).is_some() {
+        return Ok(()); // keep the oldest base: that is the Redis version it continues
+    }
+    let p = pending_path(mirror);
+    std::fs::write(&p, format!("{base_version}\n")).map_err(|e| Error::io(&p, e))
+}
+
+fn clear_pending(mirror: &std::path::Path) {
+    let _ = std::fs::remove_file(pending_path(mirror));
 }

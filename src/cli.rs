@@ -22,6 +22,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Write a synthetic article dump with known stories (for tests and benchmarks).
     Generate(GenerateArgs),
+    /// Tail the Redis message bus as JSON lines.
+    Subscribe(SubscribeArgs),
     /// Re-tune: run the pipeline over a labelled dump for every combination of knob values
     /// and print the scores as a table.
     Sweep(SweepArgs),
@@ -79,6 +81,33 @@ pub struct RunArgs {
     /// No progress bar and no human summary (for cron).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Use Redis for the cache, the story state (unless --state) and publishing, connecting
+    /// as the pipeline's [redis] section and REDIS_* variables say.
+    #[arg(long)]
+    pub redis: bool,
+    /// Redis URL for this run (implies --redis).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+}
+
+/// `perps-news subscribe`
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Channels or glob patterns to tail.
+    #[arg(default_value = "*")]
+    pub channels: Vec<String>,
+    /// Replay the channels' streams first (what was published while nobody listened).
+    #[arg(long)]
+    pub from_stream: bool,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Pipeline declaration whose [redis] section to use.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
 }
 
 /// `perps-news eval`

@@ -28,6 +28,8 @@ pub struct PipelineConfig {
     pub cluster: ClusterConfig,
     /// Naming stories.
     pub label: LabelConfig,
+    /// Redis: cache, story state and the message bus (`perps-news run --redis`).
+    pub redis: RedisConfig,
 }
 
 impl Default for PipelineConfig {
@@ -38,6 +40,7 @@ impl Default for PipelineConfig {
             embed: EmbedConfig::default(),
             cluster: ClusterConfig::default(),
             label: LabelConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -161,6 +164,74 @@ impl Default for LabelConfig {
     }
 }
 
+/// `[redis]`: where the cache, the story state and the bus live. Environment variables
+/// (`REDIS_URL`, `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_CACHE_DB`,
+/// `REDIS_CACHE_PREFIX`, `REDIS_QUEUE_DB`, `REDIS_CACHE_URL`) override these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Use Redis for the cache, the story state and publishing (same as `--redis`).
+    pub enabled: bool,
+    /// Full URL of the main server (`redis://[:password@]host:port[/db]`); when set it wins
+    /// over host/port/password.
+    pub url: String,
+    /// Main server host.
+    pub host: String,
+    /// Main server port (the isolated instance, not the system Redis on 6379).
+    pub port: u16,
+    /// Password (prefer `REDIS_PASSWORD` in the environment to a file).
+    pub password: String,
+    /// DB of the message bus and the story state.
+    pub db: u8,
+    /// DB of the cache.
+    pub cache_db: u8,
+    /// Prefix of every cache key.
+    pub cache_prefix: String,
+    /// DB of the job queues.
+    pub queue_db: u8,
+    /// URL of a separate cache server (with `allkeys-lru`), so eviction there cannot touch
+    /// queues or state; empty = the cache DB on the main server.
+    pub cache_url: String,
+    /// Time to live of every cache entry, in seconds (7 days).
+    pub cache_ttl_secs: u64,
+    /// Timeout of every Redis call and connection attempt, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long operations retry a lost connection before giving up, in milliseconds.
+    pub retry_ms: u64,
+    /// Approximate length cap of each event stream.
+    pub stream_maxlen: u64,
+    /// How long a run waits for another run's state lock, in seconds.
+    pub lock_wait_secs: u64,
+    /// Events that could not be published are kept here and sent by the next run.
+    pub spool_path: String,
+    /// A local copy of the story state, used when Redis is down at the start of a run.
+    pub state_mirror_path: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            enabled: false,
+            url: String::new(),
+            host: "127.0.0.1".into(),
+            port: 6380,
+            password: String::new(),
+            db: 0,
+            cache_db: 1,
+            cache_prefix: "perps:cache:".into(),
+            queue_db: 2,
+            cache_url: String::new(),
+            cache_ttl_secs: 7 * 24 * 3600,
+            timeout_ms: 2000,
+            retry_ms: 10_000,
+            stream_maxlen: 10_000,
+            lock_wait_secs: 30,
+            spool_path: "perps-news.spool.jsonl".into(),
+            state_mirror_path: "perps-news.state.json".into(),
+        }
+    }
+}
+
 impl PipelineConfig {
     /// Parses a pipeline declaration; `origin` names it in errors.
     ///
@@ -195,6 +266,37 @@ impl PipelineConfig {
     /// # Errors
     /// [`Error::Config`] naming the variable when a value does not parse or is out of range.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let r = &mut self.redis;
+        let num = |name: &str, v: &str| -> Result<u16> {
+            v.trim().parse().map_err(|_| Error::Config {
+                origin: name.into(),
+                message: format!("expected a number, got {v:?}"),
+            })
+        };
+        if let Some(v) = var("REDIS_URL") {
+            r.url = v;
+        }
+        if let Some(v) = var("REDIS_HOST") {
+            r.host = v;
+        }
+        if let Some(v) = var("REDIS_PORT") {
+            r.port = num("REDIS_PORT", &v)?;
+        }
+        if let Some(v) = var("REDIS_PASSWORD") {
+            r.password = v;
+        }
+        if let Some(v) = var("REDIS_CACHE_DB") {
+            r.cache_db = u8::try_from(num("REDIS_CACHE_DB", &v)?).unwrap_or(u8::MAX);
+        }
+        if let Some(v) = var("REDIS_CACHE_PREFIX") {
+            r.cache_prefix = v;
+        }
+        if let Some(v) = var("REDIS_QUEUE_DB") {
+            r.queue_db = u8::try_from(num("REDIS_QUEUE_DB", &v)?).unwrap_or(u8::MAX);
+        }
+        if let Some(v) = var("REDIS_CACHE_URL") {
+            r.cache_url = v;
+        }
         if let Some(v) = var("CLUSTER_BATCH_SIZE") {
             self.ingest.batch_size = v.trim().parse().map_err(|_| Error::Config {
                 origin: "CLUSTER_BATCH_SIZE".into(),
@@ -236,6 +338,9 @@ impl PipelineConfig {
         let (w, r) = (self.cluster.window_hours, self.cluster.retain_hours);
         if w.is_nan() || w <= 0.0 || r.is_nan() || r < 0.0 {
             return bad("cluster.window_hours must be > 0 and retain_hours >= 0".into());
+        }
+        if self.redis.cache_db > 15 || self.redis.queue_db > 15 || self.redis.db > 15 {
+            return bad("redis DB numbers must be 0..=15".into());
         }
         if !crate::embed::PROVIDERS
             .iter()
@@ -356,7 +461,37 @@ mod tests {
         cfg.apply_env(|k| (k == "CLUSTER_BATCH_SIZE").then(|| "1000".to_string()))
             .unwrap();
         assert_eq!(cfg.ingest.batch_size, 1000);
-        let err = cfg.apply_env(|_| Some("many".into())).unwrap_err();
+        let err = cfg
+            .apply_env(|k| (k == "CLUSTER_BATCH_SIZE").then(|| "many".into()))
+            .unwrap_err();
         assert!(err.to_string().contains("CLUSTER_BATCH_SIZE"), "{err}");
+        let env = |k: &str| match k {
+            "REDIS_HOST" => Some("10.0.0.5".to_string()),
+            "REDIS_PORT" => Some("7000".into()),
+            "REDIS_CACHE_DB" => Some("3".into()),
+            "REDIS_CACHE_PREFIX" => Some("x:".into()),
+            "REDIS_QUEUE_DB" => Some("4".into()),
+            "REDIS_CACHE_URL" => Some("redis://127.0.0.1:6381/0".into()),
+            _ => None,
+        };
+        let mut cfg = PipelineConfig::default();
+        cfg.apply_env(env).unwrap();
+        let r = &cfg.redis;
+        assert_eq!(
+            (r.host.as_str(), r.port, r.cache_db, r.queue_db),
+            ("10.0.0.5", 7000, 3, 4)
+        );
+        assert_eq!(
+            (r.cache_prefix.as_str(), r.cache_url.as_str()),
+            ("x:", "redis://127.0.0.1:6381/0")
+        );
+        let err = cfg
+            .apply_env(|k| (k == "REDIS_PORT").then(|| "six".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+        let err = cfg
+            .apply_env(|k| (k == "REDIS_QUEUE_DB").then(|| "99".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("DB"), "{err}");
     }
 }

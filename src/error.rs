@@ -32,6 +32,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A Redis server could not be used (after retries).
+    #[error("redis {server}: {message}")]
+    Redis {
+        /// `host:port/db`.
+        server: String,
+        /// What failed.
+        message: String,
+    },
+    /// Another run holds the story state.
+    #[error("state is locked by another run ({0}); try again later")]
+    Locked(String),
     /// `--strict` and an input record was rejected.
     #[error("rejected input (--strict): {0}")]
     Strict(String),

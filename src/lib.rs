@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod article;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod embed;

@@ -27,6 +27,7 @@ fn main() {
                 Command::Eval(args) => app::eval(args),
                 Command::Generate(args) => app::generate(args),
                 Command::Sweep(args) => app::sweep(args, &pool),
+                Command::Subscribe(args) => app::subscribe(args),
             };
             result.unwrap_or_else(|e| {
                 eprintln!("perps-news: {e}");

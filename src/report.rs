@@ -67,6 +67,9 @@ pub struct Summary {
     pub active_stories: usize,
     /// Time per stage.
     pub stage_ms: StageMs,
+    /// What the run did with Redis (absent for a local run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<crate::app::RedisReport>,
 }
 
 impl Summary {
@@ -100,6 +103,7 @@ impl Summary {
             already_known: collected.known,
             stories_touched: collected.touched.len(),
             active_stories: state.stories.len(),
+            redis: None,
             stage_ms: StageMs {
                 ingest: ms(t.ingest),
                 embed: ms(t.embed),

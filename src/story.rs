@@ -169,6 +169,10 @@ pub struct StoryState {
     /// Derived: url hash → story id.
     #[serde(skip)]
     urls: HashMap<u64, String>,
+    /// Ids of stories forgotten since this value was loaded (for stores that keep a record
+    /// per story).
+    #[serde(skip)]
+    pub forgotten: Vec<String>,
     /// Derived: ids of all stories, active and retired.
     #[serde(skip)]
     story_ids: HashSet<String>,
@@ -190,6 +194,7 @@ impl StoryState {
             ids: HashMap::new(),
             urls: HashMap::new(),
             story_ids: HashSet::new(),
+            forgotten: Vec::new(),
         }
     }
 
@@ -303,21 +308,24 @@ impl StoryState {
             }
         }
         let forget = cutoff.saturating_sub(retain);
-        let before = self.retired.len();
-        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
-            .into_iter()
-            .partition(|r| r.last_seen >= forget);
-        self.retired = keep;
-        if self.retired.len() != before {
-            for r in &drop {
-                for a in &r.article_ids {
-                    self.ids.remove(a);
-                }
-                for u in &r.url_keys {
-                    self.urls.remove(u);
-                }
-                self.story_ids.remove(&r.id);
+        // In place: this runs after every batch, and most batches forget nothing.
+        let mut dropped = Vec::new();
+        self.retired.retain(|r| {
+            let keep = r.last_seen >= forget;
+            if !keep {
+                dropped.push((r.id.clone(), r.article_ids.clone(), r.url_keys.clone()));
             }
+            keep
+        });
+        for (id, articles, urls) in dropped {
+            for a in &articles {
+                self.ids.remove(a);
+            }
+            for u in &urls {
+                self.urls.remove(u);
+            }
+            self.story_ids.remove(&id);
+            self.forgotten.push(id);
         }
         retired
     }

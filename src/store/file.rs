@@ -20,12 +20,21 @@ pub fn load(path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
         }
         Err(e) => return Err(Error::io(path, e)),
     };
+    decode(&bytes, path, fingerprint, dim)
+}
+
+/// Decodes and checks a saved state (from a file or from Redis; `path` names it in errors).
+///
+/// # Errors
+/// [`Error::State`] when it is not a state, has another format version, or was made by
+/// another embedder.
+pub fn decode(bytes: &[u8], path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
     let bad = |message: String| Error::State {
         path: path.to_path_buf(),
         message,
     };
     let mut state: StoryState =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a story state: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not a story state: {e}")))?;
     if state.version != STATE_VERSION {
         return Err(bad(format!(
             "format version {} (expected {STATE_VERSION})",

@@ -4,11 +4,12 @@
 pub mod codec;
 pub mod file;
 pub mod memory;
+pub mod redis;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Cache hit/miss counters, as published in `news:clustered`'s `cacheStats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheStats {
     /// Lookups answered from the cache.

@@ -9,6 +9,18 @@ use std::process::{Command, Output, Stdio};
 /// The built `perps-news` binary.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_perps-news"));
+    for var in [
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+        "REDIS_CACHE_DB",
+        "REDIS_CACHE_PREFIX",
+        "REDIS_QUEUE_DB",
+        "REDIS_CACHE_URL",
+    ] {
+        c.env_remove(var);
+    }
     c.env_remove("CLUSTER_BATCH_SIZE")
         .env_remove("RAYON_NUM_THREADS")
         .env("RUST_LOG", "warn");
@@ -17,7 +29,13 @@ pub fn bin() -> Command {
 
 /// Runs the binary with `args`, feeding `stdin`.
 pub fn run(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Output {
+    run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, stdin, envs)
+}
+
+/// Runs the binary in working directory `dir` (where relative spool and mirror files go).
+pub fn run_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Output {
     let mut c = bin();
+    c.current_dir(dir);
     c.args(args).envs(envs.iter().copied());
     c.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -110,3 +128,4 @@ pub fn generated(dir: &Path, name: &str, articles: usize, seed: u64) -> PathBuf 
     );
     p
 }
+pub mod redis;

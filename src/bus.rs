@@ -1,0 +1,444 @@
+//! The message bus of the wider trading system: typed payloads for every channel, publishing
+//! (pub/sub plus a capped stream of the same name, because pub/sub drops messages while a
+//! subscriber is away), a local spool for events Redis could not take, and the subscriber
+//! behind `perps-news subscribe`.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::CacheStats;
+use crate::store::redis::Pool;
+
+/// `news:clustered`: published after every batch run.
+pub const NEWS_CLUSTERED: &str = "news:clustered";
+/// `trading:cycle:complete`
+pub const TRADING_CYCLE_COMPLETE: &str = "trading:cycle:complete";
+/// `execution:filled`
+pub const EXECUTION_FILLED: &str = "execution:filled";
+/// `execution:failed`
+pub const EXECUTION_FAILED: &str = "execution:failed";
+/// `circuit:breaker:open`
+pub const CIRCUIT_BREAKER_OPEN: &str = "circuit:breaker:open";
+/// `position:opened`
+pub const POSITION_OPENED: &str = "position:opened";
+/// `position:closed`
+pub const POSITION_CLOSED: &str = "position:closed";
+
+/// `news:clustered` payload (more fields may follow these in what is published).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewsClustered {
+    /// RFC 3339 UTC with milliseconds.
+    pub timestamp: String,
+    /// Articles clustered by the run.
+    pub total_processed: usize,
+    /// Stories opened by the run.
+    pub new_clusters: usize,
+    /// Cache counters.
+    pub cache_stats: CacheStats,
+}
+
+/// `trading:cycle:complete` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TradingCycleComplete {
+    /// Cycle id.
+    pub cycle_id: String,
+    /// Market symbol.
+    pub symbol: String,
+    /// Whether the cycle succeeded.
+    pub success: bool,
+    /// Whether a trade was executed.
+    pub trade_executed: bool,
+}
+
+/// `execution:filled` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionFilled {
+    /// Market symbol.
+    pub symbol: String,
+    /// `buy`/`sell` (or `long`/`short`).
+    pub side: String,
+    /// Filled size.
+    pub size: f64,
+    /// Fill price.
+    pub price: f64,
+}
+
+/// `execution:failed` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionFailed {
+    /// What failed.
+    pub error: String,
+}
+
+/// `circuit:breaker:open` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerOpen {
+    /// Which breaker.
+    pub breaker_name: String,
+    /// Why it opened.
+    pub reason: String,
+}
+
+/// `position:opened` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionOpened {
+    /// Market symbol.
+    pub symbol: String,
+    /// Side.
+    pub side: String,
+    /// Size.
+    pub size: f64,
+}
+
+/// `position:closed` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PositionClosed {
+    /// Market symbol.
+    pub symbol: String,
+    /// Realised profit and loss.
+    pub pnl: f64,
+}
+
+/// One line of the spool file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Spooled {
+    channel: String,
+    payload: serde_json::Value,
+}
+
+/// Publishes events; keeps what it could not publish in a local spool file.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    pool: Pool,
+    stream_maxlen: u64,
+    spool: PathBuf,
+}
+
+/// What happened to an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// On the channel and its stream.
+    Published,
+    /// Redis was unreachable: kept in the spool for the next run.
+    Spooled,
+}
+
+impl Bus {
+    /// A bus on `pool` (the main server's DB 0) with a spool file at `spool`.
+    pub fn new(pool: Pool, stream_maxlen: u64, spool: impl Into<PathBuf>) -> Self {
+        Bus {
+            pool,
+            stream_maxlen,
+            spool: spool.into(),
+        }
+    }
+
+    /// Publishes `payload` on `channel` and appends it to the stream of the same name, in one
+    /// round trip.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when the server cannot be reached (after retries).
+    pub fn publish(&self, channel: &str, payload: &str) -> Result<()> {
+        let maxlen = self.stream_maxlen;
+        self.pool.run("PUBLISH", |c| {
+            redis::pipe()
+                .cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .ignore()
+                .cmd("XADD")
+                .arg(channel)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(maxlen)
+                .arg("*")
+                .arg("payload")
+                .arg(payload)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    /// Publishes, or appends to the spool when Redis is unreachable (nothing is lost).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the spool cannot be written either: the event would be lost.
+    pub fn publish_or_spool(&self, channel: &str, payload: &serde_json::Value) -> Result<Delivery> {
+        let text = payload.to_string();
+        match self.publish(channel, &text) {
+            Ok(()) => Ok(Delivery::Published),
+            Err(e) => {
+                tracing::warn!(channel, error = %e, spool = %self.spool.display(), "Event not published; spooled for the next run.");
+                let line = serde_json::to_string(&Spooled {
+                    channel: channel.into(),
+                    payload: payload.clone(),
+                })
+                .map_err(|e| Error::io(&self.spool, std::io::Error::other(e)))?;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.spool)
+                    .map_err(|e| Error::io(&self.spool, e))?;
+                writeln!(f, "{line}")
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| Error::io(&self.spool, e))?;
+                Ok(Delivery::Spooled)
+            }
+        }
+    }
+
+    /// Delivers spooled events in order and removes the spool; on failure keeps what was not
+    /// delivered. Returns how many were delivered.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for an unreadable spool; Redis failures leave the spool in place and
+    /// return the count so far.
+    pub fn deliver_spool(&self) -> Result<usize> {
+        let f = match std::fs::File::open(&self.spool) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(&self.spool, e)),
+        };
+        let lines: Vec<String> = std::io::BufReader::new(f)
+            .lines()
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io(&self.spool, e))?;
+        let mut delivered = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Ok(ev) = serde_json::from_str::<Spooled>(line) else {
+                tracing::error!(spool = %self.spool.display(), line = i + 1, "Unreadable spooled event skipped.");
+                continue;
+            };
+            if let Err(e) = self.publish(&ev.channel, &ev.payload.to_string()) {
+                tracing::warn!(error = %e, "Spool delivery stopped; the rest stays spooled.");
+                rewrite(&self.spool, &lines[i..])?;
+                return Ok(delivered);
+            }
+            delivered += 1;
+        }
+        std::fs::remove_file(&self.spool).map_err(|e| Error::io(&self.spool, e))?;
+        Ok(delivered)
+    }
+}
+
+fn rewrite(path: &Path, lines: &[String]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Tails the bus: prints one JSON line `{"channel", "payload"}` per message on `patterns`
+/// (glob patterns, `*` = everything). With `from_stream`, first replays the streams of the
+/// named channels (for `*`, every stream found with `SCAN`). Reconnects after errors; ends
+/// after `limit` messages when given.
+///
+/// # Errors
+/// [`Error::Redis`] when the server cannot be reached at the start.
+pub fn subscribe(
+    pool: &Pool,
+    client: &redis::Client,
+    patterns: &[String],
+    from_stream: bool,
+    limit: Option<usize>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut printed = 0usize;
+    let mut emit = |channel: &str, payload: &str, out: &mut dyn Write| -> bool {
+        let payload: serde_json::Value = serde_json::from_str(payload)
+            .unwrap_or_else(|_| serde_json::Value::String(payload.to_string()));
+        let line = serde_json::json!({"channel": channel, "payload": payload});
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        printed += 1;
+        limit.is_some_and(|l| printed >= l)
+    };
+    // Subscribe first, then replay: a message published in between is seen (possibly twice)
+    // rather than lost.
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .map_err(|e| Error::Redis {
+            server: pool.name.clone(),
+            message: e.to_string(),
+        })?;
+    let mut pubsub = conn.as_pubsub();
+    for p in patterns {
+        pubsub.psubscribe(p).map_err(|e| Error::Redis {
+            server: pool.name.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    if from_stream {
+        let mut streams: Vec<String> = patterns
+            .iter()
+            .filter(|p| !p.contains(['*', '?', '[']))
+            .cloned()
+            .collect();
+        if streams.len() < patterns.len() {
+            let found: Vec<String> = pool.run("SCAN streams", |c| {
+                let mut cursor = 0u64;
+                let mut all = Vec::new();
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("TYPE")
+                        .arg("stream")
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(c)?;
+                    all.extend(keys);
+                    if next == 0 {
+                        return Ok(all);
+                    }
+                    cursor = next;
+                }
+            })?;
+            streams.extend(found);
+        }
+        streams.sort();
+        streams.dedup();
+        for s in &streams {
+            let entries: Vec<(String, Vec<(String, String)>)> = pool.run("XRANGE", |c| {
+                let reply: redis::streams::StreamRangeReply =
+                    redis::cmd("XRANGE").arg(s).arg("-").arg("+").query(c)?;
+                Ok(reply
+                    .ids
+                    .into_iter()
+                    .map(|id| {
+                        let fields = id
+                            .map
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                redis::from_redis_value_ref::<String>(v)
+                                    .ok()
+                                    .map(|v| (k.clone(), v))
+                            })
+                            .collect();
+                        (id.id, fields)
+                    })
+                    .collect())
+            })?;
+            for (_, fields) in entries {
+                if let Some((_, payload)) = fields.iter().find(|(k, _)| k == "payload")
+                    && emit(s, payload, out)
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    loop {
+        match pubsub.get_message() {
+            Ok(msg) => {
+                let payload: String = msg.get_payload().unwrap_or_default();
+                if emit(msg.get_channel_name(), &payload, out) {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Subscription lost; reconnecting.");
+                drop(pubsub);
+                std::thread::sleep(Duration::from_millis(500));
+                return subscribe(
+                    pool,
+                    client,
+                    patterns,
+                    false,
+                    limit.map(|l| l - printed),
+                    out,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_use_the_wire_names() {
+        let v = serde_json::to_value(TradingCycleComplete {
+            cycle_id: "c1".into(),
+            symbol: "BTC".into(),
+            success: true,
+            trade_executed: false,
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"cycleId": "c1", "symbol": "BTC", "success": true, "tradeExecuted": false})
+        );
+        let v = serde_json::to_value(CircuitBreakerOpen {
+            breaker_name: "openrouter".into(),
+            reason: "5 failures".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"breakerName": "openrouter", "reason": "5 failures"})
+        );
+        let v = serde_json::to_value(NewsClustered {
+            timestamp: "t".into(),
+            total_processed: 3,
+            new_clusters: 1,
+            cache_stats: CacheStats::new(1, 3),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"timestamp": "t", "totalProcessed": 3, "newClusters": 1,
+                "cacheStats": {"hits": 1, "misses": 3, "hitRate": 0.25}})
+        );
+        for (v, want) in [
+            (
+                serde_json::to_value(ExecutionFilled {
+                    symbol: "ETH".into(),
+                    side: "buy".into(),
+                    size: 1.5,
+                    price: 3000.0,
+                })
+                .unwrap(),
+                serde_json::json!({"symbol": "ETH", "side": "buy", "size": 1.5, "price": 3000.0}),
+            ),
+            (
+                serde_json::to_value(ExecutionFailed {
+                    error: "rejected".into(),
+                })
+                .unwrap(),
+                serde_json::json!({"error": "rejected"}),
+            ),
+            (
+                serde_json::to_value(PositionOpened {
+                    symbol: "SOL".into(),
+                    side: "long".into(),
+                    size: 2.0,
+                })
+                .unwrap(),
+                serde_json::json!({"symbol": "SOL", "side": "long", "size": 2.0}),
+            ),
+            (
+                serde_json::to_value(PositionClosed {
+                    symbol: "SOL".into(),
+                    pnl: -12.5,
+                })
+                .unwrap(),
+                serde_json::json!({"symbol": "SOL", "pnl": -12.5}),
+            ),
+        ] {
+            assert_eq!(v, want);
+        }
+    }
+}

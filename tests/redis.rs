@@ -1,0 +1,592 @@
+//! Redis integration: cache, story state, bus, spool, reconnects and concurrent runs, each
+//! against real redis-server processes started on free loopback ports with the project's
+//! own config (never the shared server on 6379).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{assignments, bin, generated, root, run_in};
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn main_server() -> RedisServer {
+    RedisServer::start(Some("systemd/perps-redis.conf"), &[])
+}
+
+fn fixture(name: &str) -> String {
+    root(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn second_run_hits_the_cache_and_every_cache_key_has_a_ttl() {
+    let redis = main_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url(0);
+    let f = fixture("fixtures/news-100.jsonl");
+    // A fresh local state each time: the articles are new to the state, old to the cache.
+    for (i, state) in ["s1.json", "s2.json"].iter().enumerate() {
+        let v = json(&run_in(
+            dir.path(),
+            &["run", "--json", "--redis-url", &url, "--state", state, &f],
+            None,
+            &[],
+        ));
+        let run = &v["redis"]["runCacheStats"];
+        if i == 0 {
+            assert_eq!(
+                (run["hits"].as_u64(), run["misses"].as_u64()),
+                (Some(0), Some(100)),
+                "{v}"
+            );
+        } else {
+            assert_eq!(
+                (run["hits"].as_u64(), run["misses"].as_u64()),
+                (Some(100), Some(0)),
+                "{v}"
+            );
+            assert_eq!(
+                v["totalProcessed"], 100,
+                "a fresh local state clusters everything again"
+            );
+            // The shared counters add up across processes.
+            assert_eq!(v["cacheStats"]["hits"], 100);
+            assert_eq!(v["cacheStats"]["misses"], 100);
+            assert_eq!(v["cacheStats"]["hitRate"], 0.5);
+        }
+    }
+    let mut c = redis.client(1);
+    let keys: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("COUNT")
+        .arg(10_000)
+        .query::<(u64, Vec<String>)>(&mut c)
+        .unwrap()
+        .1;
+    assert!(keys.len() >= 102, "{} cache keys", keys.len());
+    for k in &keys {
+        assert!(k.starts_with("perps:cache:"), "{k}");
+        let ttl: i64 = redis::cmd("TTL").arg(k).query(&mut c).unwrap();
+        assert!(ttl > 0, "{k} has no TTL ({ttl})");
+    }
+}
+
+#[test]
+fn corrupt_or_foreign_cache_entries_are_misses_not_wrong_vectors() {
+    let redis = main_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url(0);
+    let f = fixture("fixtures/news-100.jsonl");
+    let first = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--redis-url",
+            &url,
+            "--state",
+            "a.json",
+            "--assignments",
+            "a1.jsonl",
+            &f,
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let mut c = redis.client(1);
+    let keys: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg("perps:cache:emb:*")
+        .arg("COUNT")
+        .arg(10_000)
+        .query::<(u64, Vec<String>)>(&mut c)
+        .unwrap()
+        .1;
+    // One entry garbage, one with another model's tag, one truncated.
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg(b"garbage".as_slice())
+        .arg("EX")
+        .arg(60)
+        .query(&mut c)
+        .unwrap();
+    let mut foreign: Vec<u8> = redis::cmd("GET").arg(&keys[1]).query(&mut c).unwrap();
+    foreign[0] ^= 0xff;
+    let _: () = redis::cmd("SET")
+        .arg(&keys[1])
+        .arg(foreign)
+        .arg("EX")
+        .arg(60)
+        .query(&mut c)
+        .unwrap();
+    let mut cut: Vec<u8> = redis::cmd("GET").arg(&keys[2]).query(&mut c).unwrap();
+    cut.truncate(cut.len() - 3);
+    let _: () = redis::cmd("SET")
+        .arg(&keys[2])
+        .arg(cut)
+        .arg("EX")
+        .arg(60)
+        .query(&mut c)
+        .unwrap();
+
+    let v = json(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--redis-url",
+            &url,
+            "--state",
+            "b.json",
+            "--assignments",
+            "a2.jsonl",
+            &f,
+        ],
+        None,
+        &[],
+    ));
+    assert_eq!(v["redis"]["runCacheStats"]["misses"], 3, "{v}");
+    assert_eq!(v["redis"]["runCacheStats"]["hits"], 97, "{v}");
+    assert_eq!(
+        assignments(&dir.path().join("a1.jsonl")),
+        assignments(&dir.path().join("a2.jsonl"))
+    );
+}
+
+#[test]
+fn state_in_redis_continues_across_runs_and_knows_its_articles() {
+    let redis = main_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url(0);
+    let dump = generated(dir.path(), "d.jsonl", 600, 3);
+    let lines: Vec<String> = std::fs::read_to_string(&dump)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let (a, b) = lines.split_at(300);
+    std::fs::write(dir.path().join("a.jsonl"), a.join("\n")).unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), b.join("\n")).unwrap();
+
+    let whole = run_in(
+        dir.path(),
+        &[
+            "run",
+            "-q",
+            "--assignments",
+            "whole.jsonl",
+            dump.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(whole.status.success());
+    let va = json(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--redis-url",
+            &url,
+            "--assignments",
+            "ra.jsonl",
+            "a.jsonl",
+        ],
+        None,
+        &[],
+    ));
+    let vb = json(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--redis-url",
+            &url,
+            "--assignments",
+            "rb.jsonl",
+            "b.jsonl",
+        ],
+        None,
+        &[],
+    ));
+    assert_eq!(va["redis"]["state"], "redis");
+    assert_eq!(
+        (
+            va["redis"]["stateVersion"].as_u64(),
+            vb["redis"]["stateVersion"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let mut split = assignments(&dir.path().join("ra.jsonl"));
+    split.extend(assignments(&dir.path().join("rb.jsonl")));
+    assert_eq!(split, assignments(&dir.path().join("whole.jsonl")));
+
+    // The same dump again: nothing new.
+    let again = json(&run_in(
+        dir.path(),
+        &["run", "--json", "--redis-url", &url, "b.jsonl"],
+        None,
+        &[],
+    ));
+    assert_eq!(
+        (
+            again["newClusters"].as_u64(),
+            again["totalProcessed"].as_u64(),
+            again["alreadyKnown"].as_u64()
+        ),
+        (Some(0), Some(0), Some(300))
+    );
+
+    // Consumers can read every story the runs touched.
+    let mut c = redis.client(0);
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg("perps:stories")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .unwrap();
+    let distinct: std::collections::HashSet<String> =
+        split.iter().map(|(_, s)| s.clone()).collect();
+    assert_eq!(ids.len(), distinct.len());
+    let rec: String = redis::cmd("GET")
+        .arg(format!("perps:story:{}", ids[0]))
+        .query(&mut c)
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_str(&rec).unwrap();
+    assert!(rec["label"].is_string() && rec["size"].as_u64().unwrap() >= 1);
+    let ttl: i64 = redis::cmd("TTL").arg("perps:state").query(&mut c).unwrap();
+    assert_eq!(ttl, -1, "state must not expire");
+}
+
+/// Starts `perps-news subscribe` and waits until it is subscribed.
+fn subscriber(url: &str, args: &[&str]) -> std::process::Child {
+    let mut c = bin();
+    c.args(["subscribe", "--redis-url", url]).args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+fn wait_subscribed(redis: &RedisServer, n: i64) {
+    let mut c = redis.client(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let count: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
+        if count >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("subscriber did not subscribe");
+}
+
+fn read_lines(child: std::process::Child) -> Vec<serde_json::Value> {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_real_subscriber_receives_news_clustered_and_the_stream_replays_it() {
+    let redis = main_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url(0);
+    let sub = subscriber(&url, &["news:clustered", "--count", "1"]);
+    wait_subscribed(&redis, 1);
+    let summary = json(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--redis-url",
+            &url,
+            &fixture("fixtures/news-100.jsonl"),
+        ],
+        None,
+        &[],
+    ));
+    let got = read_lines(sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["channel"], "news:clustered");
+    let p = &got[0]["payload"];
+    for key in ["timestamp", "totalProcessed", "newClusters", "cacheStats"] {
+        assert_eq!(p[key], summary[key], "{key}");
+    }
+    assert_eq!(p["totalProcessed"], 100);
+    let cache_keys: Vec<String> = p["cacheStats"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(cache_keys.len(), 3);
+
+    // A consumer that was away catches up from the stream.
+    let v2 = json(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--redis-url",
+            &url,
+            &fixture("fixtures/news-100.jsonl"),
+        ],
+        None,
+        &[],
+    ));
+    let replay = read_lines(subscriber(
+        &url,
+        &["news:clustered", "--from-stream", "--count", "2"],
+    ));
+    assert_eq!(replay.len(), 2);
+    assert_eq!(replay[0]["payload"]["timestamp"], summary["timestamp"]);
+    assert_eq!(replay[1]["payload"]["timestamp"], v2["timestamp"]);
+}
+
+#[test]
+fn redis_down_from_the_start_spools_and_the_next_run_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Take a port with a server, then stop it: the run finds nobody there.
+    let mut redis = main_server();
+    redis.stop();
+    let url = redis.url(0);
+    let f = fixture("fixtures/news-100.jsonl");
+    let envs = [("RUST_LOG", "warn")];
+    let fast = dir.path().join("fast.toml");
+    std::fs::write(&fast, "[redis]\nretry_ms = 300\ntimeout_ms = 300\n").unwrap();
+    let fast = fast.to_str().unwrap();
+    let out = run_in(
+        dir.path(),
+        &["run", "--json", "--pipeline", fast, "--redis-url", &url, &f],
+        None,
+        &envs,
+    );
+    let v = json(&out);
+    assert_eq!(v["redis"]["published"], false);
+    assert_eq!(v["redis"]["state"], "mirror");
+    assert_eq!(v["redis"]["cache"], "memory");
+    assert_eq!(v["totalProcessed"], 100);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spooled"), "{err}");
+    let spool = std::fs::read_to_string(dir.path().join("perps-news.spool.jsonl")).unwrap();
+    assert_eq!(spool.lines().count(), 1);
+
+    // The server comes up on that port; the next run delivers the spooled event first and
+    // continues the state made while Redis was down.
+    redis.restart();
+    let v2 = json(&run_in(
+        dir.path(),
+        &["run", "--json", "--pipeline", fast, "--redis-url", &url, &f],
+        None,
+        &envs,
+    ));
+    assert_eq!(v2["redis"]["spoolDelivered"], 1);
+    assert_eq!(v2["redis"]["published"], true);
+    assert_eq!(
+        v2["alreadyKnown"], 100,
+        "the mirror state carried over: {v2}"
+    );
+    assert!(!dir.path().join("perps-news.spool.jsonl").exists());
+    let mut c = redis.client(0);
+    let n: u64 = redis::cmd("XLEN")
+        .arg("news:clustered")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn a_run_survives_a_redis_restart_mid_run() {
+    let mut redis = main_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url(0);
+    let dump = generated(dir.path(), "big.jsonl", 6000, 9);
+    // Small batches make the run take a while and talk to Redis all along.
+    let child = bin()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--json",
+            "--batch-size",
+            "5",
+            "--redis-url",
+            &url,
+            dump.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run is using the cache, then take the server away and bring it back.
+    let mut c = redis.client(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap_or(0);
+        if n > 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "run never reached the cache");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(800));
+    redis.restart();
+    let out = child.wait_with_output().unwrap();
+    let v = json(&out);
+    assert_eq!(v["totalProcessed"], 6000);
+    assert_eq!(v["redis"]["published"], true, "{v}");
+    assert!(v["redis"]["stateVersion"].as_u64().unwrap() >= 1, "{v}");
+    let mut c = redis.client(0);
+    let state: Option<Vec<u8>> = redis::cmd("GET").arg("perps:state").query(&mut c).unwrap();
+    assert!(state.is_some(), "state saved after the restart");
+}
+
+#[test]
+fn concurrent_runs_take_turns_and_lose_nothing() {
+    let redis = main_server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url(0);
+    let d1 = generated(dir.path(), "d1.jsonl", 1500, 21);
+    let d2 = generated(dir.path(), "d2.jsonl", 1500, 22);
+    // The generator numbers articles from zero: give the second dump its own ids and urls.
+    let text: String = std::fs::read_to_string(&d2)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = format!("b-{}", v["id"].as_str().unwrap());
+            let url = format!("{}-b", v["url"].as_str().unwrap());
+            v["id"] = id.into();
+            v["url"] = url.into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&d2, text).unwrap();
+    let spawn = |dump: &std::path::Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_perps-news"));
+        c.current_dir(dir.path())
+            .args(["run", "--json", "--redis-url", &url, dump.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(&d1), spawn(&d2));
+    let (va, vb) = (
+        json(&a.wait_with_output().unwrap()),
+        json(&b.wait_with_output().unwrap()),
+    );
+    let mut versions = [
+        va["redis"]["stateVersion"].as_u64().unwrap(),
+        vb["redis"]["stateVersion"].as_u64().unwrap(),
+    ];
+    versions.sort();
+    assert_eq!(versions, [1, 2], "both runs saved, one after the other");
+    // Every article of both dumps is in the final state.
+    let again = json(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--redis-url",
+            &url,
+            d1.to_str().unwrap(),
+            d2.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    ));
+    assert_eq!(again["alreadyKnown"], 3000, "{again}");
+    assert_eq!(again["totalProcessed"], 0);
+
+    // With no patience, a run that finds the lock taken exits with a clear message.
+    let mut c = redis.client(0);
+    let _: () = redis::cmd("SET")
+        .arg("perps:state:lock")
+        .arg("someone-else")
+        .arg("PX")
+        .arg(5000)
+        .query(&mut c)
+        .unwrap();
+    let nowait = dir.path().join("nowait.toml");
+    std::fs::write(&nowait, "[redis]\nlock_wait_secs = 0\n").unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--pipeline",
+            nowait.to_str().unwrap(),
+            "--redis-url",
+            &url,
+            d1.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("locked by another run") && err.contains("someone-else"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_password_and_refused_connections_are_one_line_errors() {
+    let redis = RedisServer::start(None, &[]);
+    let mut c = redis.client(0);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query(&mut c)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fast = dir.path().join("fast.toml");
+    std::fs::write(&fast, "[redis]\nretry_ms = 200\ntimeout_ms = 300\n").unwrap();
+    let url = format!("redis://:wrong@127.0.0.1:{}/0", redis.port());
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--pipeline",
+            fast.to_str().unwrap(),
+            "--redis-url",
+            &url,
+            "--state",
+            "s.json",
+            &fixture("fixtures/news-100.jsonl"),
+        ],
+        None,
+        &[],
+    );
+    // A wrong password is not "down": the cache degrades, but nothing is silently lost.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", redis.port())),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("wrong@"), "password leaked: {err}");
+}
