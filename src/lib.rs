@@ -34,6 +34,7 @@ pub mod report;
 pub mod stages;
 pub mod store;
 pub mod story;
+pub mod symbols;
 pub mod synth;
 pub mod text;
 pub mod time;
