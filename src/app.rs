@@ -268,6 +268,9 @@ pub struct RedisReport {
     pub published: bool,
     /// Spooled events from earlier runs delivered at the start of this one.
     pub spool_delivered: usize,
+    /// Requests sent to Redis by this run (a pipeline or script counts once), not counting
+    /// the final publish.
+    pub round_trips: u64,
 }
 
 /// The Redis side of one run: lock, state, cache, publishing, and the fallbacks when the
@@ -420,6 +423,7 @@ impl RedisSession {
             }
         }
         self.lock = None;
+        self.report.round_trips = self.conns.main.round_trips() + self.conns.cache.round_trips();
         outcome.summary.redis = Some(self.report.clone());
         let payload = serde_json::to_value(&outcome.summary).unwrap_or_default();
         let delivery = self

@@ -199,6 +199,7 @@ pub fn run(
         .map(|(_, id, story)| (id.to_string(), story.to_string()))
         .collect();
 
+    cache.flush();
     let stories = StoryRecord::collect(&state, &collected.touched, &collected.labels);
     let times = StageTimes {
         ingest: ingested.time,

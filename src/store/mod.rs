@@ -47,4 +47,6 @@ pub trait Cache: Send + Sync {
     fn put_many(&self, items: &[(u128, Vec<u8>)]);
     /// Counters so far.
     fn stats(&self) -> CacheStats;
+    /// Sends anything buffered (e.g. counters) at the end of a run.
+    fn flush(&self) {}
 }

@@ -41,6 +41,7 @@ pub const LAST_RUN_KEY: &str = "perps:runs:last";
 pub struct Pool {
     pool: r2d2::Pool<Manager>,
     client: redis::Client,
+    round_trips: std::sync::Arc<AtomicU64>,
     /// `host:port/db`, for messages.
     pub name: String,
     retry: Duration,
@@ -125,6 +126,7 @@ impl Pool {
         Ok(Pool {
             pool,
             client,
+            round_trips: std::sync::Arc::new(AtomicU64::new(0)),
             name,
             retry: Duration::from_millis(cfg.retry_ms),
         })
@@ -144,7 +146,7 @@ impl Pool {
         let mut wait = Duration::from_millis(50);
         loop {
             let attempt = match self.pool.get() {
-                Ok(mut conn) => match f(&mut conn) {
+                Ok(mut conn) => match f(self.count_trip(&mut conn)) {
                     Ok(v) => return Ok(v),
                     Err(e) => {
                         let retry = transient(&e);
@@ -169,6 +171,16 @@ impl Pool {
     /// A client for a dedicated connection (pub/sub), with the pool's address and DB.
     pub fn client(&self) -> redis::Client {
         self.client.clone()
+    }
+
+    /// Requests sent through this pool so far (a pipeline or a script is one).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    fn count_trip<'c>(&self, conn: &'c mut redis::Connection) -> &'c mut redis::Connection {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        conn
     }
 
     /// A pool that never retries (for probes that must answer fast).
@@ -396,14 +408,6 @@ impl Cache for RedisCache {
         self.misses.fetch_add(misses, Ordering::Relaxed);
         self.pending_hits.fetch_add(hits, Ordering::Relaxed);
         self.pending_misses.fetch_add(misses, Ordering::Relaxed);
-        if misses == 0 {
-            // A warm batch: no write-back follows, so count now.
-            let (h, m) = (
-                self.pending_hits.swap(0, Ordering::Relaxed),
-                self.pending_misses.swap(0, Ordering::Relaxed),
-            );
-            self.count(h, m);
-        }
         out
     }
 
@@ -456,6 +460,16 @@ impl Cache for RedisCache {
                 self.degrade(&e);
                 self.fallback.put_many(items);
             }
+        }
+    }
+
+    fn flush(&self) {
+        let (h, m) = (
+            self.pending_hits.swap(0, Ordering::Relaxed),
+            self.pending_misses.swap(0, Ordering::Relaxed),
+        );
+        if (h, m) != (0, 0) && !self.degraded() {
+            self.count(h, m);
         }
     }
 
