@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{EvalArgs, GenerateArgs, RunArgs, SubscribeArgs, SweepArgs};
+use crate::cli::{EvalArgs, GenerateArgs, RunArgs, StatsArgs, SubscribeArgs, SweepArgs};
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::pipeline::{RunInput, RunOptions};
@@ -247,6 +247,74 @@ pub fn subscribe(args: &SubscribeArgs) -> Result<i32> {
         args.count,
         &mut out,
     )?;
+    Ok(0)
+}
+
+/// `perps-news stats`: the shared cache counters and key count, story counts, the state
+/// version and the last run, from Redis.
+///
+/// # Errors
+/// Config errors, or Redis unreachable.
+pub fn stats(args: &StatsArgs) -> Result<i32> {
+    let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(url) = &args.redis_url {
+        cfg.redis.url.clone_from(url);
+    }
+    let conns = store::redis::Connections::new(&cfg.redis)?;
+    let cache = store::redis::RedisCache::shared_stats(&conns.cache, &cfg.redis.cache_prefix)?;
+    let cache_keys: u64 = conns
+        .cache
+        .run("DBSIZE", |c| redis::cmd("DBSIZE").query(c))?;
+    let (stories, version, last): (u64, Option<u64>, Option<String>) =
+        conns.main.run("stats", |c| {
+            redis::pipe()
+                .cmd("ZCARD")
+                .arg(store::redis::STORIES_KEY)
+                .cmd("GET")
+                .arg(store::redis::STATE_VERSION_KEY)
+                .cmd("GET")
+                .arg(store::redis::LAST_RUN_KEY)
+                .query(c)
+        })?;
+    let last: Option<serde_json::Value> = last.and_then(|l| serde_json::from_str(&l).ok());
+    let v = serde_json::json!({
+        "cacheStats": cache,
+        "cacheKeys": cache_keys,
+        "stories": stories,
+        "stateVersion": version.unwrap_or(0),
+        "lastRun": last.as_ref().map(|l| serde_json::json!({
+            "timestamp": l["timestamp"],
+            "totalProcessed": l["totalProcessed"],
+            "newClusters": l["newClusters"],
+            "durationMs": l["stageMs"]["wall"],
+        })),
+    });
+    if args.json {
+        println!("{v}");
+    } else {
+        println!(
+            "cache      {} hits, {} misses, {:.1}% hit rate, {cache_keys} keys ({})",
+            cache.hits,
+            cache.misses,
+            cache.hit_rate * 100.0,
+            conns.cache.name
+        );
+        println!(
+            "stories    {stories} stored, state version {}",
+            version.unwrap_or(0)
+        );
+        match &last {
+            Some(l) => println!(
+                "last run   {} — {} articles, {} new stories, {} ms",
+                l["timestamp"].as_str().unwrap_or("?"),
+                l["totalProcessed"],
+                l["newClusters"],
+                l["stageMs"]["wall"]
+            ),
+            None => println!("last run   none"),
+        }
+    }
     Ok(0)
 }
 

@@ -273,6 +273,13 @@ pub fn subscribe(
             server: pool.name.clone(),
             message: e.to_string(),
         })?;
+    // A read timeout on the blocking receive, so a silently dead connection is noticed
+    // (the loop below simply waits again on a timeout).
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| Error::Redis {
+            server: pool.name.clone(),
+            message: e.to_string(),
+        })?;
     let mut pubsub = conn.as_pubsub();
     for p in patterns {
         pubsub.psubscribe(p).map_err(|e| Error::Redis {
@@ -345,6 +352,21 @@ pub fn subscribe(
                 let payload: String = msg.get_payload().unwrap_or_default();
                 if emit(msg.get_channel_name(), &payload, out) {
                     return Ok(());
+                }
+            }
+            Err(e) if e.is_timeout() => {
+                // Quiet bus: check the connection is alive and keep listening.
+                if pubsub.ping::<String>().is_err() {
+                    tracing::warn!("Subscription connection dead; reconnecting.");
+                    drop(pubsub);
+                    return subscribe(
+                        pool,
+                        client,
+                        patterns,
+                        false,
+                        limit.map(|l| l - printed),
+                        out,
+                    );
                 }
             }
             Err(e) => {

@@ -24,6 +24,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Tail the Redis message bus as JSON lines.
     Subscribe(SubscribeArgs),
+    /// Cache and story counters from Redis, and the last run.
+    Stats(StatsArgs),
     /// Re-tune: run the pipeline over a labelled dump for every combination of knob values
     /// and print the scores as a table.
     Sweep(SweepArgs),
@@ -143,4 +145,18 @@ pub struct GenerateArgs {
     /// Output file (default stdout).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `perps-news stats`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Pipeline declaration whose [redis] section to use.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
 }

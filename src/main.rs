@@ -28,6 +28,7 @@ fn main() {
                 Command::Generate(args) => app::generate(args),
                 Command::Sweep(args) => app::sweep(args, &pool),
                 Command::Subscribe(args) => app::subscribe(args),
+                Command::Stats(args) => app::stats(args),
             };
             result.unwrap_or_else(|e| {
                 eprintln!("perps-news: {e}");

@@ -272,6 +272,28 @@ fn state_in_redis_continues_across_runs_and_knows_its_articles() {
     assert!(rec["label"].is_string() && rec["size"].as_u64().unwrap() >= 1);
     let ttl: i64 = redis::cmd("TTL").arg("perps:state").query(&mut c).unwrap();
     assert_eq!(ttl, -1, "state must not expire");
+
+    // `stats` reports what the three runs did.
+    let st = json(&run_in(
+        dir.path(),
+        &["stats", "--json", "--redis-url", &url],
+        None,
+        &[],
+    ));
+    assert_eq!(st["stories"].as_u64(), Some(distinct.len() as u64), "{st}");
+    assert_eq!(st["stateVersion"], 3);
+    // Runs A and B embedded 600 new texts; the third run looked up B's 300 again.
+    assert_eq!(
+        (
+            st["cacheStats"]["hits"].as_u64(),
+            st["cacheStats"]["misses"].as_u64()
+        ),
+        (Some(300), Some(600)),
+        "{st}"
+    );
+    assert!(st["cacheKeys"].as_u64().unwrap() >= 600);
+    assert_eq!(st["lastRun"]["totalProcessed"], 0);
+    assert_eq!(st["lastRun"]["timestamp"], again["timestamp"]);
 }
 
 /// Starts `perps-news subscribe` and waits until it is subscribed.
