@@ -29,6 +29,42 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     for input in &args.inputs {
         crate::stages::ingest::check_input_exists(input)?;
     }
+    // No inputs: the spool directory is the source (taken before the Redis lock, released
+    // after the files have been moved on).
+    let spool = if args.inputs.is_empty() {
+        let dir = args
+            .spool
+            .clone()
+            .or_else(|| (!cfg.spool.dir.is_empty()).then(|| std::path::PathBuf::from(&cfg.spool.dir)))
+            .ok_or_else(|| Error::Config {
+                origin: "run".into(),
+                message: "no input: give dump files, `-` for stdin, or a spool directory (--spool DIR or [spool] dir)".into(),
+            })?;
+        Some(crate::spool::SpoolDir::open(
+            &dir,
+            std::time::Duration::from_secs(cfg.redis.lock_wait_secs),
+        )?)
+    } else {
+        None
+    };
+    let mut inputs: Vec<RunInput> = args.inputs.iter().cloned().map(RunInput::Path).collect();
+    let mut claimed = Vec::new();
+    if let Some(sp) = &spool {
+        for path in sp.claim()? {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    inputs.push(RunInput::Bytes {
+                        name: path.display().to_string(),
+                        bytes,
+                    });
+                    claimed.push(path);
+                }
+                Err(e) => {
+                    sp.fail(&path, &format!("cannot read: {e}"))?;
+                }
+            }
+        }
+    }
 
     if let Some(url) = &args.redis_url {
         cfg.redis.url.clone_from(url);
@@ -63,7 +99,6 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         progress: !args.quiet && std::io::stderr().is_terminal(),
         ingest_time: crate::time::now_millis() / 1000,
     };
-    let inputs = args.inputs.iter().cloned().map(RunInput::Path).collect();
     let mut outcome = pipeline::run(
         &cfg, inputs, state, &*embedder, cache, &*labeler, &opts, pool,
     )?;
@@ -73,6 +108,38 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     }
     if let Some(s) = session.as_mut() {
         s.finish(&mut outcome)?;
+    }
+    // The state is saved: claimed files move on. A file none of whose records could be used
+    // goes to failed/ with the reasons.
+    if let Some(sp) = &spool {
+        for path in &claimed {
+            let name = path.display().to_string();
+            let accepted = outcome
+                .per_input
+                .iter()
+                .find(|p| p.0 == name)
+                .map_or(0, |p| p.2);
+            let reasons: Vec<String> = outcome
+                .rejects
+                .iter()
+                .filter(|r| *r.origin.file == *name)
+                .map(ToString::to_string)
+                .collect();
+            if accepted == 0 && !reasons.is_empty() {
+                let shown = reasons
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                sp.fail(
+                    path,
+                    &format!("no usable record ({} rejected):\n{shown}", reasons.len()),
+                )?;
+            } else {
+                sp.done(path)?;
+            }
+        }
     }
     if let Some(path) = &args.assignments {
         let lines = outcome

@@ -52,9 +52,13 @@ pub struct SweepArgs {
 /// `perps-news run`
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Article dumps: JSON Lines or JSON arrays, optionally gzipped; `-` reads stdin.
-    #[arg(required = true, value_name = "INPUT")]
+    /// Article dumps: JSON Lines or JSON arrays, optionally gzipped; `-` reads stdin. Without
+    /// inputs, the run processes the spool directory (`--spool` or `[spool] dir`).
+    #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
+    /// Process the files in DIR/inbox (claimed, then moved to done/ or failed/).
+    #[arg(long, value_name = "DIR", conflicts_with = "inputs")]
+    pub spool: Option<PathBuf>,
     /// Pipeline declaration (default: the built-in pipelines/default.toml).
     #[arg(long, value_name = "FILE")]
     pub pipeline: Option<PathBuf>,

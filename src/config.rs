@@ -30,6 +30,17 @@ pub struct PipelineConfig {
     pub label: LabelConfig,
     /// Redis: cache, story state and the message bus (`perps-news run --redis`).
     pub redis: RedisConfig,
+    /// The spool directory timer-driven runs read from.
+    pub spool: SpoolConfig,
+}
+
+/// `[spool]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// When set and `run` is given no inputs, the run processes the files in `<dir>/inbox`
+    /// (claimed into `claimed/`, then moved to `done/` or `failed/`).
+    pub dir: String,
 }
 
 impl Default for PipelineConfig {
@@ -41,6 +52,7 @@ impl Default for PipelineConfig {
             cluster: ClusterConfig::default(),
             label: LabelConfig::default(),
             redis: RedisConfig::default(),
+            spool: SpoolConfig::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod kernels;
 pub mod label;
 pub mod pipeline;
 pub mod report;
+pub mod spool;
 pub mod stages;
 pub mod store;
 pub mod story;

@@ -74,12 +74,15 @@ pub struct RunOutcome {
     pub rejects: Vec<Reject>,
     /// Records folded into an earlier identical one.
     pub duplicates: Vec<Duplicate>,
+    /// Per input, in order: (name, records, accepted).
+    pub per_input: Vec<(String, usize, usize)>,
     /// The advanced state, to be saved.
     pub state: StoryState,
 }
 
 struct Ingested {
     records: usize,
+    per_input: Vec<(String, usize, usize)>,
     rejects: Vec<Reject>,
     duplicates: Vec<Duplicate>,
     time: Duration,
@@ -233,6 +236,7 @@ pub fn run(
         stories,
         rejects: ingested.rejects,
         duplicates: ingested.duplicates,
+        per_input: ingested.per_input,
         state,
     })
 }
@@ -289,6 +293,7 @@ fn ingest_source(
         }
     }
     Some(Ingested {
+        per_input: parsed.per_input,
         records: parsed.records,
         rejects: parsed.rejects,
         duplicates,

@@ -187,6 +187,8 @@ pub struct Parsed {
     pub rejects: Vec<Reject>,
     /// Records seen (accepted + rejected).
     pub records: usize,
+    /// Per input, in order: (name, records, accepted).
+    pub per_input: Vec<(String, usize, usize)>,
 }
 
 /// Parses every record of `inputs`. `seq` numbers accepted articles across all inputs.
@@ -229,6 +231,10 @@ pub fn parse_inputs(inputs: &[Input], max_bytes: usize, pool: &rayon::ThreadPool
                 .collect()
         };
         parsed.records += results.len();
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        parsed
+            .per_input
+            .push((input.name.to_string(), results.len(), accepted));
         for r in results {
             match r {
                 Ok(a) => parsed.articles.push(a),
