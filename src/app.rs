@@ -329,58 +329,41 @@ pub fn stats(args: &StatsArgs) -> Result<i32> {
         cfg.redis.url.clone_from(url);
     }
     let conns = store::redis::Connections::new(&cfg.redis)?;
-    let cache = store::redis::RedisCache::shared_stats(&conns.cache, &cfg.redis.cache_prefix)?;
-    let cache_keys: u64 = conns
-        .cache
-        .run("DBSIZE", |c| redis::cmd("DBSIZE").query(c))?;
-    let (stories, version, last): (u64, Option<u64>, Option<String>) =
-        conns.main.run("stats", |c| {
-            redis::pipe()
-                .cmd("ZCARD")
-                .arg(store::redis::STORIES_KEY)
-                .cmd("GET")
-                .arg(store::redis::STATE_VERSION_KEY)
-                .cmd("GET")
-                .arg(store::redis::LAST_RUN_KEY)
-                .query(c)
-        })?;
-    let last: Option<serde_json::Value> = last.and_then(|l| serde_json::from_str(&l).ok());
-    let v = serde_json::json!({
-        "cacheStats": cache,
-        "cacheKeys": cache_keys,
-        "stories": stories,
-        "stateVersion": version.unwrap_or(0),
-        "lastRun": last.as_ref().map(|l| serde_json::json!({
-            "timestamp": l["timestamp"],
-            "totalProcessed": l["totalProcessed"],
-            "newClusters": l["newClusters"],
-            "durationMs": l["stageMs"]["wall"],
-        })),
-    });
+    let v = crate::ops::stats_json(&conns, &cfg)?;
     if args.json {
         println!("{v}");
+        return Ok(0);
+    }
+    let c = &v["cacheStats"];
+    println!(
+        "cache      {} hits, {} misses, {:.1}% hit rate, {} keys ({})",
+        c["hits"],
+        c["misses"],
+        c["hitRate"].as_f64().unwrap_or(0.0) * 100.0,
+        v["cacheKeys"],
+        conns.cache.name
+    );
+    println!(
+        "stories    {} stored, state version {}",
+        v["stories"], v["stateVersion"]
+    );
+    for (q, d) in v["queues"].as_object().into_iter().flatten() {
+        println!(
+            "queue      {q}: {} waiting, {} active, {} delayed",
+            d["waiting"], d["active"], d["delayed"]
+        );
+    }
+    let l = &v["lastRun"];
+    if l.is_null() {
+        println!("last run   none");
     } else {
         println!(
-            "cache      {} hits, {} misses, {:.1}% hit rate, {cache_keys} keys ({})",
-            cache.hits,
-            cache.misses,
-            cache.hit_rate * 100.0,
-            conns.cache.name
+            "last run   {} — {} articles, {} new stories, {} ms",
+            l["timestamp"].as_str().unwrap_or("?"),
+            l["totalProcessed"],
+            l["newClusters"],
+            l["durationMs"]
         );
-        println!(
-            "stories    {stories} stored, state version {}",
-            version.unwrap_or(0)
-        );
-        match &last {
-            Some(l) => println!(
-                "last run   {} — {} articles, {} new stories, {} ms",
-                l["timestamp"].as_str().unwrap_or("?"),
-                l["totalProcessed"],
-                l["newClusters"],
-                l["stageMs"]["wall"]
-            ),
-            None => println!("last run   none"),
-        }
     }
     Ok(0)
 }

@@ -26,6 +26,11 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// Cache and story counters from Redis, and the last run.
     Stats(StatsArgs),
+    /// Check the Redis instances, their eviction and persistence settings, the API key and the
+    /// spool directory; exit 1 when a check fails.
+    Doctor(DoctorArgs),
+    /// A small HTTP server: /healthz, /api/cache/stats, /api/stories, /api/events (SSE).
+    Serve(ServeArgs),
     /// Re-tune: run the pipeline over a labelled dump for every combination of knob values
     /// and print the scores as a table.
     Sweep(SweepArgs),
@@ -157,6 +162,34 @@ pub struct StatsArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Pipeline declaration whose [redis] section to use.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+}
+
+/// `perps-news doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Pipeline declaration to check (its [redis] and [spool] sections).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+}
+
+/// `perps-news serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 3001)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
     /// Pipeline declaration whose [redis] section to use.
     #[arg(long, value_name = "FILE")]
     pub pipeline: Option<PathBuf>,

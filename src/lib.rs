@@ -29,6 +29,7 @@ pub mod error;
 pub mod eval;
 pub mod kernels;
 pub mod label;
+pub mod ops;
 pub mod pipeline;
 pub mod report;
 pub mod spool;

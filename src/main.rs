@@ -29,6 +29,8 @@ fn main() {
                 Command::Sweep(args) => app::sweep(args, &pool),
                 Command::Subscribe(args) => app::subscribe(args),
                 Command::Stats(args) => app::stats(args),
+                Command::Doctor(args) => perps_news::ops::doctor(args),
+                Command::Serve(args) => perps_news::ops::serve(args),
             };
             result.unwrap_or_else(|e| {
                 eprintln!("perps-news: {e}");
