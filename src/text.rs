@@ -284,7 +284,13 @@ const STOP_WORDS: &[&str] = &[
 /// The hash every component uses for a lowercased word.
 #[inline]
 pub fn word_hash(lower: &str) -> u64 {
-    xxh3_64_with_seed(lower.as_bytes(), 0x5EED)
+    word_hash_bytes(lower.as_bytes())
+}
+
+/// [`word_hash`] of a lowercased word given as UTF-8 bytes.
+#[inline]
+pub fn word_hash_bytes(lower: &[u8]) -> u64 {
+    xxh3_64_with_seed(lower, 0x5EED)
 }
 
 /// A set of 64-bit word hashes: open addressing over a power-of-two table at most a quarter

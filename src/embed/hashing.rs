@@ -68,16 +68,25 @@ impl HashingEmbedder {
         let mut read = |text: &str, out: &mut Vec<Word>| {
             out.clear();
             out.extend(text::tokens(text).map(|tok| {
-                let lower = text::lower_into(tok.raw, &mut buf);
-                let hash = text::word_hash(lower);
-                let acronym = tok.raw.len() >= 2
-                    && tok
-                        .raw
-                        .chars()
-                        .all(|c| c.is_uppercase() || c.is_ascii_digit());
+                let raw = tok.raw.as_bytes();
+                // Short ASCII words (nearly all) are lowercased on the stack.
+                let mut stack = [0u8; 32];
+                let (hash, len, acronym) = if raw.len() <= stack.len() && tok.raw.is_ascii() {
+                    let mut upper = 0;
+                    for (d, b) in stack.iter_mut().zip(raw) {
+                        upper += usize::from(b.is_ascii_uppercase() || b.is_ascii_digit());
+                        *d = b.to_ascii_lowercase();
+                    }
+                    let lower = &stack[..raw.len()];
+                    (text::word_hash_bytes(lower), raw.len(), raw.len() >= 2 && upper == raw.len())
+                } else {
+                    let lower = text::lower_into(tok.raw, &mut buf);
+                    let acronym = tok.raw.chars().all(|c| c.is_uppercase() || c.is_ascii_digit());
+                    (text::word_hash(lower), lower.len(), acronym)
+                };
                 Word {
                     hash,
-                    stop: lower.len() < 2 || text::is_stop_hash(hash),
+                    stop: len < 2 || text::is_stop_hash(hash),
                     name: tok.name_like || tok.numeric || acronym,
                 }
             }));
