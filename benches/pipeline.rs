@@ -46,6 +46,7 @@ fn end_to_end(c: &mut Criterion) {
     let cfg = PipelineConfig::default();
     let embedder = embed::build(&cfg.embed).expect("embedder");
     let labeler = label::build(&cfg.label).expect("labeler");
+    let symbols = perps_news::symbols::SymbolBook::builtin();
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/news-100.jsonl"
@@ -64,7 +65,7 @@ fn end_to_end(c: &mut Criterion) {
             bytes: bytes.clone(),
         }];
         pipeline::run(
-            &cfg, input, state, &*embedder, &cache, &*labeler, &opts, &pool,
+            &cfg, input, state, &*embedder, &cache, &*labeler, &symbols, &opts, &pool,
         )
         .expect("run")
     };
@@ -111,7 +112,7 @@ fn cluster_only(c: &mut Criterion) {
             );
             let mut out = Vec::with_capacity(articles.len());
             for (a, e) in articles.chunks(batch).zip(embeddings.chunks(batch)) {
-                out.extend(cl.assign_batch(a, e.to_vec(), 0, &pool).assignments);
+                out.extend(cl.assign_batch(a, e.to_vec(), &[], 0, &pool).assignments);
             }
             out
         };

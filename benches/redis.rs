@@ -26,6 +26,7 @@ fn warm_cache(c: &mut Criterion) {
     cfg.redis.url = redis.url(0);
     let embedder = embed::build(&cfg.embed).expect("embedder");
     let labeler = label::build(&cfg.label).expect("labeler");
+    let symbols = perps_news::symbols::SymbolBook::builtin();
     let conns = Connections::new(&cfg.redis).expect("connections");
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -50,7 +51,7 @@ fn warm_cache(c: &mut Criterion) {
             bytes: bytes.clone(),
         }];
         pipeline::run(
-            &cfg, input, state, &*embedder, &cache, &*labeler, &opts, &pool,
+            &cfg, input, state, &*embedder, &cache, &*labeler, &symbols, &opts, &pool,
         )
         .expect("run")
     };

@@ -3,7 +3,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{EvalArgs, GenerateArgs, RunArgs, StatsArgs, SubscribeArgs, SweepArgs};
+use crate::cli::{
+    EvalArgs, GenerateArgs, RunArgs, StatsArgs, StoriesArgs, SubscribeArgs, SweepArgs,
+};
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::pipeline::{RunInput, RunOptions};
@@ -73,6 +75,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
 
     let embedder = embed::build(&cfg.embed)?;
     let labeler = label::build(&cfg.label)?;
+    let symbols = load_symbols(&cfg.signals)?;
     let fingerprint = embedder.fingerprint();
     let mut session = if use_redis {
         Some(RedisSession::start(
@@ -84,6 +87,9 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     } else {
         None
     };
+    if let Some(s) = session.as_mut() {
+        s.heat_tau_hours = cfg.signals.heat_tau_hours;
+    }
     let state = match (&args.state, session.as_mut()) {
         (Some(path), _) => store::file::load(path, &fingerprint, embedder.dim())?,
         (None, Some(s)) => s.take_state(&fingerprint, embedder.dim()),
@@ -100,7 +106,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         ingest_time: crate::time::now_millis() / 1000,
     };
     let mut outcome = pipeline::run(
-        &cfg, inputs, state, &*embedder, cache, &*labeler, &opts, pool,
+        &cfg, inputs, state, &*embedder, cache, &*labeler, &symbols, &opts, pool,
     )?;
 
     if let Some(path) = &args.state {
@@ -247,6 +253,7 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         let cfg = crate::config::with_overrides(&base, combo)?;
         let embedder = embed::build(&cfg.embed)?;
         let labeler = label::build(&cfg.label)?;
+        let symbols = load_symbols(&cfg.signals)?;
         let knobs: Vec<String> = combo.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut f1s = Vec::new();
         for (name, bytes, gold) in &dumps {
@@ -262,7 +269,7 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
             }];
             let cache = MemoryCache::default();
             let out = pipeline::run(
-                &cfg, input, state, &*embedder, &cache, &*labeler, &opts, pool,
+                &cfg, input, state, &*embedder, &cache, &*labeler, &symbols, &opts, pool,
             )?;
             let s = eval::score(gold, &out.assignments)?;
             if args.json {
@@ -386,6 +393,8 @@ pub struct RedisReport {
     pub published: bool,
     /// Spooled events from earlier runs delivered at the start of this one.
     pub spool_delivered: usize,
+    /// `news:story` events published.
+    pub story_events: usize,
     /// Requests sent to Redis by this run (a pipeline or script counts once), not counting
     /// the final publish.
     pub round_trips: u64,
@@ -403,6 +412,7 @@ struct RedisSession {
     fallback: MemoryCache,
     down: bool,
     owns_state: bool,
+    heat_tau_hours: f64,
     report: RedisReport,
 }
 
@@ -431,6 +441,7 @@ impl RedisSession {
             fallback: MemoryCache::default(),
             down: false,
             owns_state,
+            heat_tau_hours: 6.0,
             report: RedisReport::default(),
         };
         if let Err(e) = session.conns.main.ping() {
@@ -540,6 +551,31 @@ impl RedisSession {
                 mark_pending(mirror, self.report.state_version)?;
             }
         }
+        // Story events go out after the state is saved, so a consumer can read the story.
+        for ev in &outcome.events {
+            let Some(s) = outcome.state.stories.iter().find(|s| s.id == ev.story_id) else {
+                continue;
+            };
+            let rec =
+                crate::report::StoryRecord::from_story(s, s.last_seen, self.heat_tau_hours, None);
+            let payload = crate::bus::NewsStory {
+                story_id: rec.id,
+                label: rec.label,
+                symbols: rec.symbols,
+                size: rec.size,
+                sources: rec.sources,
+                heat: rec.heat,
+                first_seen: rec.first_published_at,
+                last_seen: rec.last_published_at,
+                breaking: rec.breaking,
+            };
+            let v = serde_json::to_value(&payload).unwrap_or_default();
+            if self.bus.publish_or_spool(crate::bus::NEWS_STORY, &v)?
+                == crate::bus::Delivery::Published
+            {
+                self.report.story_events += 1;
+            }
+        }
         self.lock = None;
         self.report.round_trips = self.conns.main.round_trips() + self.conns.cache.round_trips();
         outcome.summary.redis = Some(self.report.clone());
@@ -585,4 +621,87 @@ fn mark_pending(mirror: &std::path::Path, base_version: u64) -> Result<()> {
 
 fn clear_pending(mirror: &std::path::Path) {
     let _ = std::fs::remove_file(pending_path(mirror));
+}
+
+/// The symbol dictionary the pipeline names (the shipped one by default).
+///
+/// # Errors
+/// [`Error::Config`] naming the file and the problem.
+pub fn load_symbols(cfg: &crate::config::SignalsConfig) -> Result<crate::symbols::SymbolBook> {
+    if cfg.symbols_path.is_empty() {
+        return Ok(crate::symbols::SymbolBook::builtin());
+    }
+    crate::symbols::SymbolBook::load(std::path::Path::new(&cfg.symbols_path)).map_err(|e| {
+        Error::Config {
+            origin: cfg.symbols_path.clone(),
+            message: e.to_string(),
+        }
+    })
+}
+
+/// `perps-news stories`: the hottest active stories at the state's clock (its latest
+/// article time), optionally only those touching one symbol.
+///
+/// # Errors
+/// Config errors; an unreadable state; Redis unreachable.
+pub fn stories(args: &StoriesArgs) -> Result<i32> {
+    let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(url) = &args.redis_url {
+        cfg.redis.url.clone_from(url);
+    }
+    let embedder = embed::build(&cfg.embed)?;
+    let state = match &args.state {
+        Some(path) => store::file::load(path, &embedder.fingerprint(), embedder.dim())?,
+        None => {
+            let conns = store::redis::Connections::new(&cfg.redis)?;
+            store::redis::load_state(&conns.main, &embedder.fingerprint(), embedder.dim())?.0
+        }
+    };
+    let tau = cfg.signals.heat_tau_hours;
+    let mut records: Vec<crate::report::StoryRecord> = state
+        .stories
+        .iter()
+        .map(|s| crate::report::StoryRecord::from_story(s, state.clock, tau, None))
+        .filter(|r| {
+            args.symbol
+                .as_ref()
+                .is_none_or(|sym| r.symbols.iter().any(|s| s.eq_ignore_ascii_case(sym)))
+        })
+        .collect();
+    records.sort_by(|a, b| {
+        b.heat
+            .total_cmp(&a.heat)
+            .then_with(|| b.last_published_at.cmp(&a.last_published_at))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    records.truncate(args.top);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &records {
+            let line =
+                serde_json::to_string(r).map_err(|e| Error::io("-", std::io::Error::other(e)))?;
+            let _ = writeln!(out, "{line}");
+        }
+        return Ok(0);
+    }
+    let _ = writeln!(
+        out,
+        "{:>6} {:>5} {:>4} {:<3} {:<14} label",
+        "heat", "size", "src", "brk", "symbols"
+    );
+    for r in &records {
+        let syms = r.symbols.join(",");
+        let _ = writeln!(
+            out,
+            "{:>6.2} {:>5} {:>4} {:<3} {:<14} {}",
+            r.heat,
+            r.size,
+            r.sources,
+            if r.breaking { "yes" } else { "" },
+            syms.chars().take(14).collect::<String>(),
+            r.label
+        );
+    }
+    Ok(0)
 }

@@ -15,6 +15,8 @@ use crate::store::redis::Pool;
 
 /// `news:clustered`: published after every batch run.
 pub const NEWS_CLUSTERED: &str = "news:clustered";
+/// `news:story`: a story opened, or turned breaking.
+pub const NEWS_STORY: &str = "news:story";
 /// `trading:cycle:complete`
 pub const TRADING_CYCLE_COMPLETE: &str = "trading:cycle:complete";
 /// `execution:filled`
@@ -40,6 +42,30 @@ pub struct NewsClustered {
     pub new_clusters: usize,
     /// Cache counters.
     pub cache_stats: CacheStats,
+}
+
+/// `news:story` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewsStory {
+    /// Story id.
+    pub story_id: String,
+    /// Label.
+    pub label: String,
+    /// Perp symbols, heaviest first.
+    pub symbols: Vec<String>,
+    /// Articles.
+    pub size: usize,
+    /// Distinct sources.
+    pub sources: usize,
+    /// Heat at the latest article time.
+    pub heat: f64,
+    /// First article time, RFC 3339.
+    pub first_seen: String,
+    /// Latest article time, RFC 3339.
+    pub last_seen: String,
+    /// Whether the story is breaking.
+    pub breaking: bool,
 }
 
 /// `trading:cycle:complete` payload.
@@ -119,6 +145,9 @@ pub struct Bus {
     pool: Pool,
     stream_maxlen: u64,
     spool: PathBuf,
+    /// Set at the first failed publish: later events go straight to the spool instead of
+    /// each waiting out the retry window.
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What happened to an event.
@@ -137,6 +166,7 @@ impl Bus {
             pool,
             stream_maxlen,
             spool: spool.into(),
+            down: Default::default(),
         }
     }
 
@@ -172,9 +202,18 @@ impl Bus {
     /// [`Error::Io`] when the spool cannot be written either: the event would be lost.
     pub fn publish_or_spool(&self, channel: &str, payload: &serde_json::Value) -> Result<Delivery> {
         let text = payload.to_string();
-        match self.publish(channel, &text) {
+        let result = if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(Error::Redis {
+                server: self.pool.name.clone(),
+                message: "unreachable earlier in this run".into(),
+            })
+        } else {
+            self.publish(channel, &text)
+        };
+        match result {
             Ok(()) => Ok(Delivery::Published),
             Err(e) => {
+                self.down.store(true, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(channel, error = %e, spool = %self.spool.display(), "Event not published; spooled for the next run.");
                 let line = serde_json::to_string(&Spooled {
                     channel: channel.into(),

@@ -24,6 +24,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Tail the Redis message bus as JSON lines.
     Subscribe(SubscribeArgs),
+    /// The hottest current stories, from the state (a local file or Redis).
+    Stories(StoriesArgs),
     /// Cache and story counters from Redis, and the last run.
     Stats(StatsArgs),
     /// Check the Redis instances, their eviction and persistence settings, the API key and the
@@ -191,6 +193,29 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
     /// Pipeline declaration whose [redis] section to use.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+}
+
+/// `perps-news stories`
+#[derive(Debug, Args)]
+pub struct StoriesArgs {
+    /// How many stories.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Only stories touching this perp symbol (e.g. BTC).
+    #[arg(long, value_name = "SYMBOL")]
+    pub symbol: Option<String>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Read the state from this local file instead of Redis.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Pipeline declaration (its [redis] and [signals] sections).
     #[arg(long, value_name = "FILE")]
     pub pipeline: Option<PathBuf>,
     /// Redis URL (overrides the pipeline and REDIS_* variables).

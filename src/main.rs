@@ -29,6 +29,7 @@ fn main() {
                 Command::Sweep(args) => app::sweep(args, &pool),
                 Command::Subscribe(args) => app::subscribe(args),
                 Command::Stats(args) => app::stats(args),
+                Command::Stories(args) => app::stories(args),
                 Command::Doctor(args) => perps_news::ops::doctor(args),
                 Command::Serve(args) => perps_news::ops::serve(args),
             };

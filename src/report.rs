@@ -151,7 +151,8 @@ impl Summary {
     }
 }
 
-/// One story as written by `--stories`.
+/// One story as written by `--stories`, stored in Redis for consumers, and listed by
+/// `perps-news stories`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoryRecord {
     /// Story id.
@@ -168,16 +169,57 @@ pub struct StoryRecord {
     pub last_published_at: String,
     /// Characteristic terms.
     pub top_terms: Vec<String>,
+    /// Perp symbols the story touches, heaviest first.
+    pub symbols: Vec<String>,
+    /// Distinct sources.
+    pub sources: usize,
+    /// Articles in the hour up to the state's clock.
+    pub articles_last_hour: usize,
+    /// Heat at the state's clock (see `Story::heat`).
+    pub heat: f64,
+    /// Whether (and since when) the story is breaking.
+    pub breaking: bool,
     /// Whether it is still active (takes new articles).
     pub active: bool,
 }
 
 impl StoryRecord {
-    /// Records for `ids` from the state (active or retired), with this run's labels.
+    /// The record of an active story at time `now`.
+    pub fn from_story(
+        s: &crate::story::Story,
+        now: i64,
+        tau_hours: f64,
+        terms: Option<Vec<String>>,
+    ) -> Self {
+        StoryRecord {
+            id: s.id.clone(),
+            label: s.label.clone(),
+            size: s.size,
+            articles: s.article_ids.clone(),
+            first_published_at: format_rfc3339(s.first_seen),
+            last_published_at: format_rfc3339(s.last_seen),
+            top_terms: terms
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| s.top_terms.clone()),
+            symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+                .into_iter()
+                .map(|(sym, _)| sym)
+                .collect(),
+            sources: s.sources.len(),
+            articles_last_hour: s.last_hour(now),
+            heat: (s.heat(now, tau_hours) * 1000.0).round() / 1000.0,
+            breaking: s.breaking_at.is_some(),
+            active: true,
+        }
+    }
+
+    /// Records for `ids` from the state (active or retired), with this run's labels, heat
+    /// measured at the state's clock.
     pub fn collect(
         state: &StoryState,
         ids: &[String],
         labels: &HashMap<String, StoryLabel>,
+        tau_hours: f64,
     ) -> Vec<Self> {
         let active: HashMap<&str, usize> = state
             .stories
@@ -193,26 +235,14 @@ impl StoryRecord {
             .collect();
         ids.iter()
             .filter_map(|id| {
-                let terms = labels
-                    .get(id)
-                    .map(|l| l.top_terms.clone())
-                    .unwrap_or_default();
+                let terms = labels.get(id).map(|l| l.top_terms.clone());
                 if let Some(&i) = active.get(id.as_str()) {
-                    let s = &state.stories[i];
-                    Some(StoryRecord {
-                        id: s.id.clone(),
-                        label: s.label.clone(),
-                        size: s.size,
-                        articles: s.article_ids.clone(),
-                        first_published_at: format_rfc3339(s.first_seen),
-                        last_published_at: format_rfc3339(s.last_seen),
-                        top_terms: if terms.is_empty() {
-                            s.top_terms.clone()
-                        } else {
-                            terms
-                        },
-                        active: true,
-                    })
+                    Some(Self::from_story(
+                        &state.stories[i],
+                        state.clock,
+                        tau_hours,
+                        terms,
+                    ))
                 } else {
                     retired.get(id.as_str()).map(|&i| {
                         let s = &state.retired[i];
@@ -223,7 +253,12 @@ impl StoryRecord {
                             articles: s.article_ids.clone(),
                             first_published_at: format_rfc3339(s.first_seen),
                             last_published_at: format_rfc3339(s.last_seen),
-                            top_terms: terms,
+                            top_terms: terms.unwrap_or_default(),
+                            symbols: s.symbols.clone(),
+                            sources: s.sources,
+                            articles_last_hour: 0,
+                            heat: 0.0,
+                            breaking: s.breaking,
                             active: false,
                         }
                     })

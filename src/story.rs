@@ -43,6 +43,74 @@ pub struct Story {
     pub centroid_sum: Vec<f32>,
     /// The member closest to the centroid: its id, title and vector.
     pub rep: Representative,
+    /// Perp-symbol tallies over the members.
+    #[serde(default)]
+    pub symbols: Vec<crate::symbols::SymbolTally>,
+    /// Distinct sources with the time of their latest article (at most [`MAX_SOURCES`]).
+    #[serde(default)]
+    pub sources: Vec<(String, i64)>,
+    /// Member article times, in joining order.
+    #[serde(default)]
+    pub times: Vec<i64>,
+    /// When the story turned breaking (fires once, ever).
+    #[serde(default)]
+    pub breaking_at: Option<i64>,
+}
+
+/// Most distinct sources remembered per story.
+pub const MAX_SOURCES: usize = 256;
+
+impl Story {
+    /// Heat at time `now`: each distinct source counts `exp(-age / tau)`, where `age` is the
+    /// time since its latest article in this story. So a story many outlets are writing
+    /// about right now is hot, and it cools with a time constant `tau` once they stop.
+    pub fn heat(&self, now: i64, tau_hours: f64) -> f64 {
+        let tau = (tau_hours * 3600.0).max(1.0);
+        self.sources
+            .iter()
+            .map(|(_, t)| (-(now.saturating_sub(*t)).max(0) as f64 / tau).exp())
+            .sum()
+    }
+
+    /// Articles with a time in the hour up to `now`.
+    pub fn last_hour(&self, now: i64) -> usize {
+        self.times
+            .iter()
+            .filter(|t| **t > now - 3600 && **t <= now)
+            .count()
+    }
+
+    /// Records an article's source and time; returns whether the story just turned
+    /// breaking: `sources_needed` distinct sources within `window` seconds up to `t`.
+    pub fn note_source(
+        &mut self,
+        source: Option<&str>,
+        t: i64,
+        sources_needed: usize,
+        window: i64,
+    ) -> bool {
+        self.times.push(t);
+        if let Some(src) = source {
+            match self.sources.iter().position(|(s, _)| s == src) {
+                Some(i) => self.sources[i].1 = self.sources[i].1.max(t),
+                None if self.sources.len() < MAX_SOURCES => self.sources.push((src.to_string(), t)),
+                None => {}
+            }
+        }
+        if self.breaking_at.is_some() || sources_needed == 0 {
+            return false;
+        }
+        let recent = self
+            .sources
+            .iter()
+            .filter(|(_, last)| *last > t - window && *last <= t)
+            .count();
+        if recent >= sources_needed {
+            self.breaking_at = Some(t);
+            return true;
+        }
+        false
+    }
 }
 
 /// The most central member of a story, kept so later runs can compare newcomers with it.
@@ -74,6 +142,15 @@ pub struct RetiredStory {
     pub first_seen: i64,
     /// Latest member time.
     pub last_seen: i64,
+    /// Its symbols when it retired.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// Distinct sources.
+    #[serde(default)]
+    pub sources: usize,
+    /// Whether it had turned breaking.
+    #[serde(default)]
+    pub breaking: bool,
 }
 
 /// Where a known article lives.
@@ -301,6 +378,12 @@ impl StoryState {
                     url_keys: s.url_keys,
                     first_seen: s.first_seen,
                     last_seen: s.last_seen,
+                    symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+                        .into_iter()
+                        .map(|(sym, _)| sym)
+                        .collect(),
+                    sources: s.sources.len(),
+                    breaking: s.breaking_at.is_some(),
                 });
                 retired += 1;
             } else {

@@ -207,6 +207,82 @@ pub enum SymbolError {
     },
 }
 
+/// One article's symbols, split by where they appear.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ArticleSymbols {
+    /// Symbols in the title (with mentions in title and body).
+    pub title: Vec<(String, u32)>,
+    /// Symbols only in the body (with mentions).
+    pub body_only: Vec<(String, u32)>,
+}
+
+/// Per-story tallies of one symbol, accumulated article by article.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SymbolTally {
+    /// The symbol.
+    pub symbol: String,
+    /// Articles with it in the title.
+    pub in_title: u32,
+    /// Articles with it only in the body.
+    pub in_body: u32,
+    /// Total mentions.
+    pub mentions: u64,
+}
+
+/// A story's symbols from its tallies and article count, by the rule of
+/// [`SymbolBook::story_symbols`]: kept when some title carries it or at least 30% of the
+/// articles do; weight `(T + 0.5 * B) / N`; ordered by weight, mentions, then symbol.
+pub fn story_symbols_from(tallies: &[SymbolTally], n: usize) -> Vec<(String, f32)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<(&SymbolTally, f32)> = tallies
+        .iter()
+        .filter(|t| {
+            t.in_title > 0
+                || (t.in_title + t.in_body) as usize * BODY_SHARE_DEN >= BODY_SHARE_NUM * n
+        })
+        .map(|t| (t, (t.in_title as f32 + 0.5 * t.in_body as f32) / n as f32))
+        .collect();
+    out.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| b.0.mentions.cmp(&a.0.mentions))
+            .then_with(|| a.0.symbol.cmp(&b.0.symbol))
+    });
+    out.into_iter()
+        .map(|(t, w)| (t.symbol.clone(), w))
+        .collect()
+}
+
+/// Adds one article's symbols to a story's tallies.
+pub fn tally(tallies: &mut Vec<SymbolTally>, a: &ArticleSymbols) {
+    let mut add = |sym: &str, count: u32, title: bool| {
+        let i = match tallies.iter().position(|t| t.symbol == sym) {
+            Some(i) => i,
+            None => {
+                tallies.push(SymbolTally {
+                    symbol: sym.to_string(),
+                    ..SymbolTally::default()
+                });
+                tallies.len() - 1
+            }
+        };
+        let t = &mut tallies[i];
+        if title {
+            t.in_title += 1;
+        } else {
+            t.in_body += 1;
+        }
+        t.mentions += u64::from(count);
+    };
+    for (s, c) in &a.title {
+        add(s, *c, true);
+    }
+    for (s, c) in &a.body_only {
+        add(s, *c, false);
+    }
+}
+
 /// One symbol found in a text, with the number of times it is mentioned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SymbolHit {
@@ -395,6 +471,27 @@ impl SymbolBook {
             .collect();
         hits.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.symbol.cmp(&b.symbol)));
         hits
+    }
+
+    /// One article's symbols: those in its title, and those only in its body, with mention
+    /// counts (the per-article input of the story rule in [`Self::story_symbols`]).
+    pub fn article_symbols(&self, title: &str, body: &str) -> ArticleSymbols {
+        let title_hits = self.counts(title);
+        let mut body_only = Vec::new();
+        let mut out_title: Vec<(String, u32)> = Vec::new();
+        for (sym, count) in &title_hits {
+            out_title.push((self.symbols[*sym].clone(), *count));
+        }
+        for (sym, count) in self.counts(body) {
+            match out_title.iter_mut().find(|(s, _)| *s == self.symbols[sym]) {
+                Some(t) => t.1 += count,
+                None => body_only.push((self.symbols[sym].clone(), count)),
+            }
+        }
+        ArticleSymbols {
+            title: out_title,
+            body_only,
+        }
     }
 
     /// The symbols of a story whose articles have these `titles` and `bodies` (article `i`
@@ -1283,6 +1380,29 @@ mod tests {
             ["NEAR", "SHIB"]
         );
         assert!(syms(&b, "Bitcoin SV trial: judge rules against Wright").is_empty());
+    }
+
+    #[test]
+    fn incremental_tallies_match_the_batch_rule() {
+        let b = book();
+        let titles = [
+            "Bitcoin tops $100K as ETF inflows surge",
+            "Solana outage halts block production",
+            "ETH and BTC slide",
+        ];
+        let bodies = [
+            "Ether also rose.",
+            "SOL fell 5%. Bitcoin was flat.",
+            "Traders sold.",
+        ];
+        let mut tallies = Vec::new();
+        for (t, body) in titles.iter().zip(bodies) {
+            tally(&mut tallies, &b.article_symbols(t, body));
+        }
+        assert_eq!(
+            story_symbols_from(&tallies, 3),
+            b.story_symbols(&titles, &bodies)
+        );
     }
 
     #[test]

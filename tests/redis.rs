@@ -412,8 +412,29 @@ fn redis_down_from_the_start_spools_and_the_next_run_delivers() {
     assert_eq!(v["totalProcessed"], 100);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("spooled"), "{err}");
+    // Every story's `news:story` (opened), then `news:clustered`, all kept.
     let spool = std::fs::read_to_string(dir.path().join("perps-news.spool.jsonl")).unwrap();
-    assert_eq!(spool.lines().count(), 1);
+    let spooled: Vec<serde_json::Value> = spool
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // One `opened` per new story, plus one per story that turned breaking.
+    let stories = spooled.len() - 1;
+    let opened = spooled
+        .iter()
+        .filter(|e| e["channel"] == "news:story" && e["payload"]["size"] == 1)
+        .count();
+    assert!(
+        stories >= v["newClusters"].as_u64().unwrap() as usize && opened >= 1,
+        "{spool}"
+    );
+    assert!(
+        spooled[..stories]
+            .iter()
+            .all(|e| e["channel"] == "news:story")
+    );
+    assert_eq!(spooled[stories]["channel"], "news:clustered");
+    assert_eq!(spooled[stories]["payload"]["timestamp"], v["timestamp"]);
 
     // The server comes up on that port; the next run delivers the spooled event first and
     // continues the state made while Redis was down.
@@ -424,7 +445,10 @@ fn redis_down_from_the_start_spools_and_the_next_run_delivers() {
         None,
         &envs,
     ));
-    assert_eq!(v2["redis"]["spoolDelivered"], 1);
+    assert_eq!(
+        v2["redis"]["spoolDelivered"].as_u64(),
+        Some(stories as u64 + 1)
+    );
     assert_eq!(v2["redis"]["published"], true);
     assert_eq!(
         v2["alreadyKnown"], 100,
@@ -437,6 +461,8 @@ fn redis_down_from_the_start_spools_and_the_next_run_delivers() {
         .query(&mut c)
         .unwrap();
     assert_eq!(n, 2);
+    let n: u64 = redis::cmd("XLEN").arg("news:story").query(&mut c).unwrap();
+    assert_eq!(n as usize, stories, "the second run opened nothing new");
 }
 
 #[test]

@@ -78,10 +78,17 @@ impl HashingEmbedder {
                         *d = b.to_ascii_lowercase();
                     }
                     let lower = &stack[..raw.len()];
-                    (text::word_hash_bytes(lower), raw.len(), raw.len() >= 2 && upper == raw.len())
+                    (
+                        text::word_hash_bytes(lower),
+                        raw.len(),
+                        raw.len() >= 2 && upper == raw.len(),
+                    )
                 } else {
                     let lower = text::lower_into(tok.raw, &mut buf);
-                    let acronym = tok.raw.chars().all(|c| c.is_uppercase() || c.is_ascii_digit());
+                    let acronym = tok
+                        .raw
+                        .chars()
+                        .all(|c| c.is_uppercase() || c.is_ascii_digit());
                     (text::word_hash(lower), lower.len(), acronym)
                 };
                 Word {

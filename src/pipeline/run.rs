@@ -76,6 +76,8 @@ pub struct RunOutcome {
     pub duplicates: Vec<Duplicate>,
     /// Per input, in order: (name, records, accepted).
     pub per_input: Vec<(String, usize, usize)>,
+    /// Stories opened or turned breaking, in order.
+    pub events: Vec<crate::stages::cluster::StoryEvent>,
     /// The advanced state, to be saved.
     pub state: StoryState,
 }
@@ -100,6 +102,7 @@ pub fn run(
     embedder: &dyn Embedder,
     cache: &dyn Cache,
     labeler: &dyn Labeler,
+    symbols: &crate::symbols::SymbolBook,
     opts: &RunOptions,
     pool: &rayon::ThreadPool,
 ) -> Result<RunOutcome> {
@@ -121,9 +124,17 @@ pub fn run(
     let (tx_clu, rx_clu) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
     let (tx_lab, rx_lab) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
 
-    let embed = EmbedStage::new(embedder, cache, pool);
+    let embed = EmbedStage::new(
+        embedder,
+        cache,
+        pool,
+        symbols,
+        cfg.signals.symbols_body_chars,
+    );
+    let breaking_window = (cfg.signals.breaking_window_minutes * 60.0) as i64;
     let cluster = ClusterStage::new(
-        Clusterer::new(cfg.cluster.clone(), state),
+        Clusterer::new(cfg.cluster.clone(), state)
+            .with_breaking(cfg.signals.breaking_sources, breaking_window),
         opts.ingest_time,
         pool,
     );
@@ -203,7 +214,12 @@ pub fn run(
         .collect();
 
     cache.flush();
-    let stories = StoryRecord::collect(&state, &collected.touched, &collected.labels);
+    let stories = StoryRecord::collect(
+        &state,
+        &collected.touched,
+        &collected.labels,
+        cfg.signals.heat_tau_hours,
+    );
     let times = StageTimes {
         ingest: ingested.time,
         embed: embed_t,
@@ -237,6 +253,7 @@ pub fn run(
         rejects: ingested.rejects,
         duplicates: ingested.duplicates,
         per_input: ingested.per_input,
+        events: collected.events.clone(),
         state,
     })
 }

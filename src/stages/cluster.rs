@@ -74,9 +74,29 @@ pub struct StorySnapshot {
     pub size: usize,
 }
 
+/// A moment traders are told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoryEventKind {
+    /// A story was opened.
+    Opened,
+    /// A story turned breaking (once per story, ever).
+    Breaking,
+}
+
+/// A story event, published as `news:story` after the run saved its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoryEvent {
+    /// Story id.
+    pub story_id: String,
+    /// What happened.
+    pub kind: StoryEventKind,
+}
+
 /// The result of clustering one batch.
 #[derive(Debug, Default)]
 pub struct ClusteredBatch {
+    /// Stories opened or turned breaking in this batch, in order.
+    pub events: Vec<StoryEvent>,
     /// One per article of the batch, in batch order.
     pub assignments: Vec<Assignment>,
     /// Stories opened or joined in this batch, in first-touched order.
@@ -87,6 +107,8 @@ pub struct ClusteredBatch {
 #[derive(Debug)]
 pub struct Clusterer {
     cfg: ClusterConfig,
+    breaking_sources: usize,
+    breaking_window: i64,
     state: StoryState,
     opened: usize,
 }
@@ -95,10 +117,19 @@ impl Clusterer {
     /// Continues `state` with the given settings.
     pub fn new(cfg: ClusterConfig, state: StoryState) -> Self {
         Clusterer {
+            breaking_sources: 0,
+            breaking_window: 0,
             cfg,
             state,
             opened: 0,
         }
+    }
+
+    /// Turns on breaking detection: `sources` distinct sources within `window` seconds.
+    pub fn with_breaking(mut self, sources: usize, window: i64) -> Self {
+        self.breaking_sources = sources;
+        self.breaking_window = window;
+        self
     }
 
     /// Stories opened so far by this clusterer (this run's `newClusters`).
@@ -122,6 +153,7 @@ impl Clusterer {
         &mut self,
         articles: &[Article],
         embeddings: Vec<Embedding>,
+        symbols: &[crate::symbols::ArticleSymbols],
         ingest_time: i64,
         pool: &rayon::ThreadPool,
     ) -> ClusteredBatch {
@@ -158,6 +190,7 @@ impl Clusterer {
         let mut out = ClusteredBatch {
             assignments: Vec::with_capacity(articles.len()),
             touched: vec![],
+            events: vec![],
         };
 
         for (i, (a, v)) in articles.iter().zip(&vectors).enumerate() {
@@ -198,6 +231,8 @@ impl Clusterer {
                 consider(slot, &self.state);
             }
 
+            let no_symbols = crate::symbols::ArticleSymbols::default();
+            let syms = symbols.get(i).unwrap_or(&no_symbols);
             let slot = match best {
                 Some((_, _, slot)) => {
                     self.join(slot, a, v, t);
@@ -215,6 +250,21 @@ impl Clusterer {
             };
             self.state
                 .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
+            let (needed, window) = (self.breaking_sources, self.breaking_window);
+            let s = &mut self.state.stories[slot];
+            crate::symbols::tally(&mut s.symbols, syms);
+            if s.size == 1 {
+                out.events.push(StoryEvent {
+                    story_id: s.id.clone(),
+                    kind: StoryEventKind::Opened,
+                });
+            }
+            if s.note_source(a.source.as_deref(), t, needed, window) {
+                out.events.push(StoryEvent {
+                    story_id: s.id.clone(),
+                    kind: StoryEventKind::Breaking,
+                });
+            }
             if !changed_flag[slot] {
                 changed_flag[slot] = true;
                 changed.push(slot);
@@ -347,6 +397,10 @@ impl Clusterer {
                 title: a.title.clone(),
                 vector: v.to_vec(),
             },
+            symbols: Vec::new(),
+            sources: Vec::new(),
+            times: Vec::new(),
+            breaking_at: None,
         };
         self.state.next_seq += 1;
         // Normalised the same way a reloaded state normalises it, bit for bit.
@@ -408,6 +462,7 @@ impl crate::pipeline::Stage for ClusterStage<'_> {
         Ok(self.clusterer.assign_batch(
             &batch.articles,
             batch.embeddings,
+            &batch.symbols,
             self.ingest_time,
             self.pool,
         ))
@@ -517,7 +572,7 @@ mod tests {
         for (a, v) in arts.chunks(batch).zip(vecs.chunks(batch)) {
             let e = v.iter().cloned().map(Embedding::Dense).collect();
             out.extend(
-                c.assign_batch(a, e, 0, &pool)
+                c.assign_batch(a, e, &[], 0, &pool)
                     .assignments
                     .into_iter()
                     .map(|x| x.story_id),
@@ -582,9 +637,9 @@ mod tests {
             .unwrap();
         let mut c = Clusterer::new(ClusterConfig::default(), StoryState::new("test", 32));
         let dense = |v: &[Vec<f32>]| v.iter().cloned().map(Embedding::Dense).collect();
-        let first = c.assign_batch(&arts, dense(&vecs), 0, &pool);
+        let first = c.assign_batch(&arts, dense(&vecs), &[], 0, &pool);
         let opened = c.opened();
-        let again = c.assign_batch(&arts, dense(&vecs), 0, &pool);
+        let again = c.assign_batch(&arts, dense(&vecs), &[], 0, &pool);
         assert_eq!(c.opened(), opened);
         assert!(
             again

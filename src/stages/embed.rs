@@ -11,25 +11,32 @@ use crate::error::{Error, Result};
 use crate::pipeline::Stage;
 use crate::store::Cache;
 
-/// The embed stage.
+/// The embed stage: embeddings through the cache, and each article's perp symbols.
 pub struct EmbedStage<'a> {
     embedder: &'a dyn Embedder,
     cache: &'a dyn Cache,
     pool: &'a rayon::ThreadPool,
+    symbols: &'a crate::symbols::SymbolBook,
+    symbols_body_chars: usize,
     fingerprint: String,
 }
 
 impl<'a> EmbedStage<'a> {
-    /// A stage embedding with `embedder` through `cache`, CPU work on `pool`.
+    /// A stage embedding with `embedder` through `cache`, CPU work on `pool`, finding symbols
+    /// with `symbols` in titles and the first `symbols_body_chars` of bodies.
     pub fn new(
         embedder: &'a dyn Embedder,
         cache: &'a dyn Cache,
         pool: &'a rayon::ThreadPool,
+        symbols: &'a crate::symbols::SymbolBook,
+        symbols_body_chars: usize,
     ) -> Self {
         EmbedStage {
             embedder,
             cache,
             pool,
+            symbols,
+            symbols_body_chars,
             fingerprint: embedder.fingerprint(),
         }
     }
@@ -116,9 +123,22 @@ impl Stage for EmbedStage<'_> {
             .into_iter()
             .map(|e| e.unwrap_or(Embedding::Terms(Vec::new())))
             .collect();
+        // Symbols of the title and the lead: where a story says which markets it is about.
+        let symbols = batch
+            .articles
+            .iter()
+            .map(|a| {
+                let lead = match a.body.char_indices().nth(self.symbols_body_chars) {
+                    Some((i, _)) => &a.body[..i],
+                    None => &a.body,
+                };
+                self.symbols.article_symbols(&a.title, lead)
+            })
+            .collect();
         Ok(EmbeddedBatch {
             articles: batch.articles,
             embeddings,
+            symbols,
         })
     }
 }

@@ -12,6 +12,8 @@ pub struct LabeledBatch {
     pub assignments: Vec<Assignment>,
     /// (story id, label) for each story the batch touched.
     pub labels: Vec<(String, StoryLabel)>,
+    /// Stories opened or turned breaking.
+    pub events: Vec<super::cluster::StoryEvent>,
 }
 
 /// The label stage.
@@ -45,6 +47,7 @@ impl Stage for LabelStage<'_> {
         Ok(LabeledBatch {
             assignments: batch.assignments,
             labels,
+            events: batch.events,
         })
     }
 }

@@ -25,4 +25,6 @@ pub struct EmbeddedBatch {
     pub articles: Vec<Article>,
     /// Their embeddings, parallel to `articles`.
     pub embeddings: Vec<Embedding>,
+    /// Their perp symbols, parallel to `articles`.
+    pub symbols: Vec<crate::symbols::ArticleSymbols>,
 }

@@ -22,6 +22,8 @@ pub struct Collected {
     pub processed: usize,
     /// Articles already in the state.
     pub known: usize,
+    /// Story events, in order.
+    pub events: Vec<super::cluster::StoryEvent>,
 }
 
 /// The publish stage.
@@ -71,6 +73,7 @@ impl Stage for PublishStage {
             p.inc(batch.assignments.len() as u64);
         }
         c.assignments.extend(batch.assignments);
+        c.events.extend(batch.events);
         Ok(())
     }
 }

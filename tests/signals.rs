@@ -1,0 +1,286 @@
+//! Trader-facing signals: symbols on stories, heat ordering, and `news:story` events
+//! (opened, and breaking exactly once), received by a real Redis subscriber.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{bin, run_in};
+
+fn article(id: &str, title: &str, source: &str, t: &str) -> String {
+    // Each outlet words the story its own way (identical texts would be folded as duplicates).
+    let body = format!(
+        "{title}, {source} reported. Traders reacted across perpetual markets, according to {id}."
+    );
+    serde_json::json!({"id": id, "title": title, "body": body, "source": source, "published_at": t})
+        .to_string()
+}
+
+fn write(dir: &std::path::Path, name: &str, lines: &[String]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Three events at the end of the dump's clock (12:00): a burst of five outlets on a Solana
+/// outage in the last hour, two outlets on an Ethereum upgrade just now, and six outlets on a
+/// Bitcoin ETF ten hours earlier.
+fn signal_dump(dir: &std::path::Path) -> String {
+    let mut l = Vec::new();
+    for (i, src) in [
+        "coindesk.com",
+        "theblock.co",
+        "decrypt.co",
+        "cointelegraph.com",
+        "dlnews.com",
+    ]
+    .iter()
+    .enumerate()
+    {
+        l.push(article(
+            &format!("sol{i}"),
+            "Solana network outage halts block production for hours",
+            src,
+            &format!("2026-11-20T11:{:02}:00Z", 10 + i * 8),
+        ));
+    }
+    for (i, src) in ["coindesk.com", "theblock.co"].iter().enumerate() {
+        l.push(article(
+            &format!("eth{i}"),
+            "Ethereum Pectra upgrade goes live on mainnet",
+            src,
+            &format!("2026-11-20T11:{:02}:00Z", 55 + i * 4),
+        ));
+    }
+    for (i, src) in [
+        "coindesk.com",
+        "theblock.co",
+        "decrypt.co",
+        "cointelegraph.com",
+        "dlnews.com",
+        "reuters.com",
+    ]
+    .iter()
+    .enumerate()
+    {
+        l.push(article(
+            &format!("btc{i}"),
+            "BlackRock spot Bitcoin ETF sees record inflows",
+            src,
+            &format!("2026-11-20T02:{:02}:00Z", i * 4),
+        ));
+    }
+    write(dir, "signals.jsonl", &l)
+}
+
+#[test]
+fn stories_carry_symbols_and_rank_by_heat() {
+    let t = tempfile::tempdir().unwrap();
+    let dump = signal_dump(t.path());
+    let out = run_in(
+        t.path(),
+        &["run", "-q", "--state", "s.json", &dump],
+        None,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top = json_lines(&run_in(
+        t.path(),
+        &["stories", "--json", "--state", "s.json"],
+        None,
+        &[],
+    ));
+    assert_eq!(top.len(), 3, "{top:?}");
+    let firsts: Vec<&str> = top
+        .iter()
+        .map(|s| s["articles"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        firsts,
+        ["sol0", "eth0", "btc0"],
+        "a fresh burst beats a bigger but older story"
+    );
+    assert_eq!(top[0]["symbols"], serde_json::json!(["SOL"]));
+    assert_eq!(top[1]["symbols"], serde_json::json!(["ETH"]));
+    assert_eq!(top[2]["symbols"], serde_json::json!(["BTC"]));
+    assert_eq!(
+        (
+            top[0]["sources"].as_u64(),
+            top[0]["articles_last_hour"].as_u64()
+        ),
+        (Some(5), Some(5))
+    );
+    assert_eq!(top[0]["breaking"], true);
+    assert_eq!(top[1]["breaking"], false, "two sources are not a break");
+    assert_eq!(top[2]["breaking"], true);
+    let h: Vec<f64> = top.iter().map(|s| s["heat"].as_f64().unwrap()).collect();
+    assert!(h[0] > h[1] && h[1] > h[2] && h[2] > 0.0, "{h:?}");
+    // Filter by symbol.
+    let btc = json_lines(&run_in(
+        t.path(),
+        &["stories", "--json", "--state", "s.json", "--symbol", "btc"],
+        None,
+        &[],
+    ));
+    assert_eq!(btc.len(), 1);
+    assert_eq!(btc[0]["articles"][0], "btc0");
+}
+
+fn story_subscriber(url: &str, count: usize) -> std::process::Child {
+    bin()
+        .args([
+            "subscribe",
+            "--redis-url",
+            url,
+            "news:story",
+            "--count",
+            &count.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_subscribed(redis: &RedisServer) {
+    let mut c = redis.client(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query::<i64>(&mut c)
+        .unwrap()
+        < 1
+    {
+        assert!(Instant::now() < deadline, "subscriber not ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
+    let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let url = redis.url(0);
+    let t = tempfile::tempdir().unwrap();
+    let title = "Bybit hacked: $1.4B in ether drained from cold wallet";
+    // Run 1: two outlets. Then two processes at once, each with one more outlet and one
+    // repeat: the story breaks when the third distinct outlet arrives, whoever brings it.
+    let r1 = write(
+        t.path(),
+        "r1.jsonl",
+        &[
+            article("h1", title, "coindesk.com", "2026-11-20T10:00:00Z"),
+            article("h2", title, "theblock.co", "2026-11-20T10:05:00Z"),
+        ],
+    );
+    let r2 = write(
+        t.path(),
+        "r2.jsonl",
+        &[
+            article("h3", title, "decrypt.co", "2026-11-20T10:10:00Z"),
+            article("h4", title, "coindesk.com", "2026-11-20T10:12:00Z"),
+        ],
+    );
+    let r3 = write(
+        t.path(),
+        "r3.jsonl",
+        &[
+            article("h5", title, "dlnews.com", "2026-11-20T10:14:00Z"),
+            article("h6", title, "reuters.com", "2026-11-20T10:16:00Z"),
+        ],
+    );
+    // Opened once + breaking once = 2 events in all.
+    let sub = story_subscriber(&url, 2);
+    wait_subscribed(&redis);
+    let first = run_in(
+        t.path(),
+        &["run", "-q", "--redis-url", &url, &r1],
+        None,
+        &[],
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let spawn = |f: &str| {
+        bin()
+            .current_dir(t.path())
+            .args(["run", "-q", "--redis-url", &url, f])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&r2), spawn(&r3));
+    for c in [a, b] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let events = json_lines(&sub.wait_with_output().unwrap());
+    assert_eq!(events.len(), 2);
+    let opened = &events[0]["payload"];
+    let breaking = &events[1]["payload"];
+    assert_eq!(opened["breaking"], false);
+    assert_eq!(breaking["breaking"], true);
+    assert_eq!(opened["storyId"], breaking["storyId"]);
+    let keys: Vec<&str> = breaking
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = [
+        "storyId",
+        "label",
+        "symbols",
+        "size",
+        "sources",
+        "heat",
+        "firstSeen",
+        "lastSeen",
+        "breaking",
+    ];
+    let mut got = keys.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "exact payload fields");
+    assert_eq!(breaking["symbols"], serde_json::json!(["ETH"]));
+    assert!(breaking["sources"].as_u64().unwrap() >= 3);
+    assert_eq!(opened["firstSeen"], "2026-11-20T10:00:00Z");
+
+    // The whole stream holds exactly one breaking event for the story.
+    let mut c = redis.client(0);
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("news:story")
+        .arg("-")
+        .arg("+")
+        .query(&mut c)
+        .unwrap();
+    let breaking_events = reply
+        .ids
+        .iter()
+        .filter(|e| {
+            let p: String = redis::from_redis_value_ref(e.map.get("payload").unwrap()).unwrap();
+            p.contains(r#""breaking":true"#)
+        })
+        .count();
+    assert_eq!((reply.ids.len(), breaking_events), (2, 1));
+}
