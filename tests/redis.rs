@@ -5,21 +5,10 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{assignments, bin, generated, root, run_in};
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
+use common::{assignments, bin, generated, json, root, run_in};
 
 fn main_server() -> RedisServer {
     RedisServer::start(Some("systemd/perps-redis.conf"), &[])
@@ -304,19 +293,6 @@ fn subscriber(url: &str, args: &[&str]) -> std::process::Child {
     c.spawn().unwrap()
 }
 
-fn wait_subscribed(redis: &RedisServer, n: i64) {
-    let mut c = redis.client(0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let count: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
-        if count >= n {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("subscriber did not subscribe");
-}
-
 fn read_lines(child: std::process::Child) -> Vec<serde_json::Value> {
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -336,7 +312,7 @@ fn a_real_subscriber_receives_news_clustered_and_the_stream_replays_it() {
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url(0);
     let sub = subscriber(&url, &["news:clustered", "--count", "1"]);
-    wait_subscribed(&redis, 1);
+    redis.wait_subscribed(1);
     let summary = json(&run_in(
         dir.path(),
         &[
@@ -488,16 +464,7 @@ fn a_run_survives_a_redis_restart_mid_run() {
         .spawn()
         .unwrap();
     // Wait until the run is using the cache, then take the server away and bring it back.
-    let mut c = redis.client(1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap_or(0);
-        if n > 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "run never reached the cache");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    redis.wait_for_keys(1, 200, "run never reached the cache");
     redis.kill();
     std::thread::sleep(Duration::from_millis(800));
     redis.restart();

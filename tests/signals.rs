@@ -4,10 +4,9 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{bin, run_in};
+use common::{bin, json_lines, run_in};
 
 fn article(id: &str, title: &str, source: &str, t: &str) -> String {
     // Each outlet words the story its own way (identical texts would be folded as duplicates).
@@ -22,18 +21,6 @@ fn write(dir: &std::path::Path, name: &str, lines: &[String]) -> String {
     let p = dir.join(name);
     std::fs::write(&p, lines.join("\n") + "\n").unwrap();
     p.to_str().unwrap().to_string()
-}
-
-fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Three events at the end of the dump's clock (12:00): a burst of five outlets on a Solana
@@ -160,20 +147,6 @@ fn story_subscriber(url: &str, count: usize) -> std::process::Child {
         .unwrap()
 }
 
-fn wait_subscribed(redis: &RedisServer) {
-    let mut c = redis.client(0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while redis::cmd("PUBSUB")
-        .arg("NUMPAT")
-        .query::<i64>(&mut c)
-        .unwrap()
-        < 1
-    {
-        assert!(Instant::now() < deadline, "subscriber not ready");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
     let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
@@ -208,7 +181,7 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
     );
     // Opened once + breaking once = 2 events in all.
     let sub = story_subscriber(&url, 2);
-    wait_subscribed(&redis);
+    redis.wait_subscribed(1);
     let first = run_in(
         t.path(),
         &["run", "-q", "--redis-url", &url, &r1],

@@ -4,20 +4,9 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{bin, generated, root, run_in};
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{bin, generated, json, root, run_in};
 
 fn names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -143,16 +132,7 @@ fn a_run_killed_mid_file_loses_nothing_and_doubles_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut c = redis.client(1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap_or(0);
-        if n > 300 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    redis.wait_for_keys(1, 300, "the run never got going");
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(

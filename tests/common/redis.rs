@@ -116,6 +116,35 @@ impl RedisServer {
         ))
     }
 
+    /// Waits (bounded) until DB `db` holds more than `min` keys: a run is busy.
+    pub fn wait_for_keys(&self, db: u8, min: u64, what: &str) {
+        let mut c = self.client(db);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap_or(0);
+            if n > min {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}");
+            sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits (bounded) until at least `n` pattern subscriptions exist.
+    pub fn wait_subscribed(&self, n: i64) {
+        let mut c = self.client(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::cmd("PUBSUB")
+            .arg("NUMPAT")
+            .query::<i64>(&mut c)
+            .unwrap_or(0)
+            < n
+        {
+            assert!(Instant::now() < deadline, "no subscriber appeared");
+            sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
