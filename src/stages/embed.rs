@@ -42,29 +42,10 @@ impl<'a> EmbedStage<'a> {
     }
 }
 
-/// The cache key of a document under an embedder fingerprint.
-pub fn cache_key(fingerprint: &str, doc: &Doc<'_>) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(fingerprint.as_bytes());
-    h.update(&[0]);
-    h.update(doc.title.as_bytes());
-    h.update(&[0]);
-    h.update(doc.body.as_bytes());
-    h.digest128()
-}
-
-impl Stage for EmbedStage<'_> {
-    type In = Batch;
-    type Out = EmbeddedBatch;
-
-    fn name(&self) -> &'static str {
-        "embed"
-    }
-
-    fn process(&mut self, batch: Batch) -> Result<EmbeddedBatch> {
+impl EmbedStage<'_> {
+    fn embed_articles(&self, articles: &[crate::article::Article]) -> Result<Vec<Embedding>> {
         let dim = self.embedder.dim();
-        let docs: Vec<Doc<'_>> = batch
-            .articles
+        let docs: Vec<Doc<'_>> = articles
             .iter()
             .map(|a| Doc {
                 title: &a.title,
@@ -123,9 +104,15 @@ impl Stage for EmbedStage<'_> {
             .into_iter()
             .map(|e| e.unwrap_or(Embedding::Terms(Vec::new())))
             .collect();
+        Ok(embeddings)
+    }
+
+    fn article_symbols(
+        &self,
+        articles: &[crate::article::Article],
+    ) -> Vec<crate::symbols::ArticleSymbols> {
         // Symbols of the title and the lead: where a story says which markets it is about.
-        let symbols = batch
-            .articles
+        articles
             .iter()
             .map(|a| {
                 let lead = match a.body.char_indices().nth(self.symbols_body_chars) {
@@ -134,10 +121,40 @@ impl Stage for EmbedStage<'_> {
                 };
                 self.symbols.article_symbols(&a.title, lead)
             })
-            .collect();
+            .collect()
+    }
+}
+
+/// The cache key of a document under an embedder fingerprint.
+pub fn cache_key(fingerprint: &str, doc: &Doc<'_>) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(fingerprint.as_bytes());
+    h.update(&[0]);
+    h.update(doc.title.as_bytes());
+    h.update(&[0]);
+    h.update(doc.body.as_bytes());
+    h.digest128()
+}
+
+impl Stage for EmbedStage<'_> {
+    type In = Batch;
+    type Out = EmbeddedBatch;
+
+    fn name(&self) -> &'static str {
+        "embed"
+    }
+
+    fn process(&mut self, batch: Batch) -> Result<EmbeddedBatch> {
+        // Symbols are found on a second worker while the batch is embedded: the pipeline is
+        // otherwise mostly one thread busy at a time on this 2-core budget.
+        let this = &*self;
+        let (embeddings, symbols) = self.pool.join(
+            || this.embed_articles(&batch.articles),
+            || this.article_symbols(&batch.articles),
+        );
         Ok(EmbeddedBatch {
             articles: batch.articles,
-            embeddings,
+            embeddings: embeddings?,
             symbols,
         })
     }
