@@ -294,6 +294,30 @@ pub fn subscribe(
     limit: Option<usize>,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let mut left = limit;
+    let mut first = true;
+    loop {
+        match subscribe_once(pool, client, patterns, first && from_stream, left, out) {
+            Ok(None) => return Ok(()),
+            Ok(Some(printed)) => left = left.map(|l| l.saturating_sub(printed)),
+            Err(e) if first => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "Reconnect failed; trying again."),
+        }
+        first = false;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// One connection's worth of [`subscribe`]: `Ok(None)` when `limit` was reached,
+/// `Ok(Some(printed))` when the connection was lost.
+fn subscribe_once(
+    pool: &Pool,
+    client: &redis::Client,
+    patterns: &[String],
+    from_stream: bool,
+    limit: Option<usize>,
+    out: &mut dyn Write,
+) -> Result<Option<usize>> {
     let mut printed = 0usize;
     let mut emit = |channel: &str, payload: &str, out: &mut dyn Write| -> bool {
         let payload: serde_json::Value = serde_json::from_str(payload)
@@ -380,7 +404,7 @@ pub fn subscribe(
                 if let Some((_, payload)) = fields.iter().find(|(k, _)| k == "payload")
                     && emit(s, payload, out)
                 {
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
@@ -390,36 +414,14 @@ pub fn subscribe(
             Ok(msg) => {
                 let payload: String = msg.get_payload().unwrap_or_default();
                 if emit(msg.get_channel_name(), &payload, out) {
-                    return Ok(());
+                    return Ok(None);
                 }
             }
-            Err(e) if e.is_timeout() => {
-                // Quiet bus: check the connection is alive and keep listening.
-                if pubsub.ping::<String>().is_err() {
-                    tracing::warn!("Subscription connection dead; reconnecting.");
-                    drop(pubsub);
-                    return subscribe(
-                        pool,
-                        client,
-                        patterns,
-                        false,
-                        limit.map(|l| l - printed),
-                        out,
-                    );
-                }
-            }
+            // Quiet bus: keep listening while the connection answers a ping.
+            Err(e) if e.is_timeout() && pubsub.ping::<String>().is_ok() => {}
             Err(e) => {
                 tracing::warn!(error = %e, "Subscription lost; reconnecting.");
-                drop(pubsub);
-                std::thread::sleep(Duration::from_millis(500));
-                return subscribe(
-                    pool,
-                    client,
-                    patterns,
-                    false,
-                    limit.map(|l| l - printed),
-                    out,
-                );
+                return Ok(Some(printed));
             }
         }
     }

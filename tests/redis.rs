@@ -294,16 +294,7 @@ fn subscriber(url: &str, args: &[&str]) -> std::process::Child {
 }
 
 fn read_lines(child: std::process::Child) -> Vec<serde_json::Value> {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::json_lines(&child.wait_with_output().unwrap())
 }
 
 #[test]
