@@ -107,13 +107,12 @@ impl Embedding {
             Embedding::Dense(v) => v,
             Embedding::Terms(terms) => {
                 let mut v = vec![0.0f32; dim];
-                for &(id, w) in &terms {
+                stats.weigh_and_add(&terms, |id, w, idf| {
                     let m = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     let bucket = ((m >> 32) % dim as u64) as usize;
                     let sign = if m >> 63 == 0 { 1.0 } else { -1.0 };
-                    v[bucket] += sign * w * stats.idf(id);
-                }
-                stats.add(&terms);
+                    v[bucket] += sign * w * idf;
+                });
                 crate::kernels::normalize(&mut v);
                 v
             }

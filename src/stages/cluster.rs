@@ -34,6 +34,10 @@ use crate::text;
 /// `BLOCK_ROWS × stories` floats.
 const BLOCK_ROWS: usize = 64;
 
+/// Below this many active stories, candidates are scored with per-pair dots: the matrix
+/// product's packing costs more than it saves.
+const DIRECT_MAX_STORIES: usize = 64;
+
 /// Below this many multiply-adds a batch is scored on the calling thread.
 const PARALLEL_MIN_WORK: usize = 4_000_000;
 
@@ -312,6 +316,21 @@ impl Clusterer {
             Err(_) => return vec![(0..m as u32).collect(); vectors.len()],
         };
         let floor = self.cfg.threshold - GEMM_SLACK;
+        if m < DIRECT_MAX_STORIES {
+            // Few stories: packing them for a matrix product costs more than the dots.
+            return vectors
+                .iter()
+                .map(|v| {
+                    if v.is_empty() {
+                        return Vec::new();
+                    }
+                    (0..m)
+                        .filter(|&j| kernels::dot(v, self.state.centroid(j)) >= floor)
+                        .map(|j| j as u32)
+                        .collect()
+                })
+                .collect();
+        }
         let block = |rows: &[Vec<f32>]| -> Vec<Vec<u32>> {
             let mut flat = Vec::with_capacity(rows.len() * d);
             for r in rows {
