@@ -36,7 +36,7 @@ const BLOCK_ROWS: usize = 64;
 
 /// Below this many active stories, candidates are scored with per-pair dots: the matrix
 /// product's packing costs more than it saves.
-const DIRECT_MAX_STORIES: usize = 64;
+const DIRECT_MAX_STORIES: usize = 16;
 
 /// Below this many multiply-adds a batch is scored on the calling thread.
 const PARALLEL_MIN_WORK: usize = 4_000_000;
