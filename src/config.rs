@@ -57,7 +57,7 @@ impl Default for SignalsConfig {
     fn default() -> Self {
         SignalsConfig {
             symbols_path: String::new(),
-            symbols_body_chars: 200,
+            symbols_body_chars: 120,
             breaking_sources: 3,
             breaking_window_minutes: 30.0,
             heat_tau_hours: 6.0,
