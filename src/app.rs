@@ -551,30 +551,46 @@ impl RedisSession {
                 mark_pending(mirror, self.report.state_version)?;
             }
         }
-        // Story events go out after the state is saved, so a consumer can read the story.
-        for ev in &outcome.events {
-            let Some(s) = outcome.state.stories.iter().find(|s| s.id == ev.story_id) else {
-                continue;
-            };
-            let rec =
-                crate::report::StoryRecord::from_story(s, s.last_seen, self.heat_tau_hours, None);
-            let payload = crate::bus::NewsStory {
-                story_id: rec.id,
-                label: rec.label,
-                symbols: rec.symbols,
-                size: rec.size,
-                sources: rec.sources,
-                heat: rec.heat,
-                first_seen: rec.first_published_at,
-                last_seen: rec.last_published_at,
-                breaking: rec.breaking,
-            };
-            let v = serde_json::to_value(&payload).unwrap_or_default();
-            if self.bus.publish_or_spool(crate::bus::NEWS_STORY, &v)?
-                == crate::bus::Delivery::Published
-            {
-                self.report.story_events += 1;
-            }
+        // Story events go out after the state is saved (so a consumer can read the story),
+        // all in one round trip.
+        let slots: std::collections::HashMap<&str, usize> = outcome
+            .state
+            .stories
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let events: Vec<(&str, serde_json::Value)> = outcome
+            .events
+            .iter()
+            .filter_map(|ev| slots.get(ev.story_id.as_str()))
+            .map(|&i| {
+                let s = &outcome.state.stories[i];
+                let rec = crate::report::StoryRecord::from_story(
+                    s,
+                    s.last_seen,
+                    self.heat_tau_hours,
+                    None,
+                );
+                let payload = crate::bus::NewsStory {
+                    story_id: rec.id,
+                    label: rec.label,
+                    symbols: rec.symbols,
+                    size: rec.size,
+                    sources: rec.sources,
+                    heat: rec.heat,
+                    first_seen: rec.first_published_at,
+                    last_seen: rec.last_published_at,
+                    breaking: rec.breaking,
+                };
+                (
+                    crate::bus::NEWS_STORY,
+                    serde_json::to_value(&payload).unwrap_or_default(),
+                )
+            })
+            .collect();
+        if self.bus.publish_all_or_spool(&events)? == crate::bus::Delivery::Published {
+            self.report.story_events = events.len();
         }
         self.lock = None;
         self.report.round_trips = self.conns.main.round_trips() + self.conns.cache.round_trips();

@@ -201,36 +201,65 @@ impl Bus {
     /// # Errors
     /// [`Error::Io`] when the spool cannot be written either: the event would be lost.
     pub fn publish_or_spool(&self, channel: &str, payload: &serde_json::Value) -> Result<Delivery> {
-        let text = payload.to_string();
+        self.publish_all_or_spool(&[(channel, payload.clone())])
+    }
+
+    /// Publishes several events in one round trip (each on its channel and its stream, in
+    /// order), or appends them all to the spool when Redis is unreachable.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the spool cannot be written either: the events would be lost.
+    pub fn publish_all_or_spool(&self, events: &[(&str, serde_json::Value)]) -> Result<Delivery> {
+        if events.is_empty() {
+            return Ok(Delivery::Published);
+        }
+        let texts: Vec<String> = events.iter().map(|(_, p)| p.to_string()).collect();
         let result = if self.down.load(std::sync::atomic::Ordering::Relaxed) {
             Err(Error::Redis {
                 server: self.pool.name.clone(),
                 message: "unreachable earlier in this run".into(),
             })
         } else {
-            self.publish(channel, &text)
+            let maxlen = self.stream_maxlen;
+            self.pool.run("PUBLISH", |c| {
+                let mut p = redis::pipe();
+                for ((channel, _), text) in events.iter().zip(&texts) {
+                    p.cmd("PUBLISH").arg(*channel).arg(text).ignore();
+                    p.cmd("XADD")
+                        .arg(*channel)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(maxlen)
+                        .arg("*");
+                    p.arg("payload").arg(text).ignore();
+                }
+                p.query::<()>(c)
+            })
         };
-        match result {
-            Ok(()) => Ok(Delivery::Published),
-            Err(e) => {
-                self.down.store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(channel, error = %e, spool = %self.spool.display(), "Event not published; spooled for the next run.");
-                let line = serde_json::to_string(&Spooled {
-                    channel: channel.into(),
-                    payload: payload.clone(),
-                })
-                .map_err(|e| Error::io(&self.spool, std::io::Error::other(e)))?;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.spool)
-                    .map_err(|e| Error::io(&self.spool, e))?;
-                writeln!(f, "{line}")
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| Error::io(&self.spool, e))?;
-                Ok(Delivery::Spooled)
-            }
+        let Err(e) = result else {
+            return Ok(Delivery::Published);
+        };
+        self.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(events = events.len(), error = %e, spool = %self.spool.display(), "Events not published; spooled for the next run.");
+        let mut lines = String::new();
+        for (channel, payload) in events {
+            let line = serde_json::to_string(&Spooled {
+                channel: (*channel).into(),
+                payload: payload.clone(),
+            })
+            .map_err(|e| Error::io(&self.spool, std::io::Error::other(e)))?;
+            lines.push_str(&line);
+            lines.push('\n');
         }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spool)
+            .map_err(|e| Error::io(&self.spool, e))?;
+        f.write_all(lines.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&self.spool, e))?;
+        Ok(Delivery::Spooled)
     }
 
     /// Delivers spooled events in order and removes the spool; on failure keeps what was not
