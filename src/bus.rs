@@ -176,23 +176,25 @@ impl Bus {
     /// # Errors
     /// [`Error::Redis`] when the server cannot be reached (after retries).
     pub fn publish(&self, channel: &str, payload: &str) -> Result<()> {
+        self.publish_texts(&[(channel, payload)])
+    }
+
+    /// Each `(channel, payload)` on its channel and its stream, in order, in one round trip.
+    fn publish_texts(&self, events: &[(&str, &str)]) -> Result<()> {
         let maxlen = self.stream_maxlen;
         self.pool.run("PUBLISH", |c| {
-            redis::pipe()
-                .cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .ignore()
-                .cmd("XADD")
-                .arg(channel)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(maxlen)
-                .arg("*")
-                .arg("payload")
-                .arg(payload)
-                .ignore()
-                .query::<()>(c)
+            let mut p = redis::pipe();
+            for (channel, text) in events {
+                p.cmd("PUBLISH").arg(*channel).arg(*text).ignore();
+                p.cmd("XADD")
+                    .arg(*channel)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(maxlen)
+                    .arg("*");
+                p.arg("payload").arg(*text).ignore();
+            }
+            p.query::<()>(c)
         })
     }
 
@@ -220,21 +222,12 @@ impl Bus {
                 message: "unreachable earlier in this run".into(),
             })
         } else {
-            let maxlen = self.stream_maxlen;
-            self.pool.run("PUBLISH", |c| {
-                let mut p = redis::pipe();
-                for ((channel, _), text) in events.iter().zip(&texts) {
-                    p.cmd("PUBLISH").arg(*channel).arg(text).ignore();
-                    p.cmd("XADD")
-                        .arg(*channel)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(maxlen)
-                        .arg("*");
-                    p.arg("payload").arg(text).ignore();
-                }
-                p.query::<()>(c)
-            })
+            let pairs: Vec<(&str, &str)> = events
+                .iter()
+                .zip(&texts)
+                .map(|((ch, _), t)| (*ch, t.as_str()))
+                .collect();
+            self.publish_texts(&pairs)
         };
         let Err(e) = result else {
             return Ok(Delivery::Published);
@@ -357,27 +350,22 @@ fn subscribe_once(
         printed += 1;
         limit.is_some_and(|l| printed >= l)
     };
+    let redis_err = |e: redis::RedisError| Error::Redis {
+        server: pool.name.clone(),
+        message: e.to_string(),
+    };
     // Subscribe first, then replay: a message published in between is seen (possibly twice)
     // rather than lost.
     let mut conn = client
         .get_connection_with_timeout(Duration::from_secs(5))
-        .map_err(|e| Error::Redis {
-            server: pool.name.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(redis_err)?;
     // A read timeout on the blocking receive, so a silently dead connection is noticed
     // (the loop below simply waits again on a timeout).
     conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| Error::Redis {
-            server: pool.name.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(redis_err)?;
     let mut pubsub = conn.as_pubsub();
     for p in patterns {
-        pubsub.psubscribe(p).map_err(|e| Error::Redis {
-            server: pool.name.clone(),
-            message: e.to_string(),
-        })?;
+        pubsub.psubscribe(p).map_err(redis_err)?;
     }
     if from_stream {
         let mut streams: Vec<String> = patterns
