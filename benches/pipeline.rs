@@ -44,8 +44,8 @@ fn gold_f1(pairs: &[(String, String)], gold_jsonl: &str) -> f64 {
 fn end_to_end(c: &mut Criterion) {
     let pool = pool();
     let cfg = PipelineConfig::default();
-    let embedder = embed::build(&cfg.embed).expect("embedder");
-    let labeler = label::build(&cfg.label).expect("labeler");
+    let embedder = embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
+    let labeler = label::build(&cfg, &perps_news::api::Context::default()).expect("labeler");
     let symbols = perps_news::symbols::SymbolBook::builtin();
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -81,7 +81,7 @@ fn end_to_end(c: &mut Criterion) {
 fn cluster_only(c: &mut Criterion) {
     let pool = pool();
     let cfg = PipelineConfig::default();
-    let embedder = embed::build(&cfg.embed).expect("embedder");
+    let embedder = embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
     let mut g = c.benchmark_group("cluster_only");
     g.sample_size(10);
     for n in [100usize, 1000, 10_000] {

@@ -24,8 +24,8 @@ fn warm_cache(c: &mut Criterion) {
         .expect("thread pool");
     let mut cfg = PipelineConfig::default();
     cfg.redis.url = redis.url(0);
-    let embedder = embed::build(&cfg.embed).expect("embedder");
-    let labeler = label::build(&cfg.label).expect("labeler");
+    let embedder = embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
+    let labeler = label::build(&cfg, &perps_news::api::Context::default()).expect("labeler");
     let symbols = perps_news::symbols::SymbolBook::builtin();
     let conns = Connections::new(&cfg.redis).expect("connections");
     let bytes = std::fs::read(concat!(

@@ -27,6 +27,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     if let Some(t) = args.threshold {
         cfg.cluster.threshold = t;
     }
+    args.models.apply(&mut cfg);
     cfg.validate("command line")?;
     for input in &args.inputs {
         crate::stages::ingest::check_input_exists(input)?;
@@ -73,8 +74,14 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     }
     let use_redis = args.redis || args.redis_url.is_some() || cfg.redis.enabled;
 
-    let embedder = embed::build(&cfg.embed)?;
-    let labeler = label::build(&cfg.label)?;
+    let alerts = crate::api::Alerts::default();
+    let embedder = embed::build(
+        &cfg,
+        &crate::api::Context {
+            alerts: alerts.clone(),
+            llm_cache: None,
+        },
+    )?;
     let symbols = load_symbols(&cfg.signals)?;
     let fingerprint = embedder.fingerprint();
     let mut session = if use_redis {
@@ -89,12 +96,40 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     };
     if let Some(s) = session.as_mut() {
         s.heat_tau_hours = cfg.signals.heat_tau_hours;
+        s.connect_alerts(&alerts);
     }
-    let state = match (&args.state, session.as_mut()) {
+    let labeler = label::build(
+        &cfg,
+        &crate::api::Context {
+            alerts: alerts.clone(),
+            llm_cache: session.as_ref().and_then(RedisSession::llm_cache),
+        },
+    )?;
+    let mut state = match (&args.state, session.as_mut()) {
         (Some(path), _) => store::file::load(path, &fingerprint, embedder.dim())?,
         (None, Some(s)) => s.take_state(&fingerprint, embedder.dim()),
         (None, None) => StoryState::new(fingerprint.clone(), embedder.dim()),
     };
+    // Articles an earlier run could not embed go first.
+    let earlier = std::mem::take(&mut state.deferred);
+    if !earlier.is_empty() {
+        tracing::info!(
+            articles = earlier.len(),
+            "Retrying articles deferred by earlier runs."
+        );
+        let mut bytes = Vec::new();
+        for d in &earlier {
+            bytes.extend(d.record.to_string().into_bytes());
+            bytes.push(b'\n');
+        }
+        inputs.insert(
+            0,
+            RunInput::Bytes {
+                name: "(deferred by earlier runs)".into(),
+                bytes,
+            },
+        );
+    }
     let memory = MemoryCache::default();
     let cache: &dyn store::Cache = match &session {
         Some(s) => s.cache(),
@@ -108,6 +143,15 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     let mut outcome = pipeline::run(
         &cfg, inputs, state, &*embedder, cache, &*labeler, &symbols, &opts, pool,
     )?;
+    keep_deferred(&mut outcome, &earlier);
+    let mut api = embedder.api_report();
+    if let Some(l) = labeler.api_report() {
+        api.get_or_insert_default().add(&l);
+    }
+    if let Some(a) = api.as_mut() {
+        a.deferred = outcome.deferred.len() as u64;
+    }
+    outcome.summary.api = api;
 
     if let Some(path) = &args.state {
         store::file::save(path, &outcome.state)?;
@@ -178,6 +222,39 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// Articles deferred by this run go into the state for the next run, unless they have been
+/// tried [`MAX_DEFERRED_ATTEMPTS`] times (then they are given up, with an error each).
+fn keep_deferred(
+    outcome: &mut crate::pipeline::RunOutcome,
+    earlier: &[crate::story::DeferredRecord],
+) {
+    let tried: std::collections::HashMap<&str, u32> = earlier
+        .iter()
+        .filter_map(|d| Some((d.record.get("id")?.as_str()?, d.attempts)))
+        .collect();
+    let mut stderr = std::io::stderr().lock();
+    for d in &outcome.deferred {
+        let attempts = tried.get(d.article.id.as_str()).copied().unwrap_or(0) + 1;
+        if attempts >= MAX_DEFERRED_ATTEMPTS {
+            tracing::error!(id = %d.article.id, origin = %d.article.origin, attempts, reason = %d.reason, "Giving up on an article no run could embed.");
+            continue;
+        }
+        let _ = writeln!(
+            stderr,
+            "deferred {}: {} (no embedding: {})",
+            d.article.origin, d.article.id, d.reason
+        );
+        outcome.state.deferred.push(crate::story::DeferredRecord {
+            record: d.record(),
+            reason: d.reason.clone(),
+            attempts,
+        });
+    }
+}
+
+/// Runs an article may be deferred before it is given up.
+pub const MAX_DEFERRED_ATTEMPTS: u32 = 20;
 
 /// `perps-news eval`: prints the scores; exit code 0.
 ///
@@ -251,8 +328,9 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     }
     for combo in &grid {
         let cfg = crate::config::with_overrides(&base, combo)?;
-        let embedder = embed::build(&cfg.embed)?;
-        let labeler = label::build(&cfg.label)?;
+        let ctx = crate::api::Context::default();
+        let embedder = embed::build(&cfg, &ctx)?;
+        let labeler = label::build(&cfg, &ctx)?;
         let symbols = load_symbols(&cfg.signals)?;
         let knobs: Vec<String> = combo.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut f1s = Vec::new();
@@ -487,6 +565,35 @@ impl RedisSession {
         Ok(session)
     }
 
+    /// Publishes every circuit-breaker opening on the bus (spooled if Redis is down).
+    fn connect_alerts(&self, alerts: &crate::api::Alerts) {
+        let bus = crate::bus::Bus::new(
+            self.conns.main.clone(),
+            self.cfg.stream_maxlen,
+            &self.cfg.spool_path,
+        );
+        alerts.connect(move |name, reason| {
+            let payload = crate::bus::CircuitBreakerOpen {
+                breaker_name: name.to_string(),
+                reason: reason.to_string(),
+            };
+            let payload = serde_json::to_value(&payload).unwrap_or_default();
+            if let Err(e) = bus.publish_or_spool(crate::bus::CIRCUIT_BREAKER_OPEN, &payload) {
+                tracing::error!(error = %e, breaker = name, "circuit:breaker:open could not be published or spooled.");
+            }
+        });
+    }
+
+    /// The LLM reply cache in the cache DB (None while Redis is down).
+    fn llm_cache(&self) -> Option<std::sync::Arc<dyn store::Cache>> {
+        (!self.down).then(|| {
+            std::sync::Arc::new(store::redis::RedisCache::llm(
+                self.conns.cache.clone(),
+                &self.cfg,
+            )) as std::sync::Arc<dyn store::Cache>
+        })
+    }
+
     fn take_state(&mut self, fingerprint: &str, dim: usize) -> StoryState {
         self.state
             .take()
@@ -666,7 +773,7 @@ pub fn stories(args: &StoriesArgs) -> Result<i32> {
     if let Some(url) = &args.redis_url {
         cfg.redis.url.clone_from(url);
     }
-    let embedder = embed::build(&cfg.embed)?;
+    let embedder = embed::build(&cfg, &crate::api::Context::default())?;
     let state = match &args.state {
         Some(path) => store::file::load(path, &embedder.fingerprint(), embedder.dim())?,
         None => {

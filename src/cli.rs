@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Cluster article dumps into stories and print a summary.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Score assignments against gold story labels (B-cubed and pairwise P/R/F1).
     Eval(EvalArgs),
     /// Write a synthetic article dump with known stories (for tests and benchmarks).
@@ -101,6 +101,65 @@ pub struct RunArgs {
     /// Redis URL for this run (implies --redis).
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+    /// Remote models (embedder, labeler, API endpoint).
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+/// Which embedder and labeler, and the API behind the remote ones. Each overrides the
+/// pipeline file and the OPENROUTER_* variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ModelArgs {
+    /// Embedder: `hashing` (offline) or `openai` (an OpenAI-compatible `/embeddings` API).
+    #[arg(long, value_name = "NAME")]
+    pub embedder: Option<String>,
+    /// Base URL of the OpenAI-compatible API, e.g. https://openrouter.ai/api/v1 or
+    /// http://localhost:11434/v1 (env OPENROUTER_BASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Embedding model (env OPENROUTER_EMBED_MODEL).
+    #[arg(long, value_name = "NAME")]
+    pub embed_model: Option<String>,
+    /// Dimension of the embedding model's vectors (checked against every reply).
+    #[arg(long, value_name = "N")]
+    pub embed_dim: Option<usize>,
+    /// Embedding model that takes over requests the primary failed (the same model served
+    /// elsewhere: other models' vectors are not comparable).
+    #[arg(long, value_name = "NAME")]
+    pub fallback_embed_model: Option<String>,
+    /// Labeler: `extractive` (offline) or `llm` (chat completions).
+    #[arg(long, value_name = "NAME")]
+    pub labeler: Option<String>,
+    /// Chat model for `--labeler llm` (env OPENROUTER_CHAT_MODEL).
+    #[arg(long, value_name = "NAME")]
+    pub chat_model: Option<String>,
+    /// Chat model asked when the primary fails (env OPENROUTER_FALLBACK_MODEL).
+    #[arg(long, value_name = "NAME")]
+    pub fallback_chat_model: Option<String>,
+}
+
+impl ModelArgs {
+    /// Applies the flags given to `cfg`.
+    pub fn apply(&self, cfg: &mut crate::config::PipelineConfig) {
+        let set = |slot: &mut String, v: &Option<String>| {
+            if let Some(v) = v {
+                slot.clone_from(v);
+            }
+        };
+        set(&mut cfg.embed.provider, &self.embedder);
+        set(&mut cfg.api.base_url, &self.api_base);
+        set(&mut cfg.embed.openai.model, &self.embed_model);
+        set(
+            &mut cfg.embed.openai.fallback_model,
+            &self.fallback_embed_model,
+        );
+        set(&mut cfg.label.provider, &self.labeler);
+        set(&mut cfg.label.llm.model, &self.chat_model);
+        set(&mut cfg.label.llm.fallback_model, &self.fallback_chat_model);
+        if let Some(d) = self.embed_dim {
+            cfg.embed.dim = d;
+        }
+    }
 }
 
 /// `perps-news subscribe`

@@ -34,6 +34,62 @@ pub struct PipelineConfig {
     pub spool: SpoolConfig,
     /// Trader-facing signals: symbols, heat, breaking.
     pub signals: SignalsConfig,
+    /// The OpenAI-compatible HTTP API behind the `openai` embedder and the `llm` labeler.
+    pub api: ApiConfig,
+}
+
+/// `[api]`: the OpenAI-compatible endpoint (OpenRouter by default) shared by the `openai`
+/// embedder and the `llm` labeler: where, which key, how many requests at once, and how
+/// failures are retried and broken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Base URL, up to and including the version (env `OPENROUTER_BASE_URL`).
+    pub base_url: String,
+    /// The environment variable holding the API key (the key itself is never in a file).
+    pub api_key_env: String,
+    /// Requests in flight at once, per provider (env `OPENROUTER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Whole-request timeout.
+    pub timeout_secs: f64,
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// Backoff before the first retry; doubles each retry, with jitter.
+    pub backoff_ms: u64,
+    /// Longest single wait, `Retry-After` included.
+    pub max_backoff_ms: u64,
+    /// Calls failing in a row (each after its retries) that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before one probe is let through.
+    pub breaker_cooldown_secs: f64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            base_url: crate::api::OPENROUTER_BASE_URL.into(),
+            api_key_env: "OPENROUTER_API_KEY".into(),
+            concurrency: 8,
+            timeout_secs: 30.0,
+            attempts: 5,
+            backoff_ms: 500,
+            max_backoff_ms: 20_000,
+            breaker_failures: 5,
+            breaker_cooldown_secs: 30.0,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The retry policy these settings describe.
+    pub fn policy(&self) -> crate::api::RetryPolicy {
+        crate::api::RetryPolicy {
+            attempts: self.attempts.max(1),
+            backoff: std::time::Duration::from_millis(self.backoff_ms),
+            max_backoff: std::time::Duration::from_millis(self.max_backoff_ms),
+            timeout: std::time::Duration::from_secs_f64(self.timeout_secs.max(0.001)),
+        }
+    }
 }
 
 /// `[signals]`
@@ -85,6 +141,7 @@ impl Default for PipelineConfig {
             redis: RedisConfig::default(),
             spool: SpoolConfig::default(),
             signals: SignalsConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -119,6 +176,43 @@ pub struct EmbedConfig {
     pub dim: usize,
     /// Settings of the offline `hashing` embedder.
     pub hashing: HashingConfig,
+    /// Settings of the `openai` embedder (any OpenAI-compatible `/embeddings` endpoint).
+    pub openai: OpenAiEmbedConfig,
+}
+
+/// `[embed.openai]`: remote embeddings through `[api]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiEmbedConfig {
+    /// Model name (env `OPENROUTER_EMBED_MODEL`). Its vectors must have `embed.dim`
+    /// dimensions; a reply with another dimension is an error naming the one received.
+    pub model: String,
+    /// Model that takes over the inputs of a request the primary failed (empty: none). For
+    /// embeddings it should be the same model served elsewhere (see `fallback_base_url`):
+    /// another model's vectors live in another space.
+    pub fallback_model: String,
+    /// Base URL of the fallback (empty: `api.base_url`).
+    pub fallback_base_url: String,
+    /// Texts per `/embeddings` request.
+    pub batch_size: usize,
+    /// Send `embed.dim` as the request's `dimensions` (models that can shorten their vectors,
+    /// such as OpenAI's text-embedding-3).
+    pub send_dimensions: bool,
+    /// Characters of title + body sent per article (the lead carries the event).
+    pub max_input_chars: usize,
+}
+
+impl Default for OpenAiEmbedConfig {
+    fn default() -> Self {
+        OpenAiEmbedConfig {
+            model: "openai/text-embedding-3-small".into(),
+            fallback_model: String::new(),
+            fallback_base_url: String::new(),
+            batch_size: 64,
+            send_dimensions: true,
+            max_input_chars: 2000,
+        }
+    }
 }
 
 impl Default for EmbedConfig {
@@ -127,6 +221,7 @@ impl Default for EmbedConfig {
             provider: "hashing".into(),
             dim: 1024,
             hashing: HashingConfig::default(),
+            openai: OpenAiEmbedConfig::default(),
         }
     }
 }
@@ -197,6 +292,8 @@ pub struct LabelConfig {
     pub provider: String,
     /// How many top terms to keep per story.
     pub top_terms: usize,
+    /// Settings of the `llm` labeler (chat completions through `[api]`).
+    pub llm: LlmConfig,
 }
 
 impl Default for LabelConfig {
@@ -204,6 +301,47 @@ impl Default for LabelConfig {
         LabelConfig {
             provider: "extractive".into(),
             top_terms: 5,
+            llm: LlmConfig::default(),
+        }
+    }
+}
+
+/// `[label.llm]`: story headlines and categories from a chat model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// Chat model (env `OPENROUTER_CHAT_MODEL`).
+    pub model: String,
+    /// Model asked when the primary fails (env `OPENROUTER_FALLBACK_MODEL`; empty: none).
+    pub fallback_model: String,
+    /// The categories a story may get; the model must answer with one of them.
+    pub categories: Vec<String>,
+    /// Article titles of a story shown to the model.
+    pub articles: usize,
+    /// Reply length limit.
+    pub max_tokens: u32,
+    /// Ask for a JSON object reply (`response_format`); turn off for servers without it.
+    pub json_mode: bool,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            model: "openai/gpt-4o-mini".into(),
+            fallback_model: String::new(),
+            categories: [
+                "crypto",
+                "macro",
+                "regulation",
+                "exchange",
+                "security",
+                "other",
+            ]
+            .map(String::from)
+            .to_vec(),
+            articles: 5,
+            max_tokens: 120,
+            json_mode: true,
         }
     }
 }
@@ -341,6 +479,24 @@ impl PipelineConfig {
         if let Some(v) = var("REDIS_CACHE_URL") {
             r.cache_url = v;
         }
+        if let Some(v) = var("OPENROUTER_BASE_URL") {
+            self.api.base_url = v;
+        }
+        if let Some(v) = var("OPENROUTER_CONCURRENCY") {
+            self.api.concurrency = v.trim().parse().map_err(|_| Error::Config {
+                origin: "OPENROUTER_CONCURRENCY".into(),
+                message: format!("expected a positive integer, got {v:?}"),
+            })?;
+        }
+        if let Some(v) = var("OPENROUTER_EMBED_MODEL") {
+            self.embed.openai.model = v;
+        }
+        if let Some(v) = var("OPENROUTER_CHAT_MODEL") {
+            self.label.llm.model = v;
+        }
+        if let Some(v) = var("OPENROUTER_FALLBACK_MODEL") {
+            self.label.llm.fallback_model = v;
+        }
         if let Some(v) = var("CLUSTER_BATCH_SIZE") {
             self.ingest.batch_size = v.trim().parse().map_err(|_| Error::Config {
                 origin: "CLUSTER_BATCH_SIZE".into(),
@@ -385,6 +541,34 @@ impl PipelineConfig {
         }
         if self.redis.cache_db > 15 || self.redis.queue_db > 15 || self.redis.db > 15 {
             return bad("redis DB numbers must be 0..=15".into());
+        }
+        let api = &self.api;
+        if api.concurrency == 0 || api.concurrency > 256 {
+            return bad(format!(
+                "api.concurrency must be in 1..=256, got {}",
+                api.concurrency
+            ));
+        }
+        if api.attempts == 0
+            || api.timeout_secs.is_nan()
+            || api.timeout_secs <= 0.0
+            || api.breaker_failures == 0
+        {
+            return bad(
+                "api.attempts, api.timeout_secs and api.breaker_failures must be > 0".into(),
+            );
+        }
+        if api.breaker_cooldown_secs.is_nan() || api.breaker_cooldown_secs < 0.0 {
+            return bad("api.breaker_cooldown_secs must be >= 0".into());
+        }
+        if self.embed.openai.batch_size == 0 || self.embed.openai.batch_size > 2048 {
+            return bad(format!(
+                "embed.openai.batch_size must be in 1..=2048 (the OpenAI limit), got {}",
+                self.embed.openai.batch_size
+            ));
+        }
+        if self.label.llm.categories.is_empty() {
+            return bad("label.llm.categories must name at least one category".into());
         }
         if !crate::embed::PROVIDERS
             .iter()

@@ -19,6 +19,7 @@
 //! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
 //!   for tests and benches.
 
+pub mod api;
 pub mod app;
 pub mod article;
 pub mod bus;

@@ -70,6 +70,17 @@ pub struct Summary {
     /// What the run did with Redis (absent for a local run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<crate::app::RedisReport>,
+    /// Articles with no vector (the embedding API failed for them), kept for the next run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred: usize,
+    /// Requests, bytes and fallbacks of the remote API providers (absent when none is used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<crate::api::ApiReport>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -104,6 +115,8 @@ impl Summary {
             stories_touched: collected.touched.len(),
             active_stories: state.stories.len(),
             redis: None,
+            deferred: 0,
+            api: None,
             stage_ms: StageMs {
                 ingest: ms(t.ingest),
                 embed: ms(t.embed),
@@ -147,6 +160,12 @@ impl Summary {
             "time:     ingest {:.1} ms, embed {:.1} ms, cluster {:.1} ms, label {:.1} ms, publish {:.1} ms; total {:.1} ms\n",
             s.ingest, s.embed, s.cluster, s.label, s.publish, s.wall
         ));
+        if let Some(a) = &self.api {
+            out.push_str(&format!(
+                "api:      {} requests ({} retries, {} failed), {} bytes sent, {} received; {} from fallback, {} deferred, {} label fallbacks\n",
+                a.requests, a.retries, a.failures, a.bytes_sent, a.bytes_received, a.fallback_items, self.deferred, a.label_fallbacks
+            ));
+        }
         out
     }
 }
@@ -159,6 +178,9 @@ pub struct StoryRecord {
     pub id: String,
     /// Label.
     pub label: String,
+    /// Category, when the labeler gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// Number of articles.
     pub size: usize,
     /// Member ids, in joining order.
@@ -194,6 +216,7 @@ impl StoryRecord {
         StoryRecord {
             id: s.id.clone(),
             label: s.label.clone(),
+            category: s.category.clone(),
             size: s.size,
             articles: s.article_ids.clone(),
             first_published_at: format_rfc3339(s.first_seen),
@@ -249,6 +272,7 @@ impl StoryRecord {
                         StoryRecord {
                             id: s.id.clone(),
                             label: s.label.clone(),
+                            category: labels.get(id).and_then(|l| l.category.clone()),
                             size: s.size,
                             articles: s.article_ids.clone(),
                             first_published_at: format_rfc3339(s.first_seen),

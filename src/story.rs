@@ -26,6 +26,9 @@ pub struct Story {
     pub label: String,
     /// A few characteristic terms.
     pub top_terms: Vec<String>,
+    /// Category, when the labeler gives one (the `llm` labeler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// Number of articles.
     pub size: usize,
     /// Member article ids, in joining order.
@@ -230,6 +233,18 @@ impl TermStats {
     }
 }
 
+/// An article kept for the next run because it got no vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeferredRecord {
+    /// The article as an input record (`id`, `title`, `body`, `url`, `source`,
+    /// `published_at`, `lang`).
+    pub record: serde_json::Value,
+    /// Why it got no vector, the last time.
+    pub reason: String,
+    /// Runs that have tried it.
+    pub attempts: u32,
+}
+
 /// The whole clustering state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoryState {
@@ -250,6 +265,10 @@ pub struct StoryState {
     /// Term document frequencies (offline embedder only).
     #[serde(default)]
     pub terms: TermStats,
+    /// Articles an earlier run could not embed (the API failed for them), as input records:
+    /// the next run processes them first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<DeferredRecord>,
     /// Derived: normalised centroids of `stories`, row-major, one row per story.
     #[serde(skip)]
     pub centroids: Vec<f32>,
@@ -280,6 +299,7 @@ impl StoryState {
             stories: Vec::new(),
             retired: Vec::new(),
             terms: TermStats::default(),
+            deferred: Vec::new(),
             centroids: Vec::new(),
             ids: HashMap::new(),
             urls: HashMap::new(),

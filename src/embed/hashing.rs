@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::{Doc, Embedder, Embedding, TERM_ID_BITS};
-use crate::config::{EmbedConfig, HashingConfig};
+use crate::config::HashingConfig;
 use crate::error::Result;
 use crate::text;
 
@@ -47,8 +47,14 @@ pub struct HashingEmbedder {
 ///
 /// # Errors
 /// Never fails today; the signature matches [`super::Provider::build`].
-pub fn build(cfg: &EmbedConfig) -> Result<Box<dyn Embedder>> {
-    Ok(Box::new(HashingEmbedder::new(cfg.dim, cfg.hashing.clone())))
+pub fn build(
+    cfg: &crate::config::PipelineConfig,
+    _: &crate::api::Context,
+) -> Result<Box<dyn Embedder>> {
+    Ok(Box::new(HashingEmbedder::new(
+        cfg.embed.dim,
+        cfg.embed.hashing.clone(),
+    )))
 }
 
 impl HashingEmbedder {

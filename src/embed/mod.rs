@@ -9,8 +9,9 @@
 //! that selects it; a test parses every example.
 
 pub mod hashing;
+pub mod openai;
 
-use crate::config::EmbedConfig;
+use crate::config::PipelineConfig;
 use crate::error::Result;
 
 /// The text of one article as an embedder sees it.
@@ -136,6 +137,32 @@ pub trait Embedder: Send + Sync {
     /// # Errors
     /// [`crate::Error::Embed`] when the whole batch failed.
     fn embed(&self, docs: &[Doc<'_>], pool: &rayon::ThreadPool) -> Result<Vec<Embedding>>;
+
+    /// Like [`Self::embed`], but one result per doc: a provider that can fail for some inputs
+    /// (a remote API) says why for each, and the run keeps those articles for the next run
+    /// instead of clustering them with a wrong vector.
+    ///
+    /// # Errors
+    /// When the whole batch failed.
+    fn embed_each(
+        &self,
+        docs: &[Doc<'_>],
+        pool: &rayon::ThreadPool,
+    ) -> Result<Vec<std::result::Result<Embedding, String>>> {
+        Ok(self.embed(docs, pool)?.into_iter().map(Ok).collect())
+    }
+
+    /// Articles per pipeline batch this provider works best with (0: no preference). A
+    /// remote provider asks for enough to fill its concurrent requests; results do not
+    /// depend on batch sizes.
+    fn preferred_batch(&self) -> usize {
+        0
+    }
+
+    /// Network counters, for providers that call an API.
+    fn api_report(&self) -> Option<crate::api::ApiReport> {
+        None
+    }
 }
 
 /// A registry entry: how to build a provider from the `[embed]` section.
@@ -144,30 +171,37 @@ pub struct Provider {
     pub name: &'static str,
     /// A pipeline snippet selecting this provider (checked by a test).
     pub example: &'static str,
-    /// Builds the provider.
-    pub build: fn(&EmbedConfig) -> Result<Box<dyn Embedder>>,
+    /// Builds the provider from the whole pipeline (its section and `[api]`).
+    pub build: fn(&PipelineConfig, &crate::api::Context) -> Result<Box<dyn Embedder>>,
 }
 
 /// Every embedder the engine knows. One line per provider.
-pub const PROVIDERS: &[Provider] = &[Provider {
-    name: "hashing",
-    example: "[embed]\nprovider = \"hashing\"\ndim = 256\n",
-    build: hashing::build,
-}];
+pub const PROVIDERS: &[Provider] = &[
+    Provider {
+        name: "hashing",
+        example: "[embed]\nprovider = \"hashing\"\ndim = 256\n",
+        build: hashing::build,
+    },
+    Provider {
+        name: "openai",
+        example: "[embed]\nprovider = \"openai\"\ndim = 384\n[embed.openai]\nmodel = \"m\"\n[api]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+        build: openai::build,
+    },
+];
 
 /// Builds the embedder named in `cfg.provider`.
 ///
 /// # Errors
 /// [`crate::Error::Config`] for an unknown provider, or what the provider's `build` returns.
-pub fn build(cfg: &EmbedConfig) -> Result<Box<dyn Embedder>> {
+pub fn build(cfg: &PipelineConfig, ctx: &crate::api::Context) -> Result<Box<dyn Embedder>> {
     let provider = PROVIDERS
         .iter()
-        .find(|p| p.name == cfg.provider)
+        .find(|p| p.name == cfg.embed.provider)
         .ok_or_else(|| crate::Error::Config {
             origin: "embed.provider".into(),
-            message: format!("unknown embedder {:?}", cfg.provider),
+            message: format!("unknown embedder {:?}", cfg.embed.provider),
         })?;
-    (provider.build)(cfg)
+    (provider.build)(cfg, ctx)
 }
 
 #[cfg(test)]
@@ -180,7 +214,7 @@ mod tests {
         for p in PROVIDERS {
             let cfg = PipelineConfig::parse(p.example, p.name).unwrap();
             assert_eq!(cfg.embed.provider, p.name);
-            let e = build(&cfg.embed).unwrap();
+            let e = build(&cfg, &crate::api::Context::default()).unwrap();
             assert_eq!(e.provider(), p.name);
         }
     }

@@ -2,7 +2,6 @@
 //! cluster stage) and its most frequent title words. No model, no network.
 
 use super::{Labeler, StoryLabel};
-use crate::config::LabelConfig;
 use crate::error::Result;
 use crate::stages::cluster::StorySnapshot;
 
@@ -19,14 +18,21 @@ pub struct Extractive {
 ///
 /// # Errors
 /// Never fails; the signature matches [`super::Provider::build`].
-pub fn build(cfg: &LabelConfig) -> Result<Box<dyn Labeler>> {
-    Ok(Box::new(Extractive {
-        top_terms: cfg.top_terms,
-    }))
+pub fn build(
+    cfg: &crate::config::PipelineConfig,
+    _: &crate::api::Context,
+) -> Result<Box<dyn Labeler>> {
+    Ok(Box::new(Extractive::new(cfg.label.top_terms)))
 }
 
 impl Extractive {
-    fn one(&self, s: &StorySnapshot) -> StoryLabel {
+    /// A labeler keeping `top_terms` terms per story.
+    pub fn new(top_terms: usize) -> Self {
+        Extractive { top_terms }
+    }
+
+    /// The label of one story.
+    pub fn one(&self, s: &StorySnapshot) -> StoryLabel {
         let mut terms: Vec<&(String, f32)> = s.terms.iter().collect();
         terms.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         StoryLabel {
@@ -36,6 +42,7 @@ impl Extractive {
                 .take(self.top_terms)
                 .map(|(t, _)| t.clone())
                 .collect(),
+            category: None,
         }
     }
 }
@@ -50,7 +57,8 @@ impl Labeler for Extractive {
     }
 }
 
-fn shorten(text: &str, max: usize) -> String {
+/// `text` cut to at most `max` characters at a word boundary, with an ellipsis.
+pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -75,6 +83,7 @@ mod tests {
                 ("eth".into(), 2.0),
             ],
             size: 3,
+            titles: vec![],
         };
         let got = l.label(&[snap]).unwrap();
         assert_eq!(got[0].label, "Bybit hacked");

@@ -5,10 +5,11 @@
 //! then add one [`Provider`] line to [`PROVIDERS`].
 
 pub mod extractive;
+pub mod llm;
 
 use serde::Serialize;
 
-use crate::config::LabelConfig;
+use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::stages::cluster::StorySnapshot;
 
@@ -19,6 +20,9 @@ pub struct StoryLabel {
     pub label: String,
     /// A few characteristic terms, most telling first.
     pub top_terms: Vec<String>,
+    /// The story's category (from `label.llm.categories`), when the labeler gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 /// Names stories from what the cluster stage knows about them.
@@ -30,6 +34,17 @@ pub trait Labeler: Send + Sync {
     /// # Errors
     /// When labeling failed for the whole batch.
     fn label(&self, stories: &[StorySnapshot]) -> Result<Vec<StoryLabel>>;
+
+    /// Whether stories are labeled once at the end of the run (each with what the whole run
+    /// added) rather than after every batch: for labelers that pay per request.
+    fn per_run(&self) -> bool {
+        false
+    }
+
+    /// Network counters, for labelers that call an API.
+    fn api_report(&self) -> Option<crate::api::ApiReport> {
+        None
+    }
 }
 
 /// A registry entry.
@@ -38,42 +53,53 @@ pub struct Provider {
     pub name: &'static str,
     /// A pipeline snippet selecting it (checked by a test).
     pub example: &'static str,
-    /// Builds it.
-    pub build: fn(&LabelConfig) -> Result<Box<dyn Labeler>>,
+    /// Builds it from the whole pipeline (its section and `[api]`).
+    pub build: fn(&PipelineConfig, &crate::api::Context) -> Result<Box<dyn Labeler>>,
 }
 
 /// Every labeler the engine knows. One line per provider.
-pub const PROVIDERS: &[Provider] = &[Provider {
-    name: "extractive",
-    example: "[label]\nprovider = \"extractive\"\ntop_terms = 3\n",
-    build: extractive::build,
-}];
+pub const PROVIDERS: &[Provider] = &[
+    Provider {
+        name: "extractive",
+        example: "[label]\nprovider = \"extractive\"\ntop_terms = 3\n",
+        build: extractive::build,
+    },
+    Provider {
+        name: "llm",
+        example: "[label]\nprovider = \"llm\"\n[label.llm]\nmodel = \"m\"\n[api]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+        build: llm::build,
+    },
+];
 
 /// Builds the labeler named in `cfg.provider`.
 ///
 /// # Errors
 /// [`crate::Error::Config`] for an unknown provider.
-pub fn build(cfg: &LabelConfig) -> Result<Box<dyn Labeler>> {
+pub fn build(cfg: &PipelineConfig, ctx: &crate::api::Context) -> Result<Box<dyn Labeler>> {
     let p = PROVIDERS
         .iter()
-        .find(|p| p.name == cfg.provider)
+        .find(|p| p.name == cfg.label.provider)
         .ok_or_else(|| crate::Error::Config {
             origin: "label.provider".into(),
-            message: format!("unknown labeler {:?}", cfg.provider),
+            message: format!("unknown labeler {:?}", cfg.label.provider),
         })?;
-    (p.build)(cfg)
+    (p.build)(cfg, ctx)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PipelineConfig;
 
     #[test]
     fn every_registry_example_parses_and_builds() {
         for p in PROVIDERS {
             let cfg = PipelineConfig::parse(p.example, p.name).unwrap();
-            assert_eq!(build(&cfg.label).unwrap().provider(), p.name);
+            assert_eq!(
+                build(&cfg, &crate::api::Context::default())
+                    .unwrap()
+                    .provider(),
+                p.name
+            );
         }
     }
 }

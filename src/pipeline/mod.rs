@@ -38,6 +38,15 @@ pub trait Stage: Send {
     /// # Errors
     /// A fatal error that ends the run (per-article problems are not errors).
     fn process(&mut self, batch: Self::In) -> Result<Self::Out>;
+
+    /// Called once after the last batch (not after an error): a stage that gathers work
+    /// across batches (one LLM request per story per run) sends its result on here.
+    ///
+    /// # Errors
+    /// A fatal error that ends the run.
+    fn finish(&mut self) -> Result<Option<Self::Out>> {
+        Ok(None)
+    }
 }
 
 /// Holds the first fatal error of a run.
@@ -73,6 +82,7 @@ pub fn drive<S: Stage>(
     fail: &FirstError,
 ) -> (S, Duration) {
     let mut busy = Duration::ZERO;
+    let mut failed = false;
     for batch in rx {
         let t0 = Instant::now();
         let result = stage.process(batch);
@@ -82,13 +92,32 @@ pub fn drive<S: Stage>(
                 if let Some(tx) = &tx
                     && tx.send(out).is_err()
                 {
+                    failed = true;
                     break;
                 }
             }
             Err(e) => {
                 tracing::error!(stage = stage.name(), error = %e, "Stage failed; stopping the run.");
                 fail.set(e);
+                failed = true;
                 break;
+            }
+        }
+    }
+    if !failed {
+        let t0 = Instant::now();
+        let result = stage.finish();
+        busy += t0.elapsed();
+        match result {
+            Ok(Some(out)) => {
+                if let Some(tx) = &tx {
+                    let _ = tx.send(out);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(stage = stage.name(), error = %e, "Stage failed at the end of the run.");
+                fail.set(e);
             }
         }
     }

@@ -78,6 +78,9 @@ pub struct RunOutcome {
     pub per_input: Vec<(String, usize, usize)>,
     /// Stories opened or turned breaking, in order.
     pub events: Vec<crate::stages::cluster::StoryEvent>,
+    /// Articles the embedder failed for, in processing order: not clustered, to be tried
+    /// again by the next run.
+    pub deferred: Vec<crate::stages::embed::Deferred>,
     /// The advanced state, to be saved.
     pub state: StoryState,
 }
@@ -124,13 +127,17 @@ pub fn run(
     let (tx_clu, rx_clu) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
     let (tx_lab, rx_lab) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
 
+    let deferred = std::sync::Mutex::new(Vec::new());
     let embed = EmbedStage::new(
         embedder,
         cache,
         pool,
         symbols,
         cfg.signals.symbols_body_chars,
+        &deferred,
     );
+    // A remote embedder fills its concurrent requests from one batch.
+    let batch_size = cfg.ingest.batch_size.max(embedder.preferred_batch());
     let breaking_window = (cfg.signals.breaking_window_minutes * 60.0) as i64;
     let cluster = ClusterStage::new(
         Clusterer::new(cfg.cluster.clone(), state)
@@ -143,8 +150,18 @@ pub fn run(
 
     let (ingested, joined) = std::thread::scope(|s| {
         let fail = &fail;
-        let ingest =
-            s.spawn(|| ingest_source(cfg, inputs, opts, pool, tx_in, fail, progress.as_ref()));
+        let ingest = s.spawn(|| {
+            ingest_source(
+                cfg,
+                batch_size,
+                inputs,
+                opts,
+                pool,
+                tx_in,
+                fail,
+                progress.as_ref(),
+            )
+        });
         let e = s.spawn(move || drive(embed, rx_in, Some(tx_emb), fail).1);
         let c = s.spawn(move || drive(cluster, rx_emb, Some(tx_clu), fail));
         let l = s.spawn(move || drive(label, rx_clu, Some(tx_lab), fail).1);
@@ -181,6 +198,9 @@ pub fn run(
         if let Some(l) = collected.labels.get(&s.id) {
             s.label.clone_from(&l.label);
             s.top_terms.clone_from(&l.top_terms);
+            if l.category.is_some() {
+                s.category.clone_from(&l.category);
+            }
         }
     }
     for r in &mut state.retired {
@@ -228,7 +248,10 @@ pub fn run(
         publish: publish_t,
         wall: started.elapsed(),
     };
-    let summary = Summary::build(
+    let deferred = deferred
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut summary = Summary::build(
         ingested.records,
         &ingested.rejects,
         ingested.duplicates.len(),
@@ -238,6 +261,7 @@ pub fn run(
         cache.stats(),
         times,
     );
+    summary.deferred = deferred.len();
     tracing::info!(
         pipeline = %cfg.name,
         processed = summary.total_processed,
@@ -254,13 +278,16 @@ pub fn run(
         duplicates: ingested.duplicates,
         per_input: ingested.per_input,
         events: collected.events.clone(),
+        deferred,
         state,
     })
 }
 
 /// The source: read, parse, deduplicate, order, and send batches.
+#[allow(clippy::too_many_arguments)]
 fn ingest_source(
     cfg: &PipelineConfig,
+    batch_size: usize,
     inputs: Vec<RunInput>,
     opts: &RunOptions,
     pool: &rayon::ThreadPool,
@@ -304,7 +331,7 @@ fn ingest_source(
     let time = t0.elapsed();
     let mut it = articles.into_iter();
     loop {
-        let articles: Vec<_> = it.by_ref().take(cfg.ingest.batch_size).collect();
+        let articles: Vec<_> = it.by_ref().take(batch_size).collect();
         if articles.is_empty() || tx.send(Batch { articles }).is_err() {
             break;
         }

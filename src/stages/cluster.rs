@@ -18,7 +18,7 @@
 //! Because every decision uses the same kernel on the same vectors, the result cannot depend
 //! on how the articles were split into batches or on the matrix product's rounding.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -76,7 +76,13 @@ pub struct StorySnapshot {
     pub terms: Vec<(String, f32)>,
     /// Number of articles.
     pub size: usize,
+    /// Titles of the story's articles in this batch (up to [`SNAPSHOT_TITLES`], first
+    /// seen first), for labelers that read them.
+    pub titles: Vec<String>,
 }
+
+/// Batch titles kept per touched story in a [`StorySnapshot`].
+pub const SNAPSHOT_TITLES: usize = 8;
 
 /// A moment traders are told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +197,7 @@ impl Clusterer {
         let mut changed_flag = vec![false; batch_start_slots];
         let mut touched_order: Vec<usize> = Vec::new();
         let mut touched_set: HashSet<usize> = HashSet::new();
+        let mut titles: HashMap<usize, Vec<String>> = HashMap::new();
         let mut out = ClusteredBatch {
             assignments: Vec::with_capacity(articles.len()),
             touched: vec![],
@@ -276,6 +283,10 @@ impl Clusterer {
             if touched_set.insert(slot) {
                 touched_order.push(slot);
             }
+            let seen = titles.entry(slot).or_default();
+            if seen.len() < SNAPSHOT_TITLES && !seen.contains(&a.title) {
+                seen.push(a.title.clone());
+            }
         }
 
         out.touched = touched_order
@@ -287,6 +298,7 @@ impl Clusterer {
                     rep_title: s.rep.title.clone(),
                     terms: s.terms.clone(),
                     size: s.size,
+                    titles: titles.remove(&slot).unwrap_or_default(),
                 }
             })
             .collect();
@@ -404,6 +416,7 @@ impl Clusterer {
             seq: self.state.next_seq,
             label: a.title.clone(),
             top_terms: Vec::new(),
+            category: None,
             size: 1,
             article_ids: vec![a.id.clone()],
             url_keys: a.url_key.into_iter().collect(),

@@ -11,6 +11,39 @@ use crate::error::{Error, Result};
 use crate::pipeline::Stage;
 use crate::store::Cache;
 
+/// An article that got no vector (its provider failed for it): kept for the next run.
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    /// The article.
+    pub article: crate::article::Article,
+    /// Why it has no vector.
+    pub reason: String,
+}
+
+impl Deferred {
+    /// The article as an input record, to be read again by a later run.
+    pub fn record(&self) -> serde_json::Value {
+        let a = &self.article;
+        let mut o = serde_json::Map::new();
+        o.insert("id".into(), a.id.clone().into());
+        o.insert("title".into(), a.title.clone().into());
+        o.insert("body".into(), a.body.clone().into());
+        if let Some(u) = &a.url {
+            o.insert("url".into(), u.clone().into());
+        }
+        if let Some(s) = &a.source {
+            o.insert("source".into(), s.clone().into());
+        }
+        if let Some(t) = a.published_at {
+            o.insert("published_at".into(), crate::time::format_rfc3339(t).into());
+        }
+        if let Some(l) = &a.lang {
+            o.insert("lang".into(), l.clone().into());
+        }
+        serde_json::Value::Object(o)
+    }
+}
+
 /// The embed stage: embeddings through the cache, and each article's perp symbols.
 pub struct EmbedStage<'a> {
     embedder: &'a dyn Embedder,
@@ -19,17 +52,20 @@ pub struct EmbedStage<'a> {
     symbols: &'a crate::symbols::SymbolBook,
     symbols_body_chars: usize,
     fingerprint: String,
+    deferred: &'a std::sync::Mutex<Vec<Deferred>>,
 }
 
 impl<'a> EmbedStage<'a> {
     /// A stage embedding with `embedder` through `cache`, CPU work on `pool`, finding symbols
-    /// with `symbols` in titles and the first `symbols_body_chars` of bodies.
+    /// with `symbols` in titles and the first `symbols_body_chars` of bodies. Articles the
+    /// embedder fails for are taken out of their batch and added to `deferred`.
     pub fn new(
         embedder: &'a dyn Embedder,
         cache: &'a dyn Cache,
         pool: &'a rayon::ThreadPool,
         symbols: &'a crate::symbols::SymbolBook,
         symbols_body_chars: usize,
+        deferred: &'a std::sync::Mutex<Vec<Deferred>>,
     ) -> Self {
         EmbedStage {
             embedder,
@@ -38,12 +74,17 @@ impl<'a> EmbedStage<'a> {
             symbols,
             symbols_body_chars,
             fingerprint: embedder.fingerprint(),
+            deferred,
         }
     }
 }
 
 impl EmbedStage<'_> {
-    fn embed_articles(&self, articles: &[crate::article::Article]) -> Result<Vec<Embedding>> {
+    /// One embedding per article, or why there is none.
+    fn embed_articles(
+        &self,
+        articles: &[crate::article::Article],
+    ) -> Result<Vec<std::result::Result<Embedding, String>>> {
         let dim = self.embedder.dim();
         let docs: Vec<Doc<'_>> = articles
             .iter()
@@ -57,11 +98,11 @@ impl EmbedStage<'_> {
             .map(|d| cache_key(&self.fingerprint, d))
             .collect();
         // A cached value that does not decode (corrupt, or another dimension) is a miss.
-        let mut found: Vec<Option<Embedding>> = self
+        let mut found: Vec<Option<std::result::Result<Embedding, String>>> = self
             .cache
             .get_many(&keys)
             .into_iter()
-            .map(|b| b.and_then(|b| Embedding::from_bytes(&b, dim)))
+            .map(|b| b.and_then(|b| Embedding::from_bytes(&b, dim)).map(Ok))
             .collect();
 
         // Distinct missing texts, each embedded once.
@@ -74,10 +115,10 @@ impl EmbedStage<'_> {
         }
         if !todo.is_empty() {
             let miss_docs: Vec<Doc<'_>> = todo.iter().map(|&i| docs[i]).collect();
-            let fresh = self.embedder.embed(&miss_docs, self.pool)?;
+            let fresh = self.embedder.embed_each(&miss_docs, self.pool)?;
             let wrong = fresh
                 .iter()
-                .any(|e| matches!(e, Embedding::Dense(v) if v.len() != dim));
+                .any(|e| matches!(e, Ok(Embedding::Dense(v)) if v.len() != dim));
             if fresh.len() != todo.len() || wrong {
                 return Err(Error::Embed {
                     provider: self.embedder.provider().into(),
@@ -88,23 +129,25 @@ impl EmbedStage<'_> {
                     ),
                 });
             }
+            // Only vectors are cached; a failure is asked again next time.
             let puts: Vec<(u128, Vec<u8>)> = todo
                 .iter()
                 .zip(&fresh)
-                .map(|(&i, e)| (keys[i], e.to_bytes()))
+                .filter_map(|(&i, e)| e.as_ref().ok().map(|e| (keys[i], e.to_bytes())))
                 .collect();
-            self.cache.put_many(&puts);
+            if !puts.is_empty() {
+                self.cache.put_many(&puts);
+            }
             for (i, e) in found.iter_mut().enumerate() {
                 if e.is_none() {
                     *e = Some(fresh[first_of[&keys[i]]].clone());
                 }
             }
         }
-        let embeddings = found
+        Ok(found
             .into_iter()
-            .map(|e| e.unwrap_or(Embedding::Terms(Vec::new())))
-            .collect();
-        Ok(embeddings)
+            .map(|e| e.unwrap_or_else(|| Err("no embedding".into())))
+            .collect())
     }
 
     fn article_symbols(
@@ -152,10 +195,32 @@ impl Stage for EmbedStage<'_> {
             || this.embed_articles(&batch.articles),
             || this.article_symbols(&batch.articles),
         );
-        Ok(EmbeddedBatch {
-            articles: batch.articles,
-            embeddings: embeddings?,
-            symbols,
-        })
+        let embeddings = embeddings?;
+        let mut out = EmbeddedBatch {
+            articles: Vec::with_capacity(batch.articles.len()),
+            embeddings: Vec::with_capacity(batch.articles.len()),
+            symbols: Vec::with_capacity(batch.articles.len()),
+        };
+        let mut deferred = Vec::new();
+        for ((article, e), sym) in batch.articles.into_iter().zip(embeddings).zip(symbols) {
+            match e {
+                Ok(e) => {
+                    out.articles.push(article);
+                    out.embeddings.push(e);
+                    out.symbols.push(sym);
+                }
+                Err(reason) => {
+                    tracing::warn!(origin = %article.origin, id = %article.id, %reason, "No embedding; the article is kept for the next run.");
+                    deferred.push(Deferred { article, reason });
+                }
+            }
+        }
+        if !deferred.is_empty() {
+            self.deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(deferred);
+        }
+        Ok(out)
     }
 }

@@ -1,6 +1,8 @@
 //! Label: names for the stories a batch opened or changed.
 
-use super::cluster::{Assignment, ClusteredBatch};
+use std::collections::HashMap;
+
+use super::cluster::{Assignment, ClusteredBatch, SNAPSHOT_TITLES, StorySnapshot};
 use crate::error::Result;
 use crate::label::{Labeler, StoryLabel};
 use crate::pipeline::Stage;
@@ -19,12 +21,41 @@ pub struct LabeledBatch {
 /// The label stage.
 pub struct LabelStage<'a> {
     labeler: &'a dyn Labeler,
+    /// For per-run labelers: the latest snapshot of every touched story, first-touched
+    /// order, with the titles of all its batches.
+    pending: Vec<StorySnapshot>,
+    slot: HashMap<String, usize>,
 }
 
 impl<'a> LabelStage<'a> {
     /// A stage using `labeler`.
     pub fn new(labeler: &'a dyn Labeler) -> Self {
-        LabelStage { labeler }
+        LabelStage {
+            labeler,
+            pending: Vec::new(),
+            slot: HashMap::new(),
+        }
+    }
+
+    fn gather(&mut self, touched: Vec<StorySnapshot>) {
+        for s in touched {
+            match self.slot.get(&s.id) {
+                Some(&i) => {
+                    let old = std::mem::take(&mut self.pending[i].titles);
+                    let mut titles = old;
+                    for t in s.titles.iter() {
+                        if titles.len() < SNAPSHOT_TITLES && !titles.contains(t) {
+                            titles.push(t.clone());
+                        }
+                    }
+                    self.pending[i] = StorySnapshot { titles, ..s };
+                }
+                None => {
+                    self.slot.insert(s.id.clone(), self.pending.len());
+                    self.pending.push(s);
+                }
+            }
+        }
     }
 }
 
@@ -37,6 +68,14 @@ impl Stage for LabelStage<'_> {
     }
 
     fn process(&mut self, batch: ClusteredBatch) -> Result<LabeledBatch> {
+        if self.labeler.per_run() {
+            self.gather(batch.touched);
+            return Ok(LabeledBatch {
+                assignments: batch.assignments,
+                labels: Vec::new(),
+                events: batch.events,
+            });
+        }
         let labels = self.labeler.label(&batch.touched)?;
         let labels = batch
             .touched
@@ -49,5 +88,18 @@ impl Stage for LabelStage<'_> {
             labels,
             events: batch.events,
         })
+    }
+
+    fn finish(&mut self) -> Result<Option<LabeledBatch>> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let stories = std::mem::take(&mut self.pending);
+        let labels = self.labeler.label(&stories)?;
+        Ok(Some(LabeledBatch {
+            assignments: Vec::new(),
+            labels: stories.into_iter().map(|s| s.id).zip(labels).collect(),
+            events: Vec::new(),
+        }))
     }
 }

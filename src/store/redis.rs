@@ -251,6 +251,9 @@ fn cache_url_db(url: &str) -> Option<u8> {
 pub struct RedisCache {
     pool: Pool,
     prefix: String,
+    /// `emb` (embeddings: values checked as vectors, hits counted) or `llm` (LLM replies:
+    /// checked by the labeler).
+    kind: &'static str,
     model: String,
     model_tag: u64,
     dim: usize,
@@ -274,6 +277,7 @@ impl RedisCache {
         RedisCache {
             pool,
             prefix: cfg.cache_prefix.clone(),
+            kind: "emb",
             model: fingerprint.to_string(),
             model_tag: xxh3_64(fingerprint.as_bytes()),
             dim,
@@ -289,8 +293,20 @@ impl RedisCache {
         }
     }
 
+    /// A cache of LLM replies, `<prefix>llm:<hash of model + prompt>`, with the same TTL.
+    pub fn llm(pool: Pool, cfg: &RedisConfig) -> Self {
+        RedisCache {
+            kind: "llm",
+            ..RedisCache::new(pool, cfg, "llm", 0)
+        }
+    }
+
     fn key(&self, k: u128) -> String {
-        format!("{}emb:{}:{k:032x}", self.prefix, self.model)
+        if self.kind == "llm" {
+            format!("{}llm:{k:032x}", self.prefix)
+        } else {
+            format!("{}emb:{}:{k:032x}", self.prefix, self.model)
+        }
     }
 
     /// Whether the cache fell back to memory during this run.
@@ -397,7 +413,8 @@ impl Cache for RedisCache {
                 v.filter(|b| {
                     b.len() > 8
                         && b[..8] == tag
-                        && crate::embed::Embedding::from_bytes(&b[8..], self.dim).is_some()
+                        && (self.kind == "llm"
+                            || crate::embed::Embedding::from_bytes(&b[8..], self.dim).is_some())
                 })
                 .map(|b| b[8..].to_vec())
             })
@@ -406,8 +423,11 @@ impl Cache for RedisCache {
         let misses = keys.len() as u64 - hits;
         self.hits.fetch_add(hits, Ordering::Relaxed);
         self.misses.fetch_add(misses, Ordering::Relaxed);
-        self.pending_hits.fetch_add(hits, Ordering::Relaxed);
-        self.pending_misses.fetch_add(misses, Ordering::Relaxed);
+        if self.kind == "emb" {
+            // The shared counters are the embedding cache's.
+            self.pending_hits.fetch_add(hits, Ordering::Relaxed);
+            self.pending_misses.fetch_add(misses, Ordering::Relaxed);
+        }
         out
     }
 

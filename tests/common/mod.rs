@@ -18,6 +18,12 @@ pub fn bin() -> Command {
         "REDIS_CACHE_PREFIX",
         "REDIS_QUEUE_DB",
         "REDIS_CACHE_URL",
+        "OPENROUTER_API_KEY",
+        "OPENROUTER_BASE_URL",
+        "OPENROUTER_CONCURRENCY",
+        "OPENROUTER_EMBED_MODEL",
+        "OPENROUTER_CHAT_MODEL",
+        "OPENROUTER_FALLBACK_MODEL",
     ] {
         c.env_remove(var);
     }
@@ -128,6 +134,7 @@ pub fn generated(dir: &Path, name: &str, articles: usize, seed: u64) -> PathBuf 
     );
     p
 }
+pub mod openai;
 pub mod redis;
 
 /// The JSON object a successful command printed on stdout (panics with stderr otherwise).

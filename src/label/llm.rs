@@ -1,0 +1,405 @@
+//! Story headlines and categories from a chat model behind an OpenAI-compatible
+//! `/chat/completions` endpoint, through [`crate::api`]: one request per new or changed
+//! story (its titles as context), several in flight, replies cached by model + prompt
+//! (Redis DB 1 under `<prefix>llm:` when the run uses Redis). A story whose request fails
+//! on the primary goes to the fallback model, all such stories at once. A reply that does
+//! not parse strictly, or a story no model answered for, gets the extractive label, counted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::extractive::{Extractive, shorten};
+use super::{Labeler, StoryLabel};
+use crate::api::{self, CallError, Client, Context, Counters, Invalid};
+use crate::config::PipelineConfig;
+use crate::error::{Error, Result};
+use crate::stages::cluster::StorySnapshot;
+use crate::store::Cache;
+
+/// Longest headline kept (longer replies are cut at a word).
+const MAX_HEADLINE_CHARS: usize = 140;
+
+const SYSTEM: &str = "You label clusters of crypto and financial news articles for a trading \
+desk. Reply with only a JSON object, no other text.";
+
+/// The `llm` labeler.
+pub struct LlmLabeler {
+    extractive: Extractive,
+    primary: Client,
+    fallback: Option<Client>,
+    categories: Vec<String>,
+    articles: usize,
+    max_tokens: u32,
+    json_mode: bool,
+    concurrency: usize,
+    cache: Arc<dyn Cache>,
+    counters: Arc<Counters>,
+    label_fallbacks: AtomicU64,
+    fallback_items: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+/// Registry constructor.
+///
+/// # Errors
+/// [`Error::Config`] when no model is named, or OpenRouter is the endpoint and its key is
+/// not set.
+pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
+    let l = &cfg.label.llm;
+    let bad = |message: String| Error::Config {
+        origin: "label.llm".into(),
+        message,
+    };
+    if l.model.trim().is_empty() {
+        return Err(bad(
+            "no model: set label.llm.model or OPENROUTER_CHAT_MODEL".into(),
+        ));
+    }
+    let key = api::key_from_env(&cfg.api.api_key_env);
+    if key.is_empty() && cfg.api.base_url.contains("openrouter.ai") {
+        return Err(bad(format!(
+            "{} is not set (OpenRouter needs an API key)",
+            cfg.api.api_key_env
+        )));
+    }
+    let counters = Arc::new(Counters::default());
+    let cooldown = Duration::from_secs_f64(cfg.api.breaker_cooldown_secs.max(0.0));
+    let client = |model: &str| {
+        let breaker = api::Breaker::new(
+            &format!("chat:{model}"),
+            cfg.api.breaker_failures,
+            cooldown,
+            ctx.alerts.clone(),
+        );
+        Client::new(
+            &cfg.api.base_url,
+            model,
+            key.clone(),
+            cfg.api.policy(),
+            Arc::new(breaker),
+            counters.clone(),
+        )
+    };
+    let cache: Arc<dyn Cache> = match &ctx.llm_cache {
+        Some(c) => c.clone(),
+        None => Arc::new(crate::store::memory::MemoryCache::new(10_000)),
+    };
+    Ok(Box::new(LlmLabeler {
+        extractive: Extractive::new(cfg.label.top_terms),
+        primary: client(l.model.trim()),
+        fallback: (!l.fallback_model.trim().is_empty()).then(|| client(l.fallback_model.trim())),
+        categories: l.categories.clone(),
+        articles: l.articles.max(1),
+        max_tokens: l.max_tokens.max(16),
+        json_mode: l.json_mode,
+        concurrency: cfg.api.concurrency.max(1),
+        cache,
+        counters,
+        label_fallbacks: AtomicU64::new(0),
+        fallback_items: AtomicU64::new(0),
+        cache_hits: AtomicU64::new(0),
+    }))
+}
+
+/// A parsed reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reply {
+    headline: String,
+    category: String,
+}
+
+impl LlmLabeler {
+    /// The user prompt for one story: its titles, most central first.
+    fn prompt(&self, s: &StorySnapshot) -> String {
+        let mut titles: Vec<&str> = vec![s.rep_title.trim()];
+        for t in &s.titles {
+            if titles.len() >= self.articles {
+                break;
+            }
+            if !titles.contains(&t.trim()) {
+                titles.push(t.trim());
+            }
+        }
+        let mut p = format!(
+            "A news story of {} article{}. Headlines of its articles:\n",
+            s.size,
+            if s.size == 1 { "" } else { "s" }
+        );
+        for (i, t) in titles.iter().enumerate() {
+            p.push_str(&format!("{}. {t}\n", i + 1));
+        }
+        p.push_str(&format!(
+            "\nWrite one neutral headline of at most 12 words naming the event, and pick the \
+             story's category from: {}.\nReply with only: {{\"headline\": \"...\", \"category\": \"...\"}}",
+            self.categories.join(", ")
+        ));
+        p
+    }
+
+    /// The cache key of `prompt` for `model`.
+    fn key(&self, model: &str, prompt: &str) -> u128 {
+        let mut material = Vec::with_capacity(model.len() + prompt.len() + 64);
+        material.extend_from_slice(b"chat-v1\0");
+        material.extend_from_slice(model.as_bytes());
+        material.push(0);
+        material.extend_from_slice(&self.max_tokens.to_le_bytes());
+        material.push(u8::from(self.json_mode));
+        material.extend_from_slice(prompt.as_bytes());
+        xxh3_128(&material)
+    }
+
+    /// One chat request; the reply's text.
+    fn ask(&self, client: &Client, prompt: &str) -> std::result::Result<String, CallError> {
+        let mut body = serde_json::json!({
+            "model": client.model(),
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": prompt},
+            ],
+            "max_tokens": self.max_tokens,
+            "temperature": 0,
+        });
+        if self.json_mode {
+            body["response_format"] = serde_json::json!({"type": "json_object"});
+        }
+        client.post("/chat/completions", &body, |reply| chat_content(&reply))
+    }
+
+    /// Strict parse of a reply's text: a JSON object with a non-empty string `headline` and
+    /// a `category` from the list (matched without case). Nothing else is accepted: no code
+    /// fences, no prose around the object.
+    fn parse(&self, content: &str) -> Option<Reply> {
+        let v: serde_json::Value = serde_json::from_str(content.trim()).ok()?;
+        let headline = v.get("headline")?.as_str()?.trim();
+        let category = v.get("category")?.as_str()?.trim();
+        let category = self
+            .categories
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(category))?;
+        (!headline.is_empty()).then(|| Reply {
+            headline: shorten(headline, MAX_HEADLINE_CHARS),
+            category: category.clone(),
+        })
+    }
+}
+
+/// The text of a chat-completions reply; an error finish (OpenRouter sends those with
+/// HTTP 200) or a missing message is unusable and retried.
+fn chat_content(reply: &serde_json::Value) -> std::result::Result<String, Invalid> {
+    let choice = reply
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .ok_or_else(|| Invalid::Retry("no choices".into()))?;
+    if choice.get("finish_reason").and_then(|f| f.as_str()) == Some("error") {
+        return Err(Invalid::Retry("finish_reason \"error\"".into()));
+    }
+    choice
+        .get("message")
+        .and_then(|m| m.get("content"))
+        .and_then(|c| c.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Invalid::Retry("no message content".into()))
+}
+
+impl Labeler for LlmLabeler {
+    fn provider(&self) -> &'static str {
+        "llm"
+    }
+
+    fn per_run(&self) -> bool {
+        true
+    }
+
+    fn api_report(&self) -> Option<api::ApiReport> {
+        let mut r = self.counters.report();
+        r.label_fallbacks = self.label_fallbacks.load(Ordering::Relaxed);
+        r.fallback_items = self.fallback_items.load(Ordering::Relaxed);
+        r.llm_cache_hits = self.cache_hits.load(Ordering::Relaxed);
+        Some(r)
+    }
+
+    fn label(&self, stories: &[StorySnapshot]) -> Result<Vec<StoryLabel>> {
+        let prompts: Vec<String> = stories.iter().map(|s| self.prompt(s)).collect();
+        let model = self.primary.model();
+        let keys: Vec<u128> = prompts.iter().map(|p| self.key(model, p)).collect();
+        let mut replies: Vec<Option<Reply>> = self
+            .cache
+            .get_many(&keys)
+            .into_iter()
+            .map(|b| b.and_then(|b| self.parse(&String::from_utf8_lossy(&b))))
+            .collect();
+        let hits = replies.iter().filter(|r| r.is_some()).count();
+        self.cache_hits.fetch_add(hits as u64, Ordering::Relaxed);
+
+        // Misses, each distinct prompt asked once.
+        let mut todo: Vec<usize> = Vec::new();
+        for (i, r) in replies.iter().enumerate() {
+            if r.is_none() && !todo.iter().any(|&j| keys[j] == keys[i]) {
+                todo.push(i);
+            }
+        }
+        let mut answers: Vec<std::result::Result<String, CallError>> =
+            api::run_concurrent(&todo, self.concurrency, |&i| {
+                self.ask(&self.primary, &prompts[i])
+            });
+        if let Some(fb) = &self.fallback {
+            let failed: Vec<usize> = (0..todo.len()).filter(|&k| answers[k].is_err()).collect();
+            if !failed.is_empty() {
+                tracing::warn!(
+                    model = fb.model(),
+                    stories = failed.len(),
+                    "Label requests failed on the primary model; trying the fallback."
+                );
+                let again = api::run_concurrent(&failed, self.concurrency, |&k| {
+                    self.ask(fb, &prompts[todo[k]])
+                });
+                for (&k, r) in failed.iter().zip(again) {
+                    if r.is_ok() {
+                        self.fallback_items.fetch_add(1, Ordering::Relaxed);
+                        answers[k] = r;
+                    }
+                }
+            }
+        }
+        let mut puts: Vec<(u128, Vec<u8>)> = Vec::new();
+        for (&i, answer) in todo.iter().zip(&answers) {
+            match answer {
+                Ok(text) => match self.parse(text) {
+                    Some(r) => {
+                        let canonical =
+                            serde_json::json!({"headline": r.headline, "category": r.category});
+                        puts.push((keys[i], canonical.to_string().into_bytes()));
+                        for (j, slot) in replies.iter_mut().enumerate() {
+                            if keys[j] == keys[i] {
+                                *slot = Some(r.clone());
+                            }
+                        }
+                    }
+                    None => {
+                        let shown: String = text.chars().take(120).collect();
+                        tracing::warn!(story = %stories[i].id, reply = %shown, "LLM reply did not parse; using the extractive label.");
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(story = %stories[i].id, error = %e, "No LLM label; using the extractive label.");
+                }
+            }
+        }
+        if !puts.is_empty() {
+            self.cache.put_many(&puts);
+        }
+        Ok(stories
+            .iter()
+            .zip(replies)
+            .map(|(s, r)| {
+                let mut label = self.extractive.one(s);
+                match r {
+                    Some(r) => {
+                        label.label = r.headline;
+                        label.category = Some(r.category);
+                    }
+                    None => {
+                        self.label_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                label
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labeler() -> LlmLabeler {
+        let cfg = PipelineConfig::parse(
+            "[label]\nprovider = \"llm\"\n[api]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+            "t",
+        )
+        .unwrap();
+        let counters = Arc::new(Counters::default());
+        let breaker = Arc::new(api::Breaker::new(
+            "t",
+            5,
+            Duration::from_secs(1),
+            api::Alerts::default(),
+        ));
+        LlmLabeler {
+            extractive: Extractive::new(3),
+            primary: Client::new(
+                "http://127.0.0.1:9/v1",
+                "m",
+                api::Secret::default(),
+                cfg.api.policy(),
+                breaker,
+                counters.clone(),
+            ),
+            fallback: None,
+            categories: cfg.label.llm.categories.clone(),
+            articles: 5,
+            max_tokens: 100,
+            json_mode: true,
+            concurrency: 2,
+            cache: Arc::new(crate::store::memory::MemoryCache::new(10)),
+            counters,
+            label_fallbacks: AtomicU64::new(0),
+            fallback_items: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn replies_parse_strictly() {
+        let l = labeler();
+        assert_eq!(
+            l.parse(r#"{"headline": " Bybit hacked ", "category": "Security"}"#),
+            Some(Reply {
+                headline: "Bybit hacked".into(),
+                category: "security".into()
+            })
+        );
+        for bad in [
+            "```json\n{\"headline\": \"x\", \"category\": \"crypto\"}\n```",
+            "Sure! {\"headline\": \"x\", \"category\": \"crypto\"}",
+            r#"{"headline": "x", "category": "sports"}"#,
+            r#"{"headline": "", "category": "crypto"}"#,
+            r#"{"headline": 3, "category": "crypto"}"#,
+            r#"["x", "crypto"]"#,
+            "",
+        ] {
+            assert_eq!(l.parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn chat_errors_in_200_replies_are_unusable() {
+        let ok = serde_json::json!({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]});
+        assert_eq!(chat_content(&ok).unwrap(), "hi");
+        let err = serde_json::json!({"choices": [{"message": {"content": ""}, "finish_reason": "error"}]});
+        assert!(chat_content(&err).is_err());
+        assert!(chat_content(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn prompt_lists_titles_and_categories_and_keys_differ_by_model() {
+        let l = labeler();
+        let s = StorySnapshot {
+            id: "s".into(),
+            rep_title: "ETF approved".into(),
+            terms: vec![],
+            size: 3,
+            titles: vec!["ETF approved".into(), "SEC approves spot ETF".into()],
+        };
+        let p = l.prompt(&s);
+        assert!(
+            p.contains("1. ETF approved\n2. SEC approves spot ETF\n"),
+            "{p}"
+        );
+        assert!(p.contains("crypto, macro, regulation"), "{p}");
+        assert_ne!(l.key("a", &p), l.key("b", &p));
+    }
+}
