@@ -266,7 +266,7 @@ impl Client {
         &self,
         path: &str,
         body: &serde_json::Value,
-        validate: impl Fn(serde_json::Value) -> Result<T, Invalid>,
+        validate: impl Fn(&[u8]) -> Result<T, Invalid>,
     ) -> Result<T, CallError> {
         self.breaker.allow().map_err(CallError::BreakerOpen)?;
         let url = format!("{}{path}", self.base);
@@ -278,7 +278,7 @@ impl Client {
             }
             let started = Instant::now();
             let mut failure = match self.attempt(&url, &payload) {
-                Ok(v) => match validate(v) {
+                Ok(body) => match validate(&body) {
                     Ok(t) => {
                         self.breaker.success();
                         tracing::debug!(model = %self.model, path, attempt, ms = started.elapsed().as_millis() as u64, "API call done.");
@@ -318,7 +318,8 @@ impl Client {
         )))
     }
 
-    fn attempt(&self, url: &str, payload: &[u8]) -> Result<serde_json::Value, Failure> {
+    /// One request: the body of a usable 2xx reply (checked to be JSON with no `error`).
+    fn attempt(&self, url: &str, payload: &[u8]) -> Result<Vec<u8>, Failure> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_sent
@@ -359,9 +360,8 @@ impl Client {
                 retry_after,
             ));
         }
-        let text = String::from_utf8_lossy(&bytes);
         if !(200..300).contains(&status) {
-            let detail = error_message(&text);
+            let detail = error_message(&String::from_utf8_lossy(&bytes));
             let reason = format!("HTTP {status}: {detail}");
             return Err(Failure {
                 reason,
@@ -369,20 +369,27 @@ impl Client {
                 after: retry_after,
             });
         }
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        // Only the `error` member is materialised; the rest is checked for syntax and
+        // skipped (a reply of 64 vectors is megabytes of JSON).
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            error: Option<serde_json::Value>,
+        }
+        match serde_json::from_slice::<Probe>(&bytes) {
             Err(e) => Err(Failure::retry(
                 format!("HTTP {status} but the body is not JSON ({e})"),
                 None,
             )),
             // An error in a 200 body: judged by the code it carries.
-            Ok(v) if v.get("error").is_some_and(|e| !e.is_null()) => {
-                let code = v["error"]["code"]
+            Ok(Probe { error: Some(e) }) if !e.is_null() => {
+                let code = e["code"]
                     .as_u64()
                     .and_then(|c| u16::try_from(c).ok())
                     .unwrap_or(500);
                 let reason = format!(
                     "error in a {status} reply (code {code}): {}",
-                    error_message(&text)
+                    error_message(&String::from_utf8_lossy(&bytes))
                 );
                 Err(Failure {
                     reason,
@@ -390,7 +397,7 @@ impl Client {
                     after: retry_after,
                 })
             }
-            Ok(v) => Ok(v),
+            Ok(_) => Ok(bytes),
         }
     }
 

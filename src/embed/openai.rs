@@ -125,22 +125,36 @@ impl OpenAiEmbedder {
         }
         let (n, dim) = (texts.len(), self.dim);
         client.post("/embeddings", &body, |reply| {
-            parse_embeddings(&reply, n, dim)
+            parse_embeddings(reply, n, dim)
         })
     }
+}
+
+/// The parts of an embeddings reply that are read (typed: a reply is megabytes of numbers,
+/// and a generic JSON tree of them costs more than the rest of the run).
+#[derive(serde::Deserialize)]
+struct EmbeddingsReply {
+    data: Vec<EmbeddingItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct EmbeddingItem {
+    #[serde(default)]
+    index: Option<u64>,
+    /// `None` for a null; numbers that are not finite in f32 are caught below.
+    embedding: Vec<Option<f64>>,
 }
 
 /// Checks an embeddings reply for `n` inputs of dimension `dim` and returns the vectors in
 /// input order (by `index`), normalised.
 fn parse_embeddings(
-    reply: &serde_json::Value,
+    body: &[u8],
     n: usize,
     dim: usize,
 ) -> std::result::Result<Vec<Vec<f32>>, Invalid> {
-    let data = reply
-        .get("data")
-        .and_then(|d| d.as_array())
-        .ok_or_else(|| Invalid::Retry("no `data` array".into()))?;
+    let reply: EmbeddingsReply = serde_json::from_slice(body)
+        .map_err(|e| Invalid::Retry(format!("not an embeddings reply: {e}")))?;
+    let data = reply.data;
     if data.len() != n {
         return Err(Invalid::Retry(format!(
             "{} embeddings for {n} inputs",
@@ -148,30 +162,24 @@ fn parse_embeddings(
         )));
     }
     let mut out: Vec<Option<Vec<f32>>> = vec![None; n];
-    for (pos, item) in data.iter().enumerate() {
-        let index = match item.get("index") {
+    for (pos, item) in data.into_iter().enumerate() {
+        let index = match item.index {
             None => pos,
-            Some(i) => i
-                .as_u64()
-                .and_then(|i| usize::try_from(i).ok())
+            Some(i) => usize::try_from(i)
+                .ok()
                 .filter(|&i| i < n)
                 .ok_or_else(|| Invalid::Retry(format!("data[{pos}].index {i} is not in 0..{n}")))?,
         };
-        let values = item
-            .get("embedding")
-            .and_then(|e| e.as_array())
-            .ok_or_else(|| Invalid::Retry(format!("data[{pos}].embedding is not an array")))?;
-        if values.len() != dim {
+        if item.embedding.len() != dim {
+            let got = item.embedding.len();
             return Err(Invalid::Permanent(format!(
-                "the model returns {}-dimensional vectors; this pipeline expects embed.dim = {dim} \
-                 (set embed.dim = {}, or embed.openai.send_dimensions for models that can shorten)",
-                values.len(),
-                values.len()
+                "the model returns {got}-dimensional vectors; this pipeline expects embed.dim = {dim} \
+                 (set embed.dim = {got}, or embed.openai.send_dimensions for models that can shorten)"
             )));
         }
         let mut v = Vec::with_capacity(dim);
-        for x in values {
-            match x.as_f64() {
+        for x in item.embedding {
+            match x {
                 Some(f) if f.is_finite() && f.abs() <= f64::from(f32::MAX) => v.push(f as f32),
                 _ => {
                     return Err(Invalid::Retry(format!(
@@ -311,6 +319,14 @@ impl Embedder for OpenAiEmbedder {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse_embeddings(
+        r: &serde_json::Value,
+        n: usize,
+        dim: usize,
+    ) -> std::result::Result<Vec<Vec<f32>>, Invalid> {
+        super::parse_embeddings(r.to_string().as_bytes(), n, dim)
+    }
 
     #[test]
     fn replies_are_ordered_by_index_and_checked() {

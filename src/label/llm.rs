@@ -165,7 +165,11 @@ impl LlmLabeler {
         if self.json_mode {
             body["response_format"] = serde_json::json!({"type": "json_object"});
         }
-        client.post("/chat/completions", &body, |reply| chat_content(&reply))
+        client.post("/chat/completions", &body, |reply| {
+            let v: serde_json::Value = serde_json::from_slice(reply)
+                .map_err(|e| Invalid::Retry(format!("not a chat reply: {e}")))?;
+            chat_content(&v)
+        })
     }
 
     /// Strict parse of a reply's text: a JSON object with a non-empty string `headline` and

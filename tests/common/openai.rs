@@ -3,6 +3,10 @@
 //! the client's timeout, malformed JSON, errors inside 200 replies, wrong dimensions and
 //! results out of order. Every request is recorded (path, model, inputs, auth header, time).
 //!
+//! The HTTP/1.1 side is a few lines on `std::net`, a thread per connection with keep-alive
+//! (tiny_http's fixed pool of connection threads held replies back under concurrent load,
+//! which would have measured the fake rather than the client).
+//!
 //! Embeddings are bag-of-words vectors (each lowercase word adds 1 to a hashed bucket), so
 //! articles sharing words get similar vectors and clustering over them is meaningful. Chat
 //! replies name the story after the first headline in the prompt.
@@ -65,56 +69,60 @@ struct Script {
 
 /// The server; stops when dropped.
 pub struct FakeApi {
-    server: Arc<tiny_http::Server>,
     port: u16,
     dim: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    latency: Arc<Mutex<Duration>>,
+    script: Arc<Mutex<Script>>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the connection threads share.
+#[derive(Clone)]
+struct Shared {
+    dim: usize,
+    started: Instant,
     latency: Arc<Mutex<Duration>>,
     script: Arc<Mutex<Script>>,
     log: Arc<Mutex<Vec<Recorded>>>,
     in_flight: Arc<Mutex<usize>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeApi {
     /// A server on a free loopback port answering with `dim`-dimensional vectors.
     pub fn start(dim: usize) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
-        let port = server.server_addr().to_ip().expect("ip address").port();
-        let latency = Arc::new(Mutex::new(Duration::ZERO));
-        let script = Arc::new(Mutex::new(Script::default()));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let in_flight = Arc::new(Mutex::new(0usize));
-        let started = Instant::now();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("address").port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shared = Shared {
+            dim,
+            started: Instant::now(),
+            latency: Arc::default(),
+            script: Arc::default(),
+            log: Arc::default(),
+            in_flight: Arc::default(),
+        };
         let thread = {
-            let (server, latency, script, log, in_flight) = (
-                server.clone(),
-                latency.clone(),
-                script.clone(),
-                log.clone(),
-                in_flight.clone(),
-            );
+            let (shared, stop) = (shared.clone(), stop.clone());
             std::thread::spawn(move || {
-                for req in server.incoming_requests() {
-                    let (latency, script, log, in_flight) = (
-                        latency.clone(),
-                        script.clone(),
-                        log.clone(),
-                        in_flight.clone(),
-                    );
-                    std::thread::spawn(move || {
-                        handle(req, dim, started, &latency, &script, &log, &in_flight);
-                    });
+                for conn in listener.incoming() {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let shared = shared.clone();
+                    std::thread::spawn(move || serve_connection(conn, &shared));
                 }
             })
         };
         FakeApi {
-            server,
             port,
             dim,
-            latency,
-            script,
-            log,
-            in_flight,
+            stop,
+            latency: shared.latency,
+            script: shared.script,
+            log: shared.log,
             thread: Some(thread),
         }
     }
@@ -172,9 +180,92 @@ impl FakeApi {
 
 impl Drop for FakeApi {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// One request off the wire: path, headers (lowercased names), body.
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one HTTP/1.1 request with a `Content-Length` body; None at end of stream.
+fn read_request(r: &mut impl std::io::BufRead) -> Option<Request> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(Request {
+        path,
+        headers,
+        body,
+    })
+}
+
+/// Answers requests on one connection until the client closes it.
+fn serve_connection(conn: std::net::TcpStream, shared: &Shared) {
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = std::io::BufReader::new(conn);
+    let mut writer = write_half;
+    while let Some(req) = read_request(&mut reader) {
+        let (status, body, extra) = handle(&req, shared);
+        let reason = match status {
+            200 => "OK",
+            400 => "Bad Request",
+            429 => "Too Many Requests",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
+            _ => "Status",
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        use std::io::Write;
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body.as_bytes()).is_err()
+        {
+            break;
         }
     }
 }
@@ -200,26 +291,16 @@ fn embed(text: &str, dim: usize) -> Vec<f32> {
     v
 }
 
-fn handle(
-    mut req: tiny_http::Request,
-    dim: usize,
-    started: Instant,
-    latency: &Mutex<Duration>,
-    script: &Mutex<Script>,
-    log: &Mutex<Vec<Recorded>>,
-    in_flight: &Mutex<usize>,
-) {
+/// Records `req` and builds its reply: (status, body, extra headers).
+fn handle(req: &Request, shared: &Shared) -> (u16, String, Vec<(&'static str, String)>) {
     let now_in_flight = {
-        let mut n = in_flight.lock().unwrap();
+        let mut n = shared.in_flight.lock().unwrap();
         *n += 1;
         *n
     };
-    let mut body = String::new();
-    let _ = req.as_reader().read_to_string(&mut body);
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let path = req.url().to_string();
+    let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
     let model = json["model"].as_str().unwrap_or("").to_string();
-    let chat = path.ends_with("/chat/completions");
+    let chat = req.path.ends_with("/chat/completions");
     let texts: Vec<String> = if chat {
         json["messages"]
             .as_array()
@@ -237,72 +318,65 @@ fn handle(
             })
             .unwrap_or_default()
     };
-    let auth = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.to_string());
-    log.lock().unwrap().push(Recorded {
-        path: path.clone(),
+    let auth = req.header("authorization").map(str::to_string);
+    shared.log.lock().unwrap().push(Recorded {
+        path: req.path.clone(),
         model: model.clone(),
         inputs: texts.len(),
         texts: texts.clone(),
-        auth,
-        at: started.elapsed(),
+        auth: auth.clone(),
+        at: shared.started.elapsed(),
         in_flight: now_in_flight,
     });
     let fault = {
-        let mut s = script.lock().unwrap();
+        let mut s = shared.script.lock().unwrap();
         let once = s.once.get_mut(&model).and_then(VecDeque::pop_front);
         once.or_else(|| s.always.get(&model).cloned())
     };
-    std::thread::sleep(*latency.lock().unwrap());
-    let json_header =
-        tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header");
-    let reply = |status: u16, body: String, extra: Option<tiny_http::Header>| {
-        let mut r = tiny_http::Response::from_string(body)
-            .with_status_code(status)
-            .with_header(json_header.clone());
-        if let Some(h) = extra {
-            r = r.with_header(h);
-        }
-        r
+    // Copied out first: sleeping in the statement that locks would hold the lock and
+    // serialise every reply.
+    let delay = *shared.latency.lock().unwrap();
+    std::thread::sleep(delay);
+    let dim = shared.dim;
+    let error = |code: u16, message: &str| {
+        serde_json::json!({"error": {"message": message, "code": code}}).to_string()
     };
-    let response = match fault {
-        Some(Fault::Status(code, retry_after)) => reply(
+    let reply = match fault {
+        Some(Fault::Status(code, retry_after)) => (
             code,
-            format!(r#"{{"error":{{"message":"injected {code}","code":{code}}}}}"#),
-            retry_after.map(|v| tiny_http::Header::from_bytes("Retry-After", v).expect("header")),
+            error(code, &format!("injected {code}")),
+            retry_after
+                .map(|v| vec![("Retry-After", v.to_string())])
+                .unwrap_or_default(),
         ),
         Some(Fault::Hang(d)) => {
             std::thread::sleep(d);
-            reply(200, ok_body(chat, &texts, dim, false), None)
+            (200, ok_body(chat, &texts, dim, false), vec![])
         }
-        Some(Fault::Malformed) => reply(200, r#"{"data": [{"index": 0, "embe"#.into(), None),
-        Some(Fault::ErrorIn200(code)) => reply(
-            200,
-            format!(r#"{{"error":{{"message":"upstream failed","code":{code}}}}}"#),
-            None,
-        ),
-        Some(Fault::WrongDim(d)) => reply(200, ok_body(chat, &texts, d, false), None),
-        Some(Fault::Reversed) => reply(200, ok_body(chat, &texts, dim, true), None),
-        Some(Fault::EchoAuth(code)) => {
-            let auth = log.lock().unwrap().last().and_then(|r| r.auth.clone());
-            reply(
+        Some(Fault::Malformed) => (200, r#"{"data": [{"index": 0, "embe"#.into(), vec![]),
+        Some(Fault::ErrorIn200(code)) => (200, error(code, "upstream failed"), vec![]),
+        Some(Fault::WrongDim(d)) => (200, ok_body(chat, &texts, d, false), vec![]),
+        Some(Fault::Reversed) => (200, ok_body(chat, &texts, dim, true), vec![]),
+        Some(Fault::EchoAuth(code)) => (
+            code,
+            error(
                 code,
-                serde_json::json!({"error": {"message": format!("bad request with Authorization: {}", auth.unwrap_or_default()), "code": code}}).to_string(),
-                None,
-            )
-        }
-        Some(Fault::Prose) => reply(
+                &format!(
+                    "bad request with Authorization: {}",
+                    auth.unwrap_or_default()
+                ),
+            ),
+            vec![],
+        ),
+        Some(Fault::Prose) => (
             200,
             chat_body("Sure! Here is a headline: Something happened.").to_string(),
-            None,
+            vec![],
         ),
-        None => reply(200, ok_body(chat, &texts, dim, false), None),
+        None => (200, ok_body(chat, &texts, dim, false), vec![]),
     };
-    let _ = req.respond(response);
-    *in_flight.lock().unwrap() -= 1;
+    *shared.in_flight.lock().unwrap() -= 1;
+    reply
 }
 
 fn chat_body(content: &str) -> serde_json::Value {
@@ -326,15 +400,35 @@ fn ok_body(chat: bool, texts: &[String], dim: usize, reversed: bool) -> String {
             serde_json::json!({"headline": format!("LLM: {first}"), "category": "crypto"});
         return chat_body(&content.to_string()).to_string();
     }
-    let mut data: Vec<serde_json::Value> = texts
+    // Typed, so the server's own cost stays small next to the client's.
+    #[derive(serde::Serialize)]
+    struct Item {
+        object: &'static str,
+        index: usize,
+        embedding: Vec<f32>,
+    }
+    #[derive(serde::Serialize)]
+    struct Reply {
+        object: &'static str,
+        data: Vec<Item>,
+        model: &'static str,
+    }
+    let mut data: Vec<Item> = texts
         .iter()
         .enumerate()
-        .map(|(i, t)| serde_json::json!({"object": "embedding", "index": i, "embedding": embed(t, dim)}))
+        .map(|(i, t)| Item {
+            object: "embedding",
+            index: i,
+            embedding: embed(t, dim),
+        })
         .collect();
     if reversed {
         data.reverse();
     }
-    serde_json::json!({"object": "list", "data": data, "model": "m",
-                       "usage": {"prompt_tokens": 1, "total_tokens": 1}})
-    .to_string()
+    serde_json::to_string(&Reply {
+        object: "list",
+        data,
+        model: "m",
+    })
+    .unwrap_or_default()
 }
