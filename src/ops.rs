@@ -203,16 +203,17 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
         }
     }
     // The key's presence only; its value is never printed.
-    let key = std::env::var("OPENROUTER_API_KEY").is_ok_and(|k| !k.trim().is_empty());
-    let remote = cfg.embed.provider != "hashing";
+    let var = &cfg.api.api_key_env;
+    let key = std::env::var(var).is_ok_and(|k| !k.trim().is_empty());
+    let remote = cfg.embed.provider != "hashing" || cfg.label.provider == "llm";
     match (key, remote) {
-        (true, _) => add(Level::Ok, "api key", "OPENROUTER_API_KEY is set".into()),
+        (true, _) => add(Level::Ok, "api key", format!("{var} is set")),
         (false, true) => add(
             Level::Fail,
             "api key",
             format!(
-                "OPENROUTER_API_KEY is not set but embed.provider is {}",
-                cfg.embed.provider
+                "{var} is not set but embed.provider is {} and label.provider is {}",
+                cfg.embed.provider, cfg.label.provider
             ),
         ),
         (false, false) => add(
