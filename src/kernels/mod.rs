@@ -73,6 +73,15 @@ pub fn gemm_nt(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     a.dot(&b.t())
 }
 
+/// [`gemm_nt`] into `c` (its shape `a.rows × b.rows`), reusing its memory.
+pub fn gemm_nt_into(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    c: &mut ndarray::ArrayViewMut2<'_, f32>,
+) {
+    ndarray::linalg::general_mat_mul(1.0, &a, &b.t(), 0.0, c);
+}
+
 /// Worst-case gap between a [`gemm_nt`] entry and [`dot`] on the same unit vectors, with a
 /// wide margin (f32 rounding over ≤ 65,536 terms is below 1e-4 for unit vectors).
 pub const GEMM_SLACK: f32 = 1e-3;

@@ -25,6 +25,13 @@ use crate::error::{Error, Result};
 /// is queued, without letting a fast stage buffer the whole input ahead of a slow one.
 pub const CHANNEL_CAPACITY: usize = 2;
 
+/// The batch size a run of `total` articles uses: the configured one, or a larger one for big
+/// runs, where the per-batch overhead and the small matrix products of small batches would
+/// dominate (results do not depend on it).
+pub fn auto_batch(configured: usize, total: usize) -> usize {
+    configured.max((total / 8).min(4096))
+}
+
 /// One step of the pipeline: a batch in, a batch out.
 pub trait Stage: Send {
     /// The batch it consumes.

@@ -329,6 +329,8 @@ fn ingest_source(
         p.set_length(articles.len() as u64);
     }
     let time = t0.elapsed();
+    // Big runs take bigger batches (the result does not depend on it).
+    let batch_size = super::auto_batch(batch_size, articles.len());
     let mut it = articles.into_iter();
     loop {
         let articles: Vec<_> = it.by_ref().take(batch_size).collect();

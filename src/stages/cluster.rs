@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::article::Article;
@@ -30,16 +30,56 @@ use crate::kernels::{self, GEMM_SLACK};
 use crate::story::{MAX_STORY_TERMS, Representative, Story, StoryState};
 use crate::text;
 
-/// Articles scored per matrix product; bounds the scratch similarity block to
-/// `BLOCK_ROWS × stories` floats.
-const BLOCK_ROWS: usize = 64;
-
 /// Below this many active stories, candidates are scored with per-pair dots: the matrix
 /// product's packing costs more than it saves.
 const DIRECT_MAX_STORIES: usize = 16;
 
+/// Articles scored per matrix product with `active` stories. The product costs
+/// `rows × active` dots at its (fast) rate; every article is also re-scored per pair, at the
+/// much slower per-pair rate, against the stories opened earlier in its chunk (up to
+/// `rows`). A quarter of the active set keeps the second below the first, 1,024 bounds the
+/// similarity block, and 64 keeps a product worth its packing.
+fn chunk_rows(active: usize) -> usize {
+    (active / 4).clamp(64, 1024)
+}
+
+/// Euclidean distance between two vectors.
+fn distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
+
 /// Below this many multiply-adds a batch is scored on the calling thread.
 const PARALLEL_MIN_WORK: usize = 4_000_000;
+
+/// A chunk's similarities to the stories at its start.
+struct Scored {
+    /// Per article, the slots scoring at least `threshold - GEMM_SLACK`.
+    hits: Vec<Vec<u32>>,
+    /// Similarities, one row-major block per range of `step` stories (row stride `step`):
+    /// slot `s` is column `s % step` of part `s / step`.
+    parts: Vec<Vec<f32>>,
+    step: usize,
+}
+
+/// Work done by the similarity matrix products, for benches and logs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClusterStats {
+    /// Floating-point operations of the products (2 per multiply-add).
+    pub product_flops: u64,
+    /// Wall time spent computing them.
+    pub product_time: std::time::Duration,
+}
+
+impl ClusterStats {
+    /// The products' rate.
+    pub fn gflops(&self) -> f64 {
+        self.product_flops as f64 / self.product_time.as_secs_f64().max(1e-9) / 1e9
+    }
+}
 
 /// How an article was placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +161,9 @@ pub struct Clusterer {
     breaking_window: i64,
     state: StoryState,
     opened: usize,
+    stats: ClusterStats,
+    /// Similarity blocks kept between chunks.
+    scratch: Vec<Vec<f32>>,
 }
 
 impl Clusterer {
@@ -132,7 +175,14 @@ impl Clusterer {
             cfg,
             state,
             opened: 0,
+            stats: ClusterStats::default(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// Work done by the similarity products so far.
+    pub fn stats(&self) -> ClusterStats {
+        self.stats
     }
 
     /// Turns on breaking detection: `sources` distinct sources within `window` seconds.
@@ -185,16 +235,10 @@ impl Clusterer {
                 None => e.into_dense(&mut self.state.terms, dim),
             })
             .collect();
-        let candidates = self.candidates(&vectors, pool);
         let threshold = self.cfg.threshold;
         let penalty = self.cfg.time_penalty_per_hour;
         let max_gap_hours = self.cfg.window_hours as f32;
         let window = (self.cfg.window_hours * 3600.0) as i64;
-        let batch_start_slots = self.state.stories.len();
-        // Slots joined or opened during this batch: their centroids moved, so candidates
-        // computed at batch start say nothing about them.
-        let mut changed: Vec<usize> = Vec::new();
-        let mut changed_flag = vec![false; batch_start_slots];
         let mut touched_order: Vec<usize> = Vec::new();
         let mut touched_set: HashSet<usize> = HashSet::new();
         let mut titles: HashMap<usize, Vec<String>> = HashMap::new();
@@ -204,89 +248,129 @@ impl Clusterer {
             events: vec![],
         };
 
-        for (i, (a, v)) in articles.iter().zip(&vectors).enumerate() {
-            let t = a.time(ingest_time);
-            self.state.clock = self.state.clock.max(t);
-            let ukey = a.url_key;
-            if let Some(story) = &known[i] {
-                out.assignments.push(Assignment {
-                    seq: a.seq,
-                    article_id: a.id.clone(),
-                    story_id: story.clone(),
-                    placement: Placement::Known,
-                });
-                continue;
-            }
-            let cutoff = self.state.clock.saturating_sub(window);
-            let mut best: Option<(f32, u64, usize)> = None;
-            let mut consider = |slot: usize, state: &StoryState| {
-                let s = &state.stories[slot];
-                if s.last_seen < cutoff {
-                    return;
+        // The batch is decided in chunks (see `chunk_rows`). Each chunk is scored
+        // against the stories as they stand at its start with one matrix product. A story that
+        // changes within the chunk is re-scored exactly only when it could have reached the
+        // threshold: its centroid moved by `drift` (Euclidean) since the product, so for a
+        // unit vector the similarity moved by at most that much. Stories opened within the
+        // chunk are re-scored exactly. Chunking therefore cannot change the result either.
+        let mut lo = 0;
+        while lo < articles.len() {
+            let hi = (lo + chunk_rows(self.state.stories.len())).min(articles.len());
+            let chunk_start_slots = self.state.stories.len();
+            let t0 = std::time::Instant::now();
+            let scored = self.candidates(&vectors[lo..hi], pool);
+            self.stats.product_time += t0.elapsed();
+            self.stats.product_flops += 2 * ((hi - lo) * chunk_start_slots * dim) as u64;
+            // Stories that existed at the chunk's start and changed since: their centroid
+            // then, and how far it has moved.
+            let mut moved: Vec<(usize, usize, usize)> = Vec::new();
+            // Start centroids of moved stories, one row each in `start_rows`.
+            let mut start_rows: Vec<f32> = Vec::new();
+            let mut start_row = vec![u32::MAX; chunk_start_slots];
+            let mut drift = vec![0.0f32; chunk_start_slots];
+            let floor = threshold - GEMM_SLACK;
+
+            for i in lo..hi {
+                let (a, v) = (&articles[i], &vectors[i]);
+                let t = a.time(ingest_time);
+                self.state.clock = self.state.clock.max(t);
+                let ukey = a.url_key;
+                if let Some(story) = &known[i] {
+                    out.assignments.push(Assignment {
+                        seq: a.seq,
+                        article_id: a.id.clone(),
+                        story_id: story.clone(),
+                        placement: Placement::Known,
+                    });
+                    continue;
                 }
-                let gap_hours = ((t - s.last_seen).abs() as f32 / 3600.0).min(max_gap_hours);
-                let sim = kernels::dot(v, state.centroid(slot)) - penalty * gap_hours;
-                if sim >= threshold
-                    && best.is_none_or(|(bs, bseq, _)| sim > bs || (sim == bs && s.seq < bseq))
-                {
-                    best = Some((sim, s.seq, slot));
+                let cutoff = self.state.clock.saturating_sub(window);
+                let mut best: Option<(f32, u64, usize)> = None;
+                let mut consider = |slot: usize, state: &StoryState| {
+                    let s = &state.stories[slot];
+                    if s.last_seen < cutoff {
+                        return;
+                    }
+                    let gap_hours = ((t - s.last_seen).abs() as f32 / 3600.0).min(max_gap_hours);
+                    let sim = kernels::dot(v, state.centroid(slot)) - penalty * gap_hours;
+                    if sim >= threshold
+                        && best.is_none_or(|(bs, bseq, _)| sim > bs || (sim == bs && s.seq < bseq))
+                    {
+                        best = Some((sim, s.seq, slot));
+                    }
+                };
+                let row = i - lo;
+                for &slot in &scored.hits[row] {
+                    let slot = slot as usize;
+                    if start_row[slot] == u32::MAX {
+                        consider(slot, &self.state);
+                    }
                 }
-            };
-            for &slot in &candidates[i] {
-                let slot = slot as usize;
-                if !changed_flag[slot] {
+                for &(slot, part, col) in &moved {
+                    if scored.parts[part][row * scored.step + col] + drift[slot] >= floor {
+                        consider(slot, &self.state);
+                    }
+                }
+                for slot in chunk_start_slots..self.state.stories.len() {
                     consider(slot, &self.state);
                 }
-            }
-            for &slot in &changed {
-                consider(slot, &self.state);
-            }
 
-            let no_symbols = crate::symbols::ArticleSymbols::default();
-            let syms = symbols.get(i).unwrap_or(&no_symbols);
-            let slot = match best {
-                Some((_, _, slot)) => {
-                    self.join(slot, a, v, t);
-                    out.assignments
-                        .push(self.assignment(a, slot, Placement::Joined));
-                    slot
+                let no_symbols = crate::symbols::ArticleSymbols::default();
+                let syms = symbols.get(i).unwrap_or(&no_symbols);
+                let slot = match best {
+                    Some((_, _, slot)) => {
+                        if slot < chunk_start_slots && start_row[slot] == u32::MAX {
+                            start_row[slot] = moved.len() as u32;
+                            start_rows.extend_from_slice(self.state.centroid(slot));
+                            moved.push((slot, slot / scored.step, slot % scored.step));
+                        }
+                        self.join(slot, a, v, t);
+                        if slot < chunk_start_slots {
+                            let r = start_row[slot] as usize * dim;
+                            let c0 = &start_rows[r..r + dim];
+                            // A little over the f32 rounding of the distance itself.
+                            drift[slot] = distance(self.state.centroid(slot), c0) * 1.0001 + 1e-6;
+                        }
+                        out.assignments
+                            .push(self.assignment(a, slot, Placement::Joined));
+                        slot
+                    }
+                    None => {
+                        let slot = self.open(a, v, t);
+                        out.assignments
+                            .push(self.assignment(a, slot, Placement::Opened));
+                        slot
+                    }
+                };
+                self.state
+                    .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
+                let (needed, window) = (self.breaking_sources, self.breaking_window);
+                let s = &mut self.state.stories[slot];
+                crate::symbols::tally(&mut s.symbols, syms);
+                if s.size == 1 {
+                    out.events.push(StoryEvent {
+                        story_id: s.id.clone(),
+                        kind: StoryEventKind::Opened,
+                    });
                 }
-                None => {
-                    let slot = self.open(a, v, t);
-                    changed_flag.push(false);
-                    out.assignments
-                        .push(self.assignment(a, slot, Placement::Opened));
-                    slot
+                if s.note_source(a.source.as_deref(), t, needed, window) {
+                    out.events.push(StoryEvent {
+                        story_id: s.id.clone(),
+                        kind: StoryEventKind::Breaking,
+                    });
                 }
-            };
-            self.state
-                .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
-            let (needed, window) = (self.breaking_sources, self.breaking_window);
-            let s = &mut self.state.stories[slot];
-            crate::symbols::tally(&mut s.symbols, syms);
-            if s.size == 1 {
-                out.events.push(StoryEvent {
-                    story_id: s.id.clone(),
-                    kind: StoryEventKind::Opened,
-                });
+                if touched_set.insert(slot) {
+                    touched_order.push(slot);
+                }
+                let seen = titles.entry(slot).or_default();
+                if seen.len() < SNAPSHOT_TITLES && !seen.contains(&a.title) {
+                    seen.push(a.title.clone());
+                }
             }
-            if s.note_source(a.source.as_deref(), t, needed, window) {
-                out.events.push(StoryEvent {
-                    story_id: s.id.clone(),
-                    kind: StoryEventKind::Breaking,
-                });
-            }
-            if !changed_flag[slot] {
-                changed_flag[slot] = true;
-                changed.push(slot);
-            }
-            if touched_set.insert(slot) {
-                touched_order.push(slot);
-            }
-            let seen = titles.entry(slot).or_default();
-            if seen.len() < SNAPSHOT_TITLES && !seen.contains(&a.title) {
-                seen.push(a.title.clone());
-            }
+            // The similarity blocks are reused by the next chunk (no fresh pages per chunk).
+            self.scratch = scored.parts;
+            lo = hi;
         }
 
         out.touched = touched_order
@@ -316,92 +400,127 @@ impl Clusterer {
         }
     }
 
-    /// For each article, the slots whose batch-start centroid might reach the threshold.
-    fn candidates(&self, vectors: &[Vec<f32>], pool: &rayon::ThreadPool) -> Vec<Vec<u32>> {
+    /// Each article's similarity to every active story's centroid as it stands now (one
+    /// matrix product, split over the pool by story ranges), and the slots that might reach
+    /// the threshold.
+    fn candidates(&mut self, vectors: &[Vec<f32>], pool: &rayon::ThreadPool) -> Scored {
         let m = self.state.stories.len();
         let d = self.state.dim;
-        if m == 0 || vectors.is_empty() {
-            return vec![Vec::new(); vectors.len()];
+        let threads = pool.current_num_threads().max(1);
+        let parallel = threads > 1 && vectors.len() * m * d >= PARALLEL_MIN_WORK;
+        // Parts of `step` stories each (the last may be shorter); row stride `step`.
+        let step = if parallel { m.div_ceil(threads) } else { m }.max(1);
+        let n_parts = m.div_ceil(step);
+        let mut parts = std::mem::take(&mut self.scratch);
+        parts.resize_with(n_parts, Vec::new);
+        parts.truncate(n_parts);
+        let rows = vectors.len();
+        for p in &mut parts {
+            p.clear();
+            p.resize(rows * step, 0.0);
         }
-        let stories = match ArrayView2::from_shape((m, d), &self.state.centroids[..m * d]) {
-            Ok(s) => s,
-            Err(_) => return vec![(0..m as u32).collect(); vectors.len()],
+        let mut scored = Scored {
+            hits: vec![Vec::new(); rows],
+            parts,
+            step,
         };
+        if m == 0 || rows == 0 {
+            return scored;
+        }
         let floor = self.cfg.threshold - GEMM_SLACK;
-        if m < DIRECT_MAX_STORIES {
-            // Few stories: packing them for a matrix product costs more than the dots.
-            return vectors
-                .iter()
-                .map(|v| {
-                    if v.is_empty() {
-                        return Vec::new();
-                    }
-                    (0..m)
-                        .filter(|&j| kernels::dot(v, self.state.centroid(j)) >= floor)
-                        .map(|j| j as u32)
-                        .collect()
-                })
-                .collect();
+        let state = &self.state;
+        let mut flat = Vec::with_capacity(rows * d);
+        for r in vectors {
+            // Known articles carry no vector; a zero row matches nothing.
+            flat.extend_from_slice(&r[..d.min(r.len())]);
+            flat.resize(flat.len() + d.saturating_sub(r.len()), 0.0);
         }
-        let block = |rows: &[Vec<f32>]| -> Vec<Vec<u32>> {
-            let mut flat = Vec::with_capacity(rows.len() * d);
-            for r in rows {
-                // Known articles carry no vector; a zero row matches nothing.
-                flat.extend_from_slice(&r[..d.min(r.len())]);
-                flat.resize(flat.len() + d.saturating_sub(r.len()), 0.0);
+        let views = (
+            ArrayView2::from_shape((rows, d), &flat),
+            ArrayView2::from_shape((m, d), &state.centroids[..m * d]),
+        );
+        let (Ok(a), Ok(stories)) = views else {
+            // Cannot happen (shapes are built above); stay correct regardless.
+            scored.hits = vec![(0..m as u32).collect(); rows];
+            for p in &mut scored.parts {
+                p.fill(f32::INFINITY);
             }
-            let Ok(a) = ArrayView2::from_shape((rows.len(), d), &flat) else {
-                return vec![(0..m as u32).collect(); rows.len()];
-            };
-            let sims = kernels::gemm_nt(a, stories);
-            sims.rows()
-                .into_iter()
-                .map(|row| {
-                    row.iter()
-                        .enumerate()
-                        .filter(|(_, s)| **s >= floor)
-                        .map(|(j, _)| j as u32)
-                        .collect()
-                })
-                .collect()
+            return scored;
         };
-        if vectors.len() * m * d < PARALLEL_MIN_WORK {
-            return vectors.chunks(BLOCK_ROWS).flat_map(block).collect();
+        // The articles against the stories of part `t`, into its block.
+        let fill = |t: usize, block: &mut Vec<f32>| {
+            let (lo, hi) = (t * step, ((t + 1) * step).min(m));
+            let Ok(mut c) = ArrayViewMut2::from_shape((rows, step), &mut block[..]) else {
+                return;
+            };
+            let mut c = c.slice_mut(ndarray::s![.., ..hi - lo]);
+            if m < DIRECT_MAX_STORIES {
+                // Few stories: packing them for a matrix product costs more than the dots.
+                for ((i, j), out) in c.indexed_iter_mut() {
+                    *out = if vectors[i].is_empty() {
+                        0.0
+                    } else {
+                        kernels::dot(&vectors[i], state.centroid(lo + j))
+                    };
+                }
+                return;
+            }
+            kernels::gemm_nt_into(a, stories.slice(ndarray::s![lo..hi, ..]), &mut c);
+        };
+        if parallel {
+            // Split the stories, not the articles: each thread packs only its share of the
+            // story matrix once, and every product keeps all the chunk's rows.
+            pool.install(|| {
+                scored
+                    .parts
+                    .par_iter_mut()
+                    .enumerate()
+                    .for_each(|(t, block)| fill(t, block));
+            });
+        } else {
+            for (t, block) in scored.parts.iter_mut().enumerate() {
+                fill(t, block);
+            }
         }
-        pool.install(|| {
-            vectors
-                .par_chunks(BLOCK_ROWS)
-                .flat_map_iter(block)
-                .collect()
-        })
+        for (t, part) in scored.parts.iter().enumerate() {
+            let (lo, width) = (t * step, (((t + 1) * step).min(m)) - t * step);
+            for (hits, row) in scored.hits.iter_mut().zip(part.chunks_exact(step)) {
+                for (j, s) in row[..width].iter().enumerate() {
+                    if *s >= floor {
+                        hits.push((lo + j) as u32);
+                    }
+                }
+            }
+        }
+        scored
     }
 
     fn join(&mut self, slot: usize, a: &Article, v: &[f32], t: i64) {
         let dim = self.state.dim;
-        let mut centroid = {
-            let s = &mut self.state.stories[slot];
-            for (c, x) in s.centroid_sum.iter_mut().zip(v) {
-                *c += *x;
-            }
-            s.size += 1;
-            s.article_ids.push(a.id.clone());
-            s.url_keys.extend(a.url_key);
-            s.first_seen = s.first_seen.min(t);
-            s.last_seen = s.last_seen.max(t);
-            add_terms(&mut s.terms, &a.title);
-            s.centroid_sum.clone()
-        };
-        kernels::normalize(&mut centroid);
-        debug_assert_eq!(centroid.len(), dim);
-        let s = &mut self.state.stories[slot];
-        if kernels::dot(v, &centroid) > kernels::dot(&s.rep.vector, &centroid) {
+        let StoryState {
+            stories, centroids, ..
+        } = &mut self.state;
+        let s = &mut stories[slot];
+        for (c, x) in s.centroid_sum.iter_mut().zip(v) {
+            *c += *x;
+        }
+        s.size += 1;
+        s.article_ids.push(a.id.clone());
+        s.url_keys.extend(a.url_key);
+        s.first_seen = s.first_seen.min(t);
+        s.last_seen = s.last_seen.max(t);
+        add_terms(&mut s.terms, &a.title);
+        // The new centroid, normalised in place in the matrix row (no scratch vector).
+        let centroid = &mut centroids[slot * dim..(slot + 1) * dim];
+        centroid.copy_from_slice(&s.centroid_sum);
+        kernels::normalize(centroid);
+        if kernels::dot(v, centroid) > kernels::dot(&s.rep.vector, centroid) {
             s.rep = Representative {
                 id: a.id.clone(),
                 title: a.title.clone(),
                 vector: v.to_vec(),
             };
         }
-        self.state.centroid_mut(slot).copy_from_slice(&centroid);
     }
 
     fn open(&mut self, a: &Article, v: &[f32], t: i64) -> usize {
