@@ -1,0 +1,3 @@
+//! Worker throughput benchmark (filled in with the worker; see README "Benchmarks").
+
+fn main() {}
