@@ -179,6 +179,58 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     Ok(0)
 }
 
+/// One batch through the pipeline against the story state in Redis, on connections the
+/// caller keeps across batches (the queue worker): takes the state lock, loads the state,
+/// runs, saves (fenced by the lock token), releases the lock, then publishes `news:story`
+/// and `news:clustered`. Unlike `run --redis` nothing falls back to local files.
+///
+/// # Errors
+/// [`Error::Redis`] when Redis is unreachable past the retry window; [`Error::Locked`] when
+/// another run held the state for `lock_wait_secs` or the lock was lost before the save
+/// (nothing was written); [`Error::State`] for a stored state of another embedder; input
+/// and stage errors as [`pipeline::run`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_batch(
+    conns: &store::redis::Connections,
+    cfg: &PipelineConfig,
+    inputs: Vec<RunInput>,
+    embedder: &dyn embed::Embedder,
+    labeler: &dyn label::Labeler,
+    symbols: &crate::symbols::SymbolBook,
+    ingest_time: i64,
+    pool: &rayon::ThreadPool,
+) -> Result<pipeline::RunOutcome> {
+    let fingerprint = embedder.fingerprint();
+    let mut session = RedisSession::start_with(
+        conns.clone(),
+        &cfg.redis,
+        &fingerprint,
+        embedder.dim(),
+        true,
+        false,
+    )?;
+    session.heat_tau_hours = cfg.signals.heat_tau_hours;
+    let state = session.take_state(&fingerprint, embedder.dim());
+    let opts = RunOptions {
+        strict: false,
+        progress: false,
+        ingest_time,
+    };
+    let mut outcome = pipeline::run(
+        cfg,
+        inputs,
+        state,
+        embedder,
+        session.cache(),
+        labeler,
+        symbols,
+        &opts,
+        pool,
+    )?;
+    session.finish(&mut outcome)?;
+    Ok(outcome)
+}
+
 /// `perps-news eval`: prints the scores; exit code 0.
 ///
 /// # Errors
@@ -412,6 +464,7 @@ struct RedisSession {
     fallback: MemoryCache,
     down: bool,
     owns_state: bool,
+    use_mirror: bool,
     heat_tau_hours: f64,
     report: RedisReport,
 }
@@ -424,6 +477,20 @@ impl RedisSession {
         owns_state: bool,
     ) -> Result<Self> {
         let conns = store::redis::Connections::new(cfg)?;
+        Self::start_with(conns, cfg, fingerprint, dim, owns_state, true)
+    }
+
+    /// `start` on existing connections. `use_mirror = false` (the queue worker) turns the
+    /// down-fallbacks off: with several workers on several hosts a local state copy would
+    /// fork the stories, so Redis down or a lost lock is an error the caller retries.
+    fn start_with(
+        conns: store::redis::Connections,
+        cfg: &crate::config::RedisConfig,
+        fingerprint: &str,
+        dim: usize,
+        owns_state: bool,
+        use_mirror: bool,
+    ) -> Result<Self> {
         let bus = crate::bus::Bus::new(conns.main.clone(), cfg.stream_maxlen, &cfg.spool_path);
         let cache = store::redis::RedisCache::new(conns.cache.clone(), cfg, fingerprint, dim);
         let mut report = RedisReport {
@@ -441,10 +508,14 @@ impl RedisSession {
             fallback: MemoryCache::default(),
             down: false,
             owns_state,
+            use_mirror,
             heat_tau_hours: 6.0,
             report: RedisReport::default(),
         };
         if let Err(e) = session.conns.main.ping() {
+            if !use_mirror {
+                return Err(e);
+            }
             tracing::warn!(error = %e, "Redis is down: using the local state mirror and an in-memory cache; events will be spooled.");
             session.down = true;
             report.cache = "memory".into();
@@ -462,7 +533,7 @@ impl RedisSession {
                 let (mut state, version) =
                     store::redis::load_state(&session.conns.main, fingerprint, dim)?;
                 // A run while Redis was down left a newer state in the mirror: continue it.
-                if let Some(base) = pending_mirror(mirror) {
+                if let Some(base) = pending_mirror(mirror).filter(|_| use_mirror) {
                     let local = store::file::load(mirror, fingerprint, dim)?;
                     if base == version {
                         tracing::info!(
@@ -513,7 +584,9 @@ impl RedisSession {
         let mut saved_to_redis = false;
         if self.owns_state {
             let mirror = std::path::Path::new(&self.cfg.state_mirror_path);
-            store::file::save(mirror, &outcome.state)?;
+            if self.use_mirror {
+                store::file::save(mirror, &outcome.state)?;
+            }
             if let Some(lock) = &self.lock {
                 let records: Vec<(String, String, i64)> = outcome
                     .stories
@@ -542,6 +615,7 @@ impl RedisSession {
                         saved_to_redis = true;
                         clear_pending(mirror);
                     }
+                    Err(e) if !self.use_mirror => return Err(e),
                     Err(e) => {
                         tracing::error!(error = %e, mirror = %mirror.display(), "State not saved to Redis; kept in the local mirror for the next run.");
                         mark_pending(mirror, self.report.state_version)?;
