@@ -602,8 +602,10 @@ fn two_worker_processes_give_the_stories_of_one_sequential_run() {
             p
         })
         .collect();
-    let a = WorkerProc::start(&redis, dir.path(), &["--concurrency", "4"], &[]);
-    let b = WorkerProc::start(&redis, dir.path(), &["--concurrency", "4"], &[]);
+    // A short delay per job so that both processes hold jobs at once.
+    let slow = [("PERPS_NEWS_TEST_JOB_DELAY_MS", "200")];
+    let a = WorkerProc::start(&redis, dir.path(), &["--concurrency", "4"], &slow);
+    let b = WorkerProc::start(&redis, dir.path(), &["--concurrency", "4"], &slow);
     let jobs = files
         .iter()
         .map(|p| json!({"name": "clustering", "data": {"path": p}}))
@@ -613,6 +615,7 @@ fn two_worker_processes_give_the_stories_of_one_sequential_run() {
     let by_a = a.log().matches("Job completed.").count();
     let by_b = b.log().matches("Job completed.").count();
     assert_eq!(by_a + by_b, 10);
+    assert!(by_a > 0 && by_b > 0, "both processes took jobs: {by_a} + {by_b}");
 
     // Each job saved its own state version: the saves were serialised, none lost.
     let mut order: Vec<(u64, &PathBuf)> = done
