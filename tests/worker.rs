@@ -615,7 +615,10 @@ fn two_worker_processes_give_the_stories_of_one_sequential_run() {
     let by_a = a.log().matches("Job completed.").count();
     let by_b = b.log().matches("Job completed.").count();
     assert_eq!(by_a + by_b, 10);
-    assert!(by_a > 0 && by_b > 0, "both processes took jobs: {by_a} + {by_b}");
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both processes took jobs: {by_a} + {by_b}"
+    );
 
     // Each job saved its own state version: the saves were serialised, none lost.
     let mut order: Vec<(u64, &PathBuf)> = done
