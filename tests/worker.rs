@@ -507,10 +507,10 @@ fn concurrency_is_never_exceeded() {
     let redis = RedisServer::start(None, &[]);
     let dir = tempfile::tempdir().unwrap();
     let slow = [("PERPS_NEWS_TEST_JOB_DELAY_MS", "400")];
-    let _w = WorkerProc::start(
+    let w = WorkerProc::start(
         &redis,
         dir.path(),
-        &[],
+        &["--summary-secs", "1"],
         &[slow[0], ("NEWS_WORKER_CONCURRENCY", "3")],
     );
     let jobs: Vec<Value> = (0..12)
@@ -531,6 +531,9 @@ fn concurrency_is_never_exceeded() {
         max = max.max(now);
     }
     assert_eq!(max, 3, "at most 3 active at once, and the worker did use 3");
+    // One debug line per job, and the periodic summary at info.
+    w.wait_log("Jobs in the last period.", Duration::from_secs(5));
+    assert_eq!(w.log().matches("Job completed.").count(), 12, "{}", w.log());
 }
 
 #[test]

@@ -326,22 +326,20 @@ async fn drain_events(queue: String, worker: Arc<Worker>) {
     }
 }
 
-/// One info line per period while jobs run.
+/// One info line per period, idle or not (it doubles as a sign of life).
 async fn summaries(stats: Arc<Stats>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
         let (done, failed, mean_ms) = stats.take();
-        if done + failed > 0 {
-            tracing::info!(
-                done,
-                failed,
-                mean_ms,
-                period_secs = every.as_secs(),
-                "Jobs in the last period."
-            );
-        }
+        tracing::info!(
+            done,
+            failed,
+            mean_ms,
+            period_secs = every.as_secs(),
+            "Jobs in the last period."
+        );
     }
 }
 
