@@ -640,6 +640,17 @@ pub fn load_state(
     Ok((state, version))
 }
 
+/// The story state's version (0 when none was saved yet).
+///
+/// # Errors
+/// [`Error::Redis`] when unreachable.
+pub fn state_version(pool: &Pool) -> Result<u64> {
+    let v: Option<u64> = pool.run("GET state version", |c| {
+        redis::cmd("GET").arg(STATE_VERSION_KEY).query(c)
+    })?;
+    Ok(v.unwrap_or(0))
+}
+
 const SAVE_STATE: &str = r"
 -- KEYS: lock, state, version, stories zset, last run
 -- ARGV: token, state json, last-run json, n records, then n x (id, json, score), then ids to forget

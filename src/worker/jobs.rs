@@ -87,8 +87,9 @@ pub struct Engine {
     /// CPU work (the pool `main` built).
     pub pool: Arc<rayon::ThreadPool>,
     /// One job of this process at a time in the step that holds the Redis state lock: the
-    /// others wait here instead of polling Redis.
-    pub state_gate: Mutex<()>,
+    /// others wait here instead of polling Redis. It keeps the state this process saved last,
+    /// with its version, so the next job skips loading it when nobody wrote since.
+    pub state_gate: Mutex<Option<(u64, crate::story::StoryState)>>,
     /// Test knob (env `PERPS_NEWS_TEST_JOB_DELAY_MS`, documented as test-only): every job
     /// sleeps this long before its work, so tests can kill a worker mid-job.
     pub test_delay: Duration,
@@ -125,11 +126,11 @@ impl Engine {
         self.warm(&parsed.articles)?;
         let ingest_time = crate::time::now_millis() / 1000;
         let outcome = {
-            let _turn = self
+            let mut kept = self
                 .state_gate
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            crate::app::run_batch(
+            let mut outcome = crate::app::run_batch(
                 &self.conns,
                 &self.cfg,
                 vec![RunInput::Bytes { name, bytes }],
@@ -138,7 +139,13 @@ impl Engine {
                 &self.symbols,
                 ingest_time,
                 &self.pool,
-            )?
+                kept.take(),
+            )?;
+            if let Some(v) = outcome.summary.redis.as_ref().map(|r| r.state_version) {
+                let empty = crate::story::StoryState::new(String::new(), 0);
+                *kept = Some((v, std::mem::replace(&mut outcome.state, empty)));
+            }
+            outcome
         };
         // Every story the job's articles are in, also those already known (a redelivered
         // job returns the same stories).
@@ -202,10 +209,12 @@ impl Engine {
         let (before, _) = load_state(&self.conns.main, &fingerprint, dim)?;
         let snapshots: Vec<_> = ids.iter().filter_map(|id| snapshot(&before, id)).collect();
         let labels = self.labeler.label(&snapshots)?;
-        let _turn = self
+        let mut kept = self
             .state_gate
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // This job writes the state: whatever the process kept is stale after it.
+        *kept = None;
         let wait = Duration::from_secs(self.cfg.redis.lock_wait_secs);
         let lock = StateLock::acquire(&self.conns.main, wait)?;
         let (mut state, _) = load_state(&self.conns.main, &fingerprint, dim)?;
@@ -264,6 +273,7 @@ impl Engine {
                 json!({"id": s.id, "label": s.label, "topTerms": s.top_terms})
             })
             .collect();
+        *kept = Some((version, state));
         Ok(json!({"labeled": out, "missing": missing, "stateVersion": version}))
     }
 

@@ -163,7 +163,7 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         labeler: crate::label::build(&cfg.label)?,
         symbols: crate::app::load_symbols(&cfg.signals)?,
         pool,
-        state_gate: std::sync::Mutex::new(()),
+        state_gate: std::sync::Mutex::new(None),
         test_delay,
         cfg,
     });
