@@ -2,7 +2,8 @@
 //! Node producer (tests/bullmq) to a throwaway local Redis, processed at concurrency 10 by
 //!
 //! 1. `perps-news worker` (release build): warm the cache, take the state lock, load the
-//!    story state, cluster, save, publish, per job;
+//!    story state (unless this process saved it last), cluster, save, publish, per job; then
+//!    the same payloads as `categorization` jobs (rule categorizer: no state, no lock);
 //! 2. the Node BullMQ worker in `bench` mode (tests/bullmq/worker.js): a light in-memory
 //!    title-overlap grouping, no embedding, no shared state, no lock.
 //!
@@ -91,8 +92,10 @@ fn report(side: &str, results: &[Value]) {
     let articles: u64 = results
         .iter()
         .map(|r| {
-            r["returnvalue"]["totalProcessed"].as_u64().unwrap_or(0)
-                + r["returnvalue"]["alreadyKnown"].as_u64().unwrap_or(0)
+            let v = &r["returnvalue"];
+            v["totalProcessed"].as_u64().unwrap_or(0)
+                + v["alreadyKnown"].as_u64().unwrap_or(0)
+                + v["categories"].as_array().map_or(0, |c| c.len() as u64)
         })
         .sum();
     assert_eq!(
@@ -118,7 +121,7 @@ fn report(side: &str, results: &[Value]) {
     let secs = (last - first).max(1) as f64 / 1000.0;
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
     println!(
-        "{side:<34} {:>8.1} jobs/s   p50 {:>6} ms   p99 {:>6} ms   ({JOBS} jobs x {ARTICLES_PER_JOB} articles, concurrency {CONCURRENCY}, all enqueued at once)",
+        "{side:<38} {:>8.1} jobs/s   p50 {:>6} ms   p99 {:>6} ms   ({JOBS} jobs x {ARTICLES_PER_JOB} articles, concurrency {CONCURRENCY}, all enqueued at once)",
         JOBS as f64 / secs,
         pct(0.50),
         pct(0.99)
@@ -155,13 +158,8 @@ fn main() {
     let log = dir.path().join("rust.log");
     let child = Command::new(env!("CARGO_BIN_EXE_perps-news"))
         .current_dir(dir.path())
-        .args([
-            "worker",
-            "--queues",
-            "clustering",
-            "--redis-url",
-            &redis.url(0),
-        ])
+        .args(["worker", "--queues", "clustering,categorization"])
+        .args(["--redis-url", &redis.url(0)])
         .args(["--concurrency", &CONCURRENCY.to_string()])
         .env("RUST_LOG", "perps_news::worker=info")
         .stdout(Stdio::null())
@@ -171,8 +169,16 @@ fn main() {
     let rust = Killed(child);
     wait_for(&log, "Worker started.");
     let results = produce(&url, "clustering", &jobs);
+    report("perps-news worker (Rust), clustering", &results);
+    // The same payloads as categorization jobs: no story state, no lock, so this is the
+    // queue machinery plus a light job, like the Node side.
+    let cat_jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| json!({"name": "categorization", "data": j["data"]}))
+        .collect();
+    let results = produce(&url, "categorization", &cat_jobs);
     drop(rust);
-    report("perps-news worker (Rust)", &results);
+    report("perps-news worker (Rust), categorize", &results);
 
     // Node worker, same Redis, its own queue.
     let spec = json!({"url": url, "queue": "clustering-node", "concurrency": CONCURRENCY, "mode": "bench"});
