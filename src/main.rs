@@ -8,10 +8,16 @@ use perps_news::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    // Without RUST_LOG the long-running worker still says it started, stopped, and what it
+    // did each period; batch commands stay quiet.
+    let default_filter = match cli.command {
+        Command::Worker(_) => "warn,perps_news::worker=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
