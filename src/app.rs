@@ -253,8 +253,87 @@ fn keep_deferred(
     }
 }
 
+/// Sends every circuit-breaker opening `alerts` raises to `circuit:breaker:open` on the bus
+/// of `conns` (spooled if Redis is down).
+pub fn publish_alerts(
+    alerts: &crate::api::Alerts,
+    conns: &store::redis::Connections,
+    cfg: &crate::config::RedisConfig,
+) {
+    let bus = crate::bus::Bus::new(conns.main.clone(), cfg.stream_maxlen, &cfg.spool_path);
+    alerts.connect(move |name, reason| {
+        let payload = crate::bus::CircuitBreakerOpen {
+            breaker_name: name.to_string(),
+            reason: reason.to_string(),
+        };
+        let payload = serde_json::to_value(&payload).unwrap_or_default();
+        if let Err(e) = bus.publish_or_spool(crate::bus::CIRCUIT_BREAKER_OPEN, &payload) {
+            tracing::error!(error = %e, breaker = name, "circuit:breaker:open could not be published or spooled.");
+        }
+    });
+}
+
 /// Runs an article may be deferred before it is given up.
 pub const MAX_DEFERRED_ATTEMPTS: u32 = 20;
+
+/// One batch through the pipeline against the story state in Redis, on connections the
+/// caller keeps across batches (the queue worker): takes the state lock, loads the state,
+/// runs, saves (fenced by the lock token), releases the lock, then publishes `news:story`
+/// and `news:clustered`. Unlike `run --redis` nothing falls back to local files.
+///
+/// `reuse` is the state (and its version) the caller kept from its previous batch: when
+/// Redis is still at that version it stands in for loading (a 4 MB state at 4,000 articles
+/// is most of a small batch's time). Keep `outcome.state` with
+/// `outcome.summary.redis.state_version` for the next call.
+///
+/// # Errors
+/// [`Error::Redis`] when Redis is unreachable past the retry window; [`Error::Locked`] when
+/// another run held the state for `lock_wait_secs` or the lock was lost before the save
+/// (nothing was written); [`Error::State`] for a stored state of another embedder; input
+/// and stage errors as [`pipeline::run`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_batch(
+    conns: &store::redis::Connections,
+    cfg: &PipelineConfig,
+    inputs: Vec<RunInput>,
+    embedder: &dyn embed::Embedder,
+    labeler: &dyn label::Labeler,
+    symbols: &crate::symbols::SymbolBook,
+    ingest_time: i64,
+    pool: &rayon::ThreadPool,
+    reuse: Option<(u64, StoryState)>,
+) -> Result<pipeline::RunOutcome> {
+    let fingerprint = embedder.fingerprint();
+    let mut session = RedisSession::start_with(
+        conns.clone(),
+        &cfg.redis,
+        &fingerprint,
+        embedder.dim(),
+        true,
+        false,
+        reuse,
+    )?;
+    session.heat_tau_hours = cfg.signals.heat_tau_hours;
+    let state = session.take_state(&fingerprint, embedder.dim());
+    let opts = RunOptions {
+        strict: false,
+        progress: false,
+        ingest_time,
+    };
+    let mut outcome = pipeline::run(
+        cfg,
+        inputs,
+        state,
+        embedder,
+        session.cache(),
+        labeler,
+        symbols,
+        &opts,
+        pool,
+    )?;
+    session.finish(&mut outcome)?;
+    Ok(outcome)
+}
 
 /// `perps-news eval`: prints the scores; exit code 0.
 ///
@@ -490,6 +569,7 @@ struct RedisSession {
     fallback: MemoryCache,
     down: bool,
     owns_state: bool,
+    use_mirror: bool,
     heat_tau_hours: f64,
     report: RedisReport,
 }
@@ -502,6 +582,23 @@ impl RedisSession {
         owns_state: bool,
     ) -> Result<Self> {
         let conns = store::redis::Connections::new(cfg)?;
+        Self::start_with(conns, cfg, fingerprint, dim, owns_state, true, None)
+    }
+
+    /// `start` on existing connections. `use_mirror = false` (the queue worker) turns the
+    /// down-fallbacks off: with several workers on several hosts a local state copy would
+    /// fork the stories, so Redis down or a lost lock is an error the caller retries.
+    /// `reuse`: a state the caller kept from its last save, used instead of loading when
+    /// Redis is still at that version.
+    fn start_with(
+        conns: store::redis::Connections,
+        cfg: &crate::config::RedisConfig,
+        fingerprint: &str,
+        dim: usize,
+        owns_state: bool,
+        use_mirror: bool,
+        reuse: Option<(u64, StoryState)>,
+    ) -> Result<Self> {
         let bus = crate::bus::Bus::new(conns.main.clone(), cfg.stream_maxlen, &cfg.spool_path);
         let cache = store::redis::RedisCache::new(conns.cache.clone(), cfg, fingerprint, dim);
         let mut report = RedisReport {
@@ -519,10 +616,14 @@ impl RedisSession {
             fallback: MemoryCache::default(),
             down: false,
             owns_state,
+            use_mirror,
             heat_tau_hours: 6.0,
             report: RedisReport::default(),
         };
         if let Err(e) = session.conns.main.ping() {
+            if !use_mirror {
+                return Err(e);
+            }
             tracing::warn!(error = %e, "Redis is down: using the local state mirror and an in-memory cache; events will be spooled.");
             session.down = true;
             report.cache = "memory".into();
@@ -537,10 +638,24 @@ impl RedisSession {
             } else {
                 let wait = std::time::Duration::from_secs(cfg.lock_wait_secs);
                 session.lock = Some(store::redis::StateLock::acquire(&session.conns.main, wait)?);
-                let (mut state, version) =
-                    store::redis::load_state(&session.conns.main, fingerprint, dim)?;
+                // The caller's copy of the state at a version is that version (every write
+                // bumps it under this lock): skip fetching and decoding the whole state.
+                let current = match reuse {
+                    Some((v, kept)) if store::redis::state_version(&session.conns.main)? == v => {
+                        tracing::debug!(
+                            version = v,
+                            "State unchanged since this process saved it; not reloaded."
+                        );
+                        Some((kept, v))
+                    }
+                    _ => None,
+                };
+                let (mut state, version) = match current {
+                    Some(c) => c,
+                    None => store::redis::load_state(&session.conns.main, fingerprint, dim)?,
+                };
                 // A run while Redis was down left a newer state in the mirror: continue it.
-                if let Some(base) = pending_mirror(mirror) {
+                if let Some(base) = pending_mirror(mirror).filter(|_| use_mirror) {
                     let local = store::file::load(mirror, fingerprint, dim)?;
                     if base == version {
                         tracing::info!(
@@ -567,21 +682,7 @@ impl RedisSession {
 
     /// Publishes every circuit-breaker opening on the bus (spooled if Redis is down).
     fn connect_alerts(&self, alerts: &crate::api::Alerts) {
-        let bus = crate::bus::Bus::new(
-            self.conns.main.clone(),
-            self.cfg.stream_maxlen,
-            &self.cfg.spool_path,
-        );
-        alerts.connect(move |name, reason| {
-            let payload = crate::bus::CircuitBreakerOpen {
-                breaker_name: name.to_string(),
-                reason: reason.to_string(),
-            };
-            let payload = serde_json::to_value(&payload).unwrap_or_default();
-            if let Err(e) = bus.publish_or_spool(crate::bus::CIRCUIT_BREAKER_OPEN, &payload) {
-                tracing::error!(error = %e, breaker = name, "circuit:breaker:open could not be published or spooled.");
-            }
-        });
+        publish_alerts(alerts, &self.conns, &self.cfg);
     }
 
     /// The LLM reply cache in the cache DB (None while Redis is down).
@@ -620,7 +721,9 @@ impl RedisSession {
         let mut saved_to_redis = false;
         if self.owns_state {
             let mirror = std::path::Path::new(&self.cfg.state_mirror_path);
-            store::file::save(mirror, &outcome.state)?;
+            if self.use_mirror {
+                store::file::save(mirror, &outcome.state)?;
+            }
             if let Some(lock) = &self.lock {
                 let records: Vec<(String, String, i64)> = outcome
                     .stories
@@ -649,6 +752,7 @@ impl RedisSession {
                         saved_to_redis = true;
                         clear_pending(mirror);
                     }
+                    Err(e) if !self.use_mirror => return Err(e),
                     Err(e) => {
                         tracing::error!(error = %e, mirror = %mirror.display(), "State not saved to Redis; kept in the local mirror for the next run.");
                         mark_pending(mirror, self.report.state_version)?;

@@ -36,6 +36,91 @@ pub enum Command {
     /// Re-tune: run the pipeline over a labelled dump for every combination of knob values
     /// and print the scores as a table.
     Sweep(SweepArgs),
+    /// Take jobs from the BullMQ queues (clustering, categorization, labeling) until SIGTERM
+    /// or SIGINT (needs a build with `--features worker`).
+    Worker(WorkerArgs),
+    /// Add jobs to a BullMQ queue, one per FILE (needs a build with `--features worker`).
+    Enqueue(EnqueueArgs),
+}
+
+/// `perps-news worker`
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues to take jobs from, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "categorization,labeling,clustering"
+    )]
+    pub queues: Vec<String>,
+    /// BullMQ key prefix (keys are `<prefix>:<queue>:...`).
+    #[arg(long, default_value = "bull")]
+    pub prefix: String,
+    /// Jobs processed at once, per queue.
+    #[arg(long, env = "NEWS_WORKER_CONCURRENCY", default_value_t = 10)]
+    pub concurrency: usize,
+    /// Pipeline declaration (its [redis] section says where the queues are: DB `queue_db`,
+    /// env `REDIS_QUEUE_DB`).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL of the main server (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// On SIGTERM/SIGINT, how long active jobs may take to finish before the worker exits
+    /// anyway (their locks then expire and another worker takes them over).
+    #[arg(long, value_name = "SECS", default_value_t = 50)]
+    pub shutdown_timeout: u64,
+    /// Job lock lease: a worker that dies mid-job gives the job up after this long.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub lock_ms: u64,
+    /// How often the stalled-job check runs (jobs whose lock expired go back to waiting).
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub stalled_interval_ms: u64,
+    /// Seconds between the info-level summary lines (jobs done/failed, mean duration).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub summary_secs: u64,
+}
+
+/// `perps-news enqueue`
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The queue, e.g. `clustering` or `categorization` (`labeling` takes `--story`).
+    pub queue: String,
+    /// Article dumps: one job per file, carrying its absolute path (the worker must be able
+    /// to read it) or, with `--inline`, its records.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Put the records in the job instead of the path (for workers on other hosts). Files
+    /// must be JSON Lines or a JSON array, not gzipped.
+    #[arg(long)]
+    pub inline: bool,
+    /// A story id to relabel (labeling jobs; repeat for several, all in one job).
+    #[arg(long = "story", value_name = "ID")]
+    pub stories: Vec<String>,
+    /// Job name (default: the queue name, which is also the job kind the worker runs).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Attempts before the job fails for good (transient failures are retried).
+    #[arg(long, default_value_t = 3)]
+    pub attempts: u32,
+    /// First retry delay; doubles on each attempt.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub backoff_ms: u64,
+    /// BullMQ priority (1 = highest; 0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub priority: u32,
+    /// Make the job wait this long before it can run.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay_ms: u64,
+    /// BullMQ key prefix.
+    #[arg(long, default_value = "bull")]
+    pub prefix: String,
+    /// Pipeline declaration whose [redis] section to use.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// Redis URL of the main server (overrides the pipeline and REDIS_* variables).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
 }
 
 /// `perps-news sweep`

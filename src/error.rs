@@ -40,6 +40,14 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A job queue (BullMQ) could not be used: connecting, adding a job, starting a worker.
+    #[error("queue {queue}: {message}")]
+    Queue {
+        /// The queue name (with its prefix).
+        queue: String,
+        /// What failed.
+        message: String,
+    },
     /// Another run holds the story state.
     #[error("state is locked by another run ({0}); try again later")]
     Locked(String),

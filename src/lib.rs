@@ -16,6 +16,8 @@
 //! - [`store`]: caches and state persistence; [`story`]: the story state itself.
 //! - [`config`]: the pipeline file and environment overrides; [`cli`] and [`app`]: the
 //!   command line.
+//! - `worker` (feature `worker`): the BullMQ queue worker and `enqueue`, on tokio, handing
+//!   each job to the synchronous pipeline.
 //! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
 //!   for tests and benches.
 
@@ -41,5 +43,7 @@ pub mod symbols;
 pub mod synth;
 pub mod text;
 pub mod time;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use error::{Error, Result};

@@ -8,10 +8,16 @@ use perps_news::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    // Without RUST_LOG the long-running worker still says it started, stopped, and what it
+    // did each period; batch commands stay quiet.
+    let default_filter = match cli.command {
+        Command::Worker(_) => "warn,perps_news::worker=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -22,6 +28,8 @@ fn main() {
             2
         }
         Ok(pool) => {
+            // Shared: the worker hands it to blocking job threads.
+            let pool = std::sync::Arc::new(pool);
             let result = match &cli.command {
                 Command::Run(args) => app::run(args, &pool),
                 Command::Eval(args) => app::eval(args),
@@ -32,6 +40,8 @@ fn main() {
                 Command::Stories(args) => app::stories(args),
                 Command::Doctor(args) => perps_news::ops::doctor(args),
                 Command::Serve(args) => perps_news::ops::serve(args),
+                Command::Worker(args) => worker(args, &pool),
+                Command::Enqueue(args) => enqueue(args),
             };
             result.unwrap_or_else(|e| {
                 eprintln!("perps-news: {e}");
@@ -40,4 +50,38 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+#[cfg(feature = "worker")]
+fn worker(
+    args: &perps_news::cli::WorkerArgs,
+    pool: &std::sync::Arc<rayon::ThreadPool>,
+) -> perps_news::Result<i32> {
+    perps_news::worker::run(args, pool.clone())
+}
+
+#[cfg(feature = "worker")]
+fn enqueue(args: &perps_news::cli::EnqueueArgs) -> perps_news::Result<i32> {
+    perps_news::worker::enqueue(args)
+}
+
+#[cfg(not(feature = "worker"))]
+fn worker(
+    _: &perps_news::cli::WorkerArgs,
+    _: &std::sync::Arc<rayon::ThreadPool>,
+) -> perps_news::Result<i32> {
+    Err(without_worker_feature())
+}
+
+#[cfg(not(feature = "worker"))]
+fn enqueue(_: &perps_news::cli::EnqueueArgs) -> perps_news::Result<i32> {
+    Err(without_worker_feature())
+}
+
+#[cfg(not(feature = "worker"))]
+fn without_worker_feature() -> perps_news::Error {
+    perps_news::Error::Config {
+        origin: "perps-news".into(),
+        message: "built without the `worker` feature; rebuild with `cargo build --release --features worker`".into(),
+    }
 }

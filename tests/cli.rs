@@ -534,3 +534,14 @@ fn eval_matches_the_reference_scorer_on_the_dev_set() {
     let f1 = ours["bcubed_f1"].as_f64().unwrap();
     assert!(f1 >= 0.85, "dev-set B-cubed F1 {f1:.4}");
 }
+
+#[cfg(not(feature = "worker"))]
+#[test]
+fn worker_and_enqueue_say_the_build_lacks_the_worker_feature() {
+    for args in [&["worker"][..], &["enqueue", "clustering", "x.jsonl"][..]] {
+        let out = run(args, None, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("without the `worker` feature"), "{err}");
+    }
+}

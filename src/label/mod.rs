@@ -4,6 +4,7 @@
 //! Write `src/label/<name>.rs` with a type implementing [`Labeler`] and a `build` function,
 //! then add one [`Provider`] line to [`PROVIDERS`].
 
+pub mod category;
 pub mod extractive;
 pub mod llm;
 

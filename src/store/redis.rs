@@ -518,6 +518,9 @@ pub struct StateLock {
 /// state quickly. Refreshed every third of it.
 const LOCK_LEASE: Duration = Duration::from_secs(30);
 
+/// How often a waiting run retries the lock (one `SET NX` each).
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
 const REFRESH_LOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -572,7 +575,8 @@ impl StateLock {
                     ttl.max(0) as f64 / 1000.0
                 )));
             }
-            std::thread::sleep(Duration::from_millis(200));
+            // Short: queue workers take turns on the state many times a second.
+            std::thread::sleep(LOCK_POLL);
         }
         let (tx, rx) = crossbeam_channel::bounded::<()>(1);
         let hb_pool = pool.without_retry();
@@ -656,13 +660,24 @@ pub fn load_state(
     Ok((state, version))
 }
 
+/// The story state's version (0 when none was saved yet).
+///
+/// # Errors
+/// [`Error::Redis`] when unreachable.
+pub fn state_version(pool: &Pool) -> Result<u64> {
+    let v: Option<u64> = pool.run("GET state version", |c| {
+        redis::cmd("GET").arg(STATE_VERSION_KEY).query(c)
+    })?;
+    Ok(v.unwrap_or(0))
+}
+
 const SAVE_STATE: &str = r"
 -- KEYS: lock, state, version, stories zset, last run
 -- ARGV: token, state json, last-run json, n records, then n x (id, json, score), then ids to forget
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[2], ARGV[2])
 local v = redis.call('INCR', KEYS[3])
-redis.call('SET', KEYS[5], ARGV[3])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 local n = tonumber(ARGV[4])
 local i = 5
 for _ = 1, n do
@@ -678,7 +693,8 @@ end
 return v";
 
 /// Writes the state, the touched stories' records and the run summary in one atomic script,
-/// only if `lock` is still held. Returns the new state version.
+/// only if `lock` is still held. Returns the new state version. An empty `last_run` leaves
+/// the last run's summary as it is (a relabeling is not a run).
 ///
 /// # Errors
 /// [`Error::Locked`] when the lock was lost; [`Error::Redis`] when unreachable.

@@ -1,0 +1,433 @@
+//! The three job kinds: payload parsing and the synchronous handlers that run on a blocking
+//! thread (no tokio in here).
+//!
+//! | job name | payload | return value |
+//! |---|---|---|
+//! | `clustering` | `{"articles": [...]}` or `{"path": "dump.jsonl"}` | `{totalProcessed, newClusters, stories, rejected, alreadyKnown, stateVersion}` |
+//! | `categorization` | the same, plus optional `"categories": [...]` | `{categories: [{id, category, score, matched}], rejected}` |
+//! | `labeling` | `{"stories": ["s…", ...]}` | `{labeled: [{id, label, topTerms}], missing, stateVersion}` |
+//!
+//! A payload that does not parse is [`JobError::Bad`] (the job fails at once, no retries);
+//! Redis trouble or a busy state lock is [`JobError::Transient`] (the producer's `attempts`
+//! and `backoff` apply).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::PipelineConfig;
+use crate::embed::Embedder;
+use crate::error::Error;
+use crate::label::Labeler;
+use crate::label::category::RuleCategorizer;
+use crate::pipeline::{RunInput, Stage};
+use crate::report::StoryRecord;
+use crate::stages::Batch;
+use crate::stages::embed::EmbedStage;
+use crate::stages::ingest;
+use crate::store::Cache;
+use crate::store::redis::{Connections, RedisCache, StateLock, load_state, save_state};
+use crate::symbols::SymbolBook;
+
+/// The job kinds, by job name.
+pub const KINDS: &[&str] = &["clustering", "categorization", "labeling"];
+
+/// Rejected records named in a failure reason.
+const REASONS_SHOWN: usize = 3;
+
+/// Why a job failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobError {
+    /// Bad input: retrying cannot help (BullMQ's `UnrecoverableError`).
+    Bad(String),
+    /// Something outside the job failed (Redis, the state lock, an API): retry.
+    Transient(String),
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobError::Bad(m) | JobError::Transient(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<Error> for JobError {
+    fn from(e: Error) -> Self {
+        match e {
+            // Servers and locks come back; the embedder's API may too.
+            Error::Redis { .. }
+            | Error::Locked(_)
+            | Error::Embed { .. }
+            | Error::Queue { .. }
+            | Error::StagePanic { .. } => JobError::Transient(e.to_string()),
+            // A file error inside a job is the path the producer gave.
+            Error::Io { .. }
+            | Error::Config { .. }
+            | Error::State { .. }
+            | Error::Strict(_)
+            | Error::Eval(_) => JobError::Bad(e.to_string()),
+        }
+    }
+}
+
+/// What every job needs, built once per worker process and shared by the job threads.
+pub struct Engine {
+    /// The pipeline (with the environment applied).
+    pub cfg: PipelineConfig,
+    /// Redis: state and bus (DB `db`), cache.
+    pub conns: Connections,
+    /// The embedder of the pipeline.
+    pub embedder: Box<dyn Embedder>,
+    /// The labeler of the pipeline.
+    pub labeler: Box<dyn Labeler>,
+    /// Perp symbols.
+    pub symbols: SymbolBook,
+    /// CPU work (the pool `main` built).
+    pub pool: Arc<rayon::ThreadPool>,
+    /// One job of this process at a time in the step that holds the Redis state lock: the
+    /// others wait here instead of polling Redis. It keeps the state this process saved last,
+    /// with its version, so the next job skips loading it when nobody wrote since.
+    pub state_gate: Mutex<Option<(u64, crate::story::StoryState)>>,
+    /// Test knob (env `PERPS_NEWS_TEST_JOB_DELAY_MS`, documented as test-only): every job
+    /// sleeps this long before its work, so tests can kill a worker mid-job.
+    pub test_delay: Duration,
+}
+
+impl Engine {
+    /// Runs job `name` with payload `data`.
+    ///
+    /// # Errors
+    /// [`JobError::Bad`] for an unknown name or a payload that does not parse,
+    /// [`JobError::Transient`] for failures worth retrying.
+    pub fn handle(&self, name: &str, data: &Value) -> Result<Value, JobError> {
+        if !self.test_delay.is_zero() {
+            std::thread::sleep(self.test_delay);
+        }
+        match name {
+            "clustering" => self.clustering(data),
+            "categorization" => self.categorization(data),
+            "labeling" => self.labeling(data),
+            other => Err(JobError::Bad(format!(
+                "unknown job name {other:?}; expected one of {}",
+                KINDS.join(", ")
+            ))),
+        }
+    }
+
+    /// Embeds the articles into the cache outside the lock, then clusters them under it.
+    fn clustering(&self, data: &Value) -> Result<Value, JobError> {
+        let (name, bytes) = articles_input(data)?;
+        let parsed = self.parse(&name, bytes.clone());
+        if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
+            return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
+        }
+        self.warm(&parsed.articles)?;
+        let ingest_time = crate::time::now_millis() / 1000;
+        let outcome = {
+            let mut kept = self
+                .state_gate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut outcome = crate::app::run_batch(
+                &self.conns,
+                &self.cfg,
+                vec![RunInput::Bytes { name, bytes }],
+                &*self.embedder,
+                &*self.labeler,
+                &self.symbols,
+                ingest_time,
+                &self.pool,
+                kept.take(),
+            )?;
+            if let Some(v) = outcome.summary.redis.as_ref().map(|r| r.state_version) {
+                let empty = crate::story::StoryState::new(String::new(), 0);
+                *kept = Some((v, std::mem::replace(&mut outcome.state, empty)));
+            }
+            outcome
+        };
+        // Articles the embedding API failed for were not clustered: the job is retried (its
+        // other articles are in the saved state now, so the retry skips them as known).
+        if let Some(first) = outcome.deferred.first() {
+            return Err(JobError::Transient(format!(
+                "{} article(s) got no embedding (first: {}: {}); retrying the job",
+                outcome.deferred.len(),
+                first.article.id,
+                first.reason
+            )));
+        }
+        // Every story the job's articles are in, also those already known (a redelivered
+        // job returns the same stories).
+        let mut stories: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (_, story) in &outcome.assignments {
+            if seen.insert(story.as_str()) {
+                stories.push(story);
+            }
+        }
+        let s = &outcome.summary;
+        Ok(json!({
+            "totalProcessed": s.total_processed,
+            "newClusters": s.new_clusters,
+            "stories": stories,
+            "rejected": s.rejected,
+            "alreadyKnown": s.already_known,
+            "stateVersion": s.redis.as_ref().map_or(0, |r| r.state_version),
+        }))
+    }
+
+    /// A category per article, in input order; no Redis, no lock.
+    fn categorization(&self, data: &Value) -> Result<Value, JobError> {
+        let categories: Vec<String> = match data.get("categories") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                JobError::Bad("`categories` must be an array of category names".into())
+            })?,
+        };
+        let categorizer = RuleCategorizer::with_categories(&categories)
+            .map_err(|e| JobError::Bad(e.to_string()))?;
+        let (name, bytes) = articles_input(data)?;
+        let parsed = self.parse(&name, bytes);
+        if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
+            return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
+        }
+        let out: Vec<Value> = parsed
+            .articles
+            .iter()
+            .map(|a| {
+                let c = categorizer.categorize(&a.title, &a.body);
+                json!({"id": a.id, "category": c.category, "score": c.score, "matched": c.matched})
+            })
+            .collect();
+        Ok(json!({"categories": out, "rejected": parsed.rejects}))
+    }
+
+    /// Fresh labels for the given stories, computed outside the lock and stored with the
+    /// stories under it.
+    fn labeling(&self, data: &Value) -> Result<Value, JobError> {
+        let ids: Vec<String> = data
+            .get("stories")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .filter(|ids: &Vec<String>| !ids.is_empty())
+            .ok_or_else(|| {
+                JobError::Bad("payload must be {\"stories\": [\"<story id>\", ...]}".into())
+            })?;
+        let fingerprint = self.embedder.fingerprint();
+        let dim = self.embedder.dim();
+        // Outside the lock: the (possibly slow) labeler on the stories as they are now.
+        let (before, _) = load_state(&self.conns.main, &fingerprint, dim)?;
+        let snapshots: Vec<_> = ids.iter().filter_map(|id| snapshot(&before, id)).collect();
+        let labels = self.labeler.label(&snapshots)?;
+        let mut kept = self
+            .state_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // This job writes the state: whatever the process kept is stale after it.
+        *kept = None;
+        let wait = Duration::from_secs(self.cfg.redis.lock_wait_secs);
+        let lock = StateLock::acquire(&self.conns.main, wait)?;
+        let (mut state, _) = load_state(&self.conns.main, &fingerprint, dim)?;
+        let mut labeled = Vec::new();
+        let mut missing = Vec::new();
+        for id in &ids {
+            let Some(i) = state.stories.iter().position(|s| &s.id == id) else {
+                missing.push(id.clone());
+                continue;
+            };
+            // A story that took articles since the snapshot is labeled again, here.
+            let fresh = snapshots
+                .iter()
+                .zip(&labels)
+                .find(|(s, _)| &s.id == id)
+                .filter(|(s, _)| s.size == state.stories[i].size)
+                .map(|(_, l)| l.clone());
+            let label = match fresh {
+                Some(l) => l,
+                None => {
+                    let Some(snap) = snapshot(&state, id) else {
+                        missing.push(id.clone());
+                        continue;
+                    };
+                    let mut l = self.labeler.label(&[snap])?;
+                    match l.pop() {
+                        Some(l) => l,
+                        None => {
+                            missing.push(id.clone());
+                            continue;
+                        }
+                    }
+                }
+            };
+            let story = &mut state.stories[i];
+            story.label.clone_from(&label.label);
+            story.top_terms.clone_from(&label.top_terms);
+            labeled.push(i);
+        }
+        let tau = self.cfg.signals.heat_tau_hours;
+        let records: Vec<(String, String, i64)> = labeled
+            .iter()
+            .map(|&i| {
+                let s = &state.stories[i];
+                let rec = StoryRecord::from_story(s, state.clock, tau, None);
+                let json = serde_json::to_string(&rec).unwrap_or_default();
+                (s.id.clone(), json, s.last_seen)
+            })
+            .collect();
+        let version = save_state(&self.conns.main, &lock, &state, &records, &[], "")?;
+        drop(lock);
+        let out: Vec<Value> = labeled
+            .iter()
+            .map(|&i| {
+                let s = &state.stories[i];
+                json!({"id": s.id, "label": s.label, "topTerms": s.top_terms})
+            })
+            .collect();
+        *kept = Some((version, state));
+        Ok(json!({"labeled": out, "missing": missing, "stateVersion": version}))
+    }
+
+    fn parse(&self, name: &str, bytes: Vec<u8>) -> ParsedArticles {
+        let input = ingest::input_from_bytes(name, bytes);
+        let parsed = ingest::parse_inputs(&[input], self.cfg.ingest.max_article_bytes, &self.pool);
+        ParsedArticles {
+            rejects: parsed.rejects.iter().map(ToString::to_string).collect(),
+            articles: parsed.articles,
+        }
+    }
+
+    /// Embeds `articles` through the Redis cache, so the locked run only reads it.
+    fn warm(&self, articles: &[crate::article::Article]) -> Result<(), JobError> {
+        let cache = RedisCache::new(
+            self.conns.cache.clone(),
+            &self.cfg.redis,
+            &self.embedder.fingerprint(),
+            self.embedder.dim(),
+        );
+        // Failures here are only logged: the locked run asks again and reports them.
+        let deferred = std::sync::Mutex::new(Vec::new());
+        let mut stage = EmbedStage::new(
+            &*self.embedder,
+            &cache,
+            &self.pool,
+            &self.symbols,
+            self.cfg.signals.symbols_body_chars,
+            &deferred,
+        );
+        for chunk in articles.chunks(self.cfg.ingest.batch_size.max(1)) {
+            stage.process(Batch {
+                articles: chunk.to_vec(),
+            })?;
+        }
+        cache.flush();
+        Ok(())
+    }
+}
+
+struct ParsedArticles {
+    articles: Vec<crate::article::Article>,
+    rejects: Vec<String>,
+}
+
+/// What the labeler sees of an active story.
+fn snapshot(
+    state: &crate::story::StoryState,
+    id: &str,
+) -> Option<crate::stages::cluster::StorySnapshot> {
+    state
+        .stories
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| crate::stages::cluster::StorySnapshot {
+            id: s.id.clone(),
+            rep_title: s.rep.title.clone(),
+            terms: s.terms.clone(),
+            size: s.size,
+            titles: Vec::new(),
+        })
+}
+
+/// The dump a `clustering` or `categorization` payload names: `{"articles": [...]}` (the
+/// records, serialised back to a JSON array for the ingest stage) or `{"path": "..."}`.
+///
+/// # Errors
+/// [`JobError::Bad`] for any other shape, or a path that cannot be read.
+pub fn articles_input(data: &Value) -> Result<(String, Vec<u8>), JobError> {
+    let shape = || {
+        JobError::Bad(
+            "payload must be {\"articles\": [ {...}, ... ]} or {\"path\": \"<dump file>\"}".into(),
+        )
+    };
+    let obj = data.as_object().ok_or_else(shape)?;
+    match (obj.get("articles"), obj.get("path")) {
+        (Some(Value::Array(records)), None) => {
+            let bytes = serde_json::to_vec(records).map_err(|_| shape())?;
+            Ok(("job articles".into(), bytes))
+        }
+        (None, Some(Value::String(path))) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| JobError::Bad(format!("cannot read {path}: {e}")))?;
+            Ok((path.clone(), bytes))
+        }
+        _ => Err(shape()),
+    }
+}
+
+/// The reason a clustering or categorization job with nothing usable fails with.
+pub fn nothing_usable(rejects: &[String]) -> String {
+    format!(
+        "no usable article ({} rejected): {}",
+        rejects.len(),
+        rejects
+            .iter()
+            .take(REASONS_SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_shapes() {
+        let (name, bytes) = articles_input(&json!({"articles": [{"title": "a"}]})).unwrap();
+        assert_eq!(name, "job articles");
+        assert_eq!(bytes, br#"[{"title":"a"}]"#);
+        for bad in [
+            json!(null),
+            json!([1]),
+            json!({}),
+            json!({"articles": {"title": "a"}}),
+            json!({"articles": [], "path": "x"}),
+            json!({"path": 3}),
+        ] {
+            assert!(
+                matches!(articles_input(&bad), Err(JobError::Bad(_))),
+                "{bad}"
+            );
+        }
+        let Err(JobError::Bad(m)) = articles_input(&json!({"path": "/nonexistent/dump.jsonl"}))
+        else {
+            panic!("a missing file is bad input");
+        };
+        assert!(m.contains("/nonexistent/dump.jsonl"), "{m}");
+    }
+
+    #[test]
+    fn redis_and_lock_errors_are_transient_input_errors_are_not() {
+        let redis = Error::Redis {
+            server: "h:1/0".into(),
+            message: "down".into(),
+        };
+        assert!(matches!(JobError::from(redis), JobError::Transient(_)));
+        assert!(matches!(
+            JobError::from(Error::Locked("busy".into())),
+            JobError::Transient(_)
+        ));
+        let io = Error::io("x", std::io::Error::other("gone"));
+        assert!(matches!(JobError::from(io), JobError::Bad(_)));
+    }
+}
