@@ -23,6 +23,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     cfg.apply_env(|k| std::env::var(k).ok())?;
     if let Some(n) = args.batch_size {
         cfg.ingest.batch_size = n;
+        cfg.ingest.auto_batch = false;
     }
     if let Some(t) = args.threshold {
         cfg.cluster.threshold = t;

@@ -170,7 +170,8 @@ pub struct RunArgs {
     /// Exit with status 1 at the first rejected record, changing nothing.
     #[arg(long)]
     pub strict: bool,
-    /// Articles per batch (overrides CLUSTER_BATCH_SIZE and the pipeline file).
+    /// Articles per batch, exactly (overrides CLUSTER_BATCH_SIZE and the pipeline file, and
+    /// turns off `ingest.auto_batch`).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Similarity threshold for joining a story (overrides the pipeline file).

@@ -155,6 +155,10 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// Records larger than this many bytes are rejected as oversized.
     pub max_article_bytes: usize,
+    /// Let big runs use bigger batches (an eighth of the run, up to 4,096): small batches
+    /// cost per-batch overhead and small matrix products. `batch_size` stays the minimum;
+    /// `run --batch-size` turns this off. Results do not depend on it.
+    pub auto_batch: bool,
 }
 
 impl Default for IngestConfig {
@@ -162,6 +166,7 @@ impl Default for IngestConfig {
         IngestConfig {
             batch_size: 20,
             max_article_bytes: 1 << 20,
+            auto_batch: true,
         }
     }
 }

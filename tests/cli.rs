@@ -224,6 +224,33 @@ fn missing_inputs_and_bad_pipelines_exit_2_with_the_path() {
 }
 
 #[test]
+fn twenty_thousand_articles_in_one_batch_or_in_batches_of_1000_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = generated(dir.path(), "d20k.jsonl", 20_000, 5);
+    let mut results = Vec::new();
+    for batch in ["20000", "1000"] {
+        let a = dir.path().join(format!("a-{batch}.jsonl"));
+        let out = run(
+            &[
+                "run",
+                "-q",
+                "--batch-size",
+                batch,
+                "--assignments",
+                a.to_str().unwrap(),
+                dump.to_str().unwrap(),
+            ],
+            None,
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        results.push(assignments(&a));
+    }
+    assert_eq!(results[0].len(), 20_000);
+    assert!(results[0] == results[1], "one batch and 20 batches differ");
+}
+
+#[test]
 fn assignments_do_not_depend_on_threads_or_batch_size() {
     let dir = tempfile::tempdir().unwrap();
     let dump = generated(dir.path(), "d.jsonl", 3000, 7);
@@ -240,15 +267,14 @@ fn assignments_do_not_depend_on_threads_or_batch_size() {
             &[
                 "run",
                 "-q",
+                "--batch-size",
+                batch,
                 "--assignments",
                 a.to_str().unwrap(),
                 dump.to_str().unwrap(),
             ],
             None,
-            &[
-                ("RAYON_NUM_THREADS", threads),
-                ("CLUSTER_BATCH_SIZE", batch),
-            ],
+            &[("RAYON_NUM_THREADS", threads)],
         );
         assert!(out.status.success(), "{}", stderr(&out));
         results.push(((threads, batch), assignments(&a)));

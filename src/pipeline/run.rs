@@ -83,6 +83,8 @@ pub struct RunOutcome {
     pub deferred: Vec<crate::stages::embed::Deferred>,
     /// The advanced state, to be saved.
     pub state: StoryState,
+    /// Work of the similarity products.
+    pub cluster: crate::stages::cluster::ClusterStats,
 }
 
 struct Ingested {
@@ -190,6 +192,7 @@ pub fn run(
 
     let clusterer = cluster.into_clusterer();
     let opened = clusterer.opened();
+    let cluster_stats = clusterer.stats();
     let mut state = clusterer.into_state();
     let collected = publish.into_collected();
 
@@ -280,6 +283,7 @@ pub fn run(
         events: collected.events.clone(),
         deferred,
         state,
+        cluster: cluster_stats,
     })
 }
 
@@ -330,7 +334,11 @@ fn ingest_source(
     }
     let time = t0.elapsed();
     // Big runs take bigger batches (the result does not depend on it).
-    let batch_size = super::auto_batch(batch_size, articles.len());
+    let batch_size = if cfg.ingest.auto_batch {
+        super::auto_batch(batch_size, articles.len())
+    } else {
+        batch_size
+    };
     let mut it = articles.into_iter();
     loop {
         let articles: Vec<_> = it.by_ref().take(batch_size).collect();

@@ -3,20 +3,22 @@
 //! Articles are taken strictly in (time, id) order, and the answer is exactly the one a
 //! one-article-at-a-time pass would give, whatever the batch size or thread count:
 //!
-//! 1. *Candidates, in parallel.* The batch is scored against every active story's centroid
-//!    as it stood at the start of the batch, with one matrix product per block of articles
-//!    ([`kernels::gemm_nt`]). Stories scoring below `threshold - GEMM_SLACK` cannot be the
-//!    answer and are dropped.
+//! 1. *Candidates, in parallel.* A batch is decided in chunks (`chunk_rows`). Each chunk
+//!    is scored against every active story's centroid as it stands at the chunk's start,
+//!    with one matrix product split over the pool by story ranges ([`kernels::gemm_nt_into`]).
+//!    Stories scoring below `threshold - GEMM_SLACK` cannot be the answer and are dropped.
 //! 2. *Decision, in order.* Each article is re-scored with the one dispatch kernel
 //!    ([`kernels::dot`]) against its surviving candidates that did not change during this
-//!    batch and against every story that did (joined or opened earlier in the batch). Its
-//!    score with a story is that similarity minus `time_penalty_per_hour` for each hour
-//!    between the article and the story's latest article; it joins the best story scoring
-//!    at or above `threshold` (ties: the older story) or opens a new one. (The penalty only
-//!    lowers scores, so the candidate pruning stays exact.)
+//!    chunk; against each story that changed, when its chunk-start score plus the distance
+//!    its centroid has moved since could still reach the floor (for unit vectors the
+//!    similarity cannot move further than the centroid did); and against every story opened
+//!    in the chunk. Its score with a story is that similarity minus `time_penalty_per_hour`
+//!    for each hour between the article and the story's latest article; it joins the best
+//!    story scoring at or above `threshold` (ties: the older story) or opens a new one. (The
+//!    penalty only lowers scores, so the pruning stays exact.)
 //!
 //! Because every decision uses the same kernel on the same vectors, the result cannot depend
-//! on how the articles were split into batches or on the matrix product's rounding.
+//! on how the articles were split into batches or chunks, or on the product's rounding.
 
 use std::collections::{HashMap, HashSet};
 
