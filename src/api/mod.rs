@@ -508,6 +508,83 @@ pub fn run_concurrent<T: Sync, R: Send>(
         .collect()
 }
 
+/// A provider's primary client and optional fallback, sharing one set of counters; each
+/// model has its own breaker, named `<kind>:<model>`.
+pub struct Clients {
+    /// The configured model.
+    pub primary: Client,
+    /// The model that takes over what the primary failed.
+    pub fallback: Option<Client>,
+    /// Requests and bytes of both.
+    pub counters: Arc<Counters>,
+}
+
+impl Clients {
+    /// Clients for `model` at `[api] base_url` and, when `fallback` names a model, for it
+    /// at `fallback_base` (empty: the same base URL). `section` names the config section in
+    /// errors.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] when no model is named, or OpenRouter is the endpoint and
+    /// its key is not set (other endpoints, such as a local server, may need no key).
+    pub fn build(
+        cfg: &crate::config::ApiConfig,
+        ctx: &Context,
+        section: &str,
+        kind: &str,
+        (model, model_env): (&str, &str),
+        fallback: &str,
+        fallback_base: &str,
+    ) -> crate::Result<Self> {
+        let bad = |message: String| crate::Error::Config {
+            origin: section.into(),
+            message,
+        };
+        if model.trim().is_empty() {
+            return Err(bad(format!("no model: set {section}.model or {model_env}")));
+        }
+        let key = key_from_env(&cfg.api_key_env);
+        if key.is_empty() && cfg.base_url.contains("openrouter.ai") {
+            return Err(bad(format!(
+                "{} is not set (OpenRouter needs an API key)",
+                cfg.api_key_env
+            )));
+        }
+        let counters = Arc::new(Counters::default());
+        let cooldown = Duration::from_secs_f64(cfg.breaker_cooldown_secs.max(0.0));
+        let client = |base: &str, model: &str| {
+            let breaker = Breaker::new(
+                &format!("{kind}:{model}"),
+                cfg.breaker_failures,
+                cooldown,
+                ctx.alerts.clone(),
+            );
+            Client::new(
+                base,
+                model,
+                key.clone(),
+                cfg.policy(),
+                Arc::new(breaker),
+                counters.clone(),
+            )
+        };
+        let primary = client(&cfg.base_url, model.trim());
+        let fallback = (!fallback.trim().is_empty()).then(|| {
+            let base = if fallback_base.is_empty() {
+                &cfg.base_url
+            } else {
+                fallback_base
+            };
+            client(base, fallback.trim())
+        });
+        Ok(Clients {
+            primary,
+            fallback,
+            counters,
+        })
+    }
+}
+
 /// The API key from the environment variable `var` (default `OPENROUTER_API_KEY`).
 pub fn key_from_env(var: &str) -> Secret {
     let name = if var.is_empty() {

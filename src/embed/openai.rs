@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::{Doc, Embedder, Embedding};
 use crate::api::{self, CallError, Client, Context, Counters, Invalid};
@@ -37,49 +36,19 @@ pub struct OpenAiEmbedder {
 /// not set (other endpoints, such as a local server, may need no key).
 pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Embedder>> {
     let o = &cfg.embed.openai;
-    let bad = |message: String| Error::Config {
-        origin: "embed.openai".into(),
-        message,
-    };
-    if o.model.trim().is_empty() {
-        return Err(bad(
-            "no model: set embed.openai.model or OPENROUTER_EMBED_MODEL".into(),
-        ));
-    }
-    let key = api::key_from_env(&cfg.api.api_key_env);
-    if key.is_empty() && cfg.api.base_url.contains("openrouter.ai") {
-        return Err(bad(format!(
-            "{} is not set (OpenRouter needs an API key)",
-            cfg.api.api_key_env
-        )));
-    }
-    let counters = Arc::new(Counters::default());
-    let cooldown = Duration::from_secs_f64(cfg.api.breaker_cooldown_secs.max(0.0));
-    let client = |base: &str, model: &str| {
-        let breaker = api::Breaker::new(
-            &format!("embeddings:{model}"),
-            cfg.api.breaker_failures,
-            cooldown,
-            ctx.alerts.clone(),
-        );
-        Client::new(
-            base,
-            model,
-            key.clone(),
-            cfg.api.policy(),
-            Arc::new(breaker),
-            counters.clone(),
-        )
-    };
-    let primary = client(&cfg.api.base_url, &o.model);
-    let fallback = (!o.fallback_model.trim().is_empty()).then(|| {
-        let base = if o.fallback_base_url.is_empty() {
-            &cfg.api.base_url
-        } else {
-            &o.fallback_base_url
-        };
-        client(base, o.fallback_model.trim())
-    });
+    let api::Clients {
+        primary,
+        fallback,
+        counters,
+    } = api::Clients::build(
+        &cfg.api,
+        ctx,
+        "embed.openai",
+        "embeddings",
+        (&o.model, "OPENROUTER_EMBED_MODEL"),
+        &o.fallback_model,
+        &o.fallback_base_url,
+    )?;
     Ok(Box::new(OpenAiEmbedder {
         dim: cfg.embed.dim,
         batch: o.batch_size.max(1),

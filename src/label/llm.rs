@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -15,7 +14,7 @@ use super::extractive::{Extractive, shorten};
 use super::{Labeler, StoryLabel};
 use crate::api::{self, CallError, Client, Context, Counters, Invalid};
 use crate::config::PipelineConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stages::cluster::StorySnapshot;
 use crate::store::Cache;
 
@@ -49,48 +48,27 @@ pub struct LlmLabeler {
 /// not set.
 pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
     let l = &cfg.label.llm;
-    let bad = |message: String| Error::Config {
-        origin: "label.llm".into(),
-        message,
-    };
-    if l.model.trim().is_empty() {
-        return Err(bad(
-            "no model: set label.llm.model or OPENROUTER_CHAT_MODEL".into(),
-        ));
-    }
-    let key = api::key_from_env(&cfg.api.api_key_env);
-    if key.is_empty() && cfg.api.base_url.contains("openrouter.ai") {
-        return Err(bad(format!(
-            "{} is not set (OpenRouter needs an API key)",
-            cfg.api.api_key_env
-        )));
-    }
-    let counters = Arc::new(Counters::default());
-    let cooldown = Duration::from_secs_f64(cfg.api.breaker_cooldown_secs.max(0.0));
-    let client = |model: &str| {
-        let breaker = api::Breaker::new(
-            &format!("chat:{model}"),
-            cfg.api.breaker_failures,
-            cooldown,
-            ctx.alerts.clone(),
-        );
-        Client::new(
-            &cfg.api.base_url,
-            model,
-            key.clone(),
-            cfg.api.policy(),
-            Arc::new(breaker),
-            counters.clone(),
-        )
-    };
+    let api::Clients {
+        primary,
+        fallback,
+        counters,
+    } = api::Clients::build(
+        &cfg.api,
+        ctx,
+        "label.llm",
+        "chat",
+        (&l.model, "OPENROUTER_CHAT_MODEL"),
+        &l.fallback_model,
+        "",
+    )?;
     let cache: Arc<dyn Cache> = match &ctx.llm_cache {
         Some(c) => c.clone(),
         None => Arc::new(crate::store::memory::MemoryCache::new(10_000)),
     };
     Ok(Box::new(LlmLabeler {
         extractive: Extractive::new(cfg.label.top_terms),
-        primary: client(l.model.trim()),
-        fallback: (!l.fallback_model.trim().is_empty()).then(|| client(l.fallback_model.trim())),
+        primary,
+        fallback,
         categories: l.categories.clone(),
         articles: l.articles.max(1),
         max_tokens: l.max_tokens.max(16),
@@ -318,6 +296,7 @@ impl Labeler for LlmLabeler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn labeler() -> LlmLabeler {
         let cfg = PipelineConfig::parse(
