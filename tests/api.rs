@@ -626,3 +626,56 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
     assert_eq!(v["api"]["labelFallbacks"], 0, "{v}");
     assert!(api.requests().iter().any(|r| r.model == "chat-b"));
 }
+
+#[test]
+fn llm_categories_come_in_groups_cached_and_fall_back_to_the_rules() {
+    use perps_news::label::category::RuleCategorizer;
+    use perps_news::label::llm_category::{DecidedBy, GROUP, LlmCategorizer};
+    let api = FakeApi::start(DIM);
+    let mut cfg = perps_news::config::PipelineConfig::default();
+    cfg.api.base_url = api.base();
+    cfg.api.attempts = 1;
+    cfg.label.llm.model = "chat-a".into();
+    let cat = LlmCategorizer::build(&cfg, &perps_news::api::Context::default()).unwrap();
+    let titles: Vec<String> = (0..45)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("SEC sues exchange number {i}")
+            } else {
+                format!("Bitcoin rallies for day {i}")
+            }
+        })
+        .collect();
+    let items: Vec<(&str, &str)> = titles.iter().map(|t| (t.as_str(), "")).collect();
+    let names = cfg.label.llm.categories.clone();
+    let rules = RuleCategorizer::default();
+    let got = cat.categorize(&items, &names, &rules);
+    assert_eq!(got.len(), 45);
+    assert_eq!(
+        api.count("chat/completions"),
+        45usize.div_ceil(GROUP),
+        "one request per group"
+    );
+    for (i, (c, by)) in got.iter().enumerate() {
+        assert_eq!(*by, DecidedBy::Llm);
+        let want = if i % 3 == 0 { "regulation" } else { "crypto" };
+        assert_eq!(c.category, want, "{}", titles[i]);
+    }
+    // Cached: the same articles again send nothing.
+    let again = cat.categorize(&items, &names, &rules);
+    assert_eq!(api.count("chat/completions"), 3);
+    assert_eq!(
+        again.iter().map(|x| &x.0.category).collect::<Vec<_>>(),
+        got.iter().map(|x| &x.0.category).collect::<Vec<_>>()
+    );
+    // A reply that does not parse: that group falls back to the rules, counted.
+    api.always("chat-a", Some(Fault::Prose));
+    let other: Vec<(&str, &str)> = vec![
+        ("Ethereum exploit drains a bridge", ""),
+        ("Fed holds rates", ""),
+    ];
+    let fb = cat.categorize(&other, &names, &rules);
+    assert!(fb.iter().all(|(_, by)| *by == DecidedBy::Rules));
+    assert_eq!(fb[0].0.category, "security");
+    assert_eq!(cat.report().label_fallbacks, 1);
+}

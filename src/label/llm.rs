@@ -170,7 +170,7 @@ impl LlmLabeler {
 
 /// The text of a chat-completions reply; an error finish (OpenRouter sends those with
 /// HTTP 200) or a missing message is unusable and retried.
-fn chat_content(reply: &serde_json::Value) -> std::result::Result<String, Invalid> {
+pub(crate) fn chat_content(reply: &serde_json::Value) -> std::result::Result<String, Invalid> {
     let choice = reply
         .get("choices")
         .and_then(|c| c.get(0))

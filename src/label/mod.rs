@@ -7,6 +7,7 @@
 pub mod category;
 pub mod extractive;
 pub mod llm;
+pub mod llm_category;
 
 use serde::Serialize;
 

@@ -82,6 +82,8 @@ pub struct Engine {
     pub embedder: Box<dyn Embedder>,
     /// The labeler of the pipeline.
     pub labeler: Box<dyn Labeler>,
+    /// Per-article categories from the chat model (when `label.provider = "llm"`).
+    pub llm_categorizer: Option<crate::label::llm_category::LlmCategorizer>,
     /// Perp symbols.
     pub symbols: SymbolBook,
     /// CPU work (the pool `main` built).
@@ -192,14 +194,40 @@ impl Engine {
         if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
             return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
         }
-        let out: Vec<Value> = parsed
-            .articles
-            .iter()
-            .map(|a| {
-                let c = categorizer.categorize(&a.title, &a.body);
-                json!({"id": a.id, "category": c.category, "score": c.score, "matched": c.matched})
-            })
-            .collect();
+        let out: Vec<Value> = match &self.llm_categorizer {
+            // The chat model, with the rules for groups it cannot answer.
+            Some(llm) => {
+                let names: Vec<String> = if categories.is_empty() {
+                    self.cfg.label.llm.categories.clone()
+                } else {
+                    categories.clone()
+                };
+                let items: Vec<(&str, &str)> = parsed
+                    .articles
+                    .iter()
+                    .map(|a| (a.title.as_str(), a.body.as_str()))
+                    .collect();
+                llm.categorize(&items, &names, &categorizer)
+                    .into_iter()
+                    .zip(&parsed.articles)
+                    .map(|((c, by), a)| {
+                        let by = match by {
+                            crate::label::llm_category::DecidedBy::Llm => "llm",
+                            crate::label::llm_category::DecidedBy::Rules => "rules",
+                        };
+                        json!({"id": a.id, "category": c.category, "score": c.score, "matched": c.matched, "by": by})
+                    })
+                    .collect()
+            }
+            None => parsed
+                .articles
+                .iter()
+                .map(|a| {
+                    let c = categorizer.categorize(&a.title, &a.body);
+                    json!({"id": a.id, "category": c.category, "score": c.score, "matched": c.matched, "by": "rules"})
+                })
+                .collect(),
+        };
         Ok(json!({"categories": out, "rejected": parsed.rejects}))
     }
 

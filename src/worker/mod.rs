@@ -171,6 +171,13 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
     let engine = Arc::new(Engine {
         embedder: crate::embed::build(&cfg, &ctx)?,
         labeler: crate::label::build(&cfg, &ctx)?,
+        llm_categorizer: if cfg.label.provider == "llm" {
+            Some(crate::label::llm_category::LlmCategorizer::build(
+                &cfg, &ctx,
+            )?)
+        } else {
+            None
+        },
         conns,
         symbols: crate::app::load_symbols(&cfg.signals)?,
         pool,

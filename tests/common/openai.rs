@@ -390,6 +390,29 @@ fn chat_body(content: &str) -> serde_json::Value {
 }
 
 fn ok_body(chat: bool, texts: &[String], dim: usize, reversed: bool) -> String {
+    if chat
+        && texts
+            .first()
+            .is_some_and(|p| p.starts_with("Classify each"))
+    {
+        // A categorisation prompt: one category per numbered headline.
+        let cats: Vec<&str> = texts[0]
+            .lines()
+            .filter(|l| {
+                l.split_once(". ")
+                    .is_some_and(|(n, _)| n.parse::<usize>().is_ok())
+            })
+            .map(|l| {
+                if l.contains("SEC") {
+                    "regulation"
+                } else {
+                    "crypto"
+                }
+            })
+            .collect();
+        let content = serde_json::json!({ "categories": cats });
+        return chat_body(&content.to_string()).to_string();
+    }
     if chat {
         // "1. <first headline>" from the prompt names the story.
         let first = texts
