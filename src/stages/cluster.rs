@@ -5,7 +5,8 @@
 //!
 //! 1. *Candidates, in parallel.* A batch is decided in chunks (`chunk_rows`). Each chunk
 //!    is scored against every active story's centroid as it stands at the chunk's start,
-//!    with one matrix product split over the pool by story ranges ([`kernels::gemm_nt_into`]).
+//!    with one matrix product split by story ranges over as many threads as the pool has
+//!    ([`kernels::gemm_nt_into`]).
 //!    Stories scoring below `threshold - GEMM_SLACK` cannot be the answer and are dropped.
 //! 2. *Decision, in order.* Each article is re-scored with the one dispatch kernel
 //!    ([`kernels::dot`]) against its surviving candidates that did not change during this
@@ -23,7 +24,6 @@
 use std::collections::{HashMap, HashSet};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
-use rayon::prelude::*;
 
 use crate::article::Article;
 use crate::config::ClusterConfig;
@@ -403,8 +403,8 @@ impl Clusterer {
     }
 
     /// Each article's similarity to every active story's centroid as it stands now (one
-    /// matrix product, split over the pool by story ranges), and the slots that might reach
-    /// the threshold.
+    /// matrix product, split by story ranges over as many threads as the pool has), and the
+    /// slots that might reach the threshold.
     fn candidates(&mut self, vectors: &[Vec<f32>], pool: &rayon::ThreadPool) -> Scored {
         let m = self.state.stories.len();
         let d = self.state.dim;
@@ -472,12 +472,19 @@ impl Clusterer {
         if parallel {
             // Split the stories, not the articles: each thread packs only its share of the
             // story matrix once, and every product keeps all the chunk's rows.
-            pool.install(|| {
-                scored
-                    .parts
-                    .par_iter_mut()
-                    .enumerate()
-                    .for_each(|(t, block)| fill(t, block));
+            // On scoped threads of their own, the caller taking the first part: the pool's
+            // workers sleep while the chunk is decided, and a product handed to them waited
+            // for a wake-up that often never came before the first worker had done it all.
+            std::thread::scope(|s| {
+                let mut parts = scored.parts.iter_mut().enumerate();
+                let first = parts.next();
+                for (t, block) in parts {
+                    let fill = &fill;
+                    s.spawn(move || fill(t, block));
+                }
+                if let Some((t, block)) = first {
+                    fill(t, block);
+                }
             });
         } else {
             for (t, block) in scored.parts.iter_mut().enumerate() {
