@@ -109,6 +109,16 @@ pub struct Context {
     pub llm_cache: Option<Arc<dyn crate::store::Cache>>,
 }
 
+impl Context {
+    /// The LLM reply cache: the run's (Redis) one, else a bounded one in memory.
+    pub fn llm_cache_or_memory(&self) -> Arc<dyn crate::store::Cache> {
+        match &self.llm_cache {
+            Some(c) => c.clone(),
+            None => Arc::new(crate::store::memory::MemoryCache::new(10_000)),
+        }
+    }
+}
+
 /// Why one attempt failed.
 struct Failure {
     reason: String,
@@ -582,6 +592,25 @@ impl Clients {
             fallback,
             counters,
         })
+    }
+}
+
+impl Clients {
+    /// The chat clients of `[label.llm]` (labels and categories).
+    ///
+    /// # Errors
+    /// As [`Clients::build`].
+    pub fn chat(cfg: &crate::config::PipelineConfig, ctx: &Context) -> crate::Result<Self> {
+        let l = &cfg.label.llm;
+        Self::build(
+            &cfg.api,
+            ctx,
+            "label.llm",
+            "chat",
+            (&l.model, "OPENROUTER_CHAT_MODEL"),
+            &l.fallback_model,
+            "",
+        )
     }
 }
 

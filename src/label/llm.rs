@@ -52,19 +52,8 @@ pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
         primary,
         fallback,
         counters,
-    } = api::Clients::build(
-        &cfg.api,
-        ctx,
-        "label.llm",
-        "chat",
-        (&l.model, "OPENROUTER_CHAT_MODEL"),
-        &l.fallback_model,
-        "",
-    )?;
-    let cache: Arc<dyn Cache> = match &ctx.llm_cache {
-        Some(c) => c.clone(),
-        None => Arc::new(crate::store::memory::MemoryCache::new(10_000)),
-    };
+    } = api::Clients::chat(cfg, ctx)?;
+    let cache = ctx.llm_cache_or_memory();
     Ok(Box::new(LlmLabeler {
         extractive: Extractive::new(cfg.label.top_terms),
         primary,

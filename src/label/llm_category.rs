@@ -40,27 +40,13 @@ impl LlmCategorizer {
     /// Built from `[label.llm]` and `[api]`.
     ///
     /// # Errors
-    /// As [`api::Clients::build`].
+    /// As [`api::Clients::chat`].
     pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Self> {
-        let l = &cfg.label.llm;
-        let clients = api::Clients::build(
-            &cfg.api,
-            ctx,
-            "label.llm",
-            "chat",
-            (&l.model, "OPENROUTER_CHAT_MODEL"),
-            &l.fallback_model,
-            "",
-        )?;
-        let cache: Arc<dyn Cache> = match &ctx.llm_cache {
-            Some(c) => c.clone(),
-            None => Arc::new(crate::store::memory::MemoryCache::new(10_000)),
-        };
         Ok(LlmCategorizer {
-            clients,
+            clients: api::Clients::chat(cfg, ctx)?,
             concurrency: cfg.api.concurrency.max(1),
-            json_mode: l.json_mode,
-            cache,
+            json_mode: cfg.label.llm.json_mode,
+            cache: ctx.llm_cache_or_memory(),
             fallbacks: AtomicU64::new(0),
         })
     }
