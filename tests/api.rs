@@ -458,22 +458,6 @@ fn a_server_echoing_the_key_in_an_error_does_not_leak_it() {
     assert!(stderr.contains("Bearer ***"), "{stderr}");
 }
 
-/// The LLM labeler: `--labeler llm` over the offline embedder, quick retries.
-fn llm_args<'a>(pipeline: &'a str, api_base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "--pipeline",
-        pipeline,
-        "--labeler",
-        "llm",
-        "--chat-model",
-        "chat-a",
-        "--api-base",
-        api_base,
-    ];
-    a.extend_from_slice(extra);
-    a
-}
-
 #[test]
 fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
     let dir = tempfile::tempdir().unwrap();
@@ -485,27 +469,35 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
     let quick = dir.path().join("quick.toml");
     std::fs::write(&quick, "[api]\nattempts = 2\nbackoff_ms = 10\n").unwrap();
     let quick = quick.to_str().unwrap();
-    let (v, _) = run_remote(
-        dir.path(),
-        &llm_args(
+    // One `--labeler llm` run over the offline embedder (quick retries), its state and story
+    // files named after `name`: the summary and the story lines.
+    let llm_run = |name: &str, extra: &[&str], envs: &[(&str, &str)]| {
+        let (state, stories) = (format!("{name}.json"), format!("{name}.jsonl"));
+        let mut args = vec![
+            "--pipeline",
             quick,
+            "--labeler",
+            "llm",
+            "--chat-model",
+            "chat-a",
+            "--api-base",
             &base,
-            &[
-                "--redis-url",
-                &url,
-                "--state",
-                "a.json",
-                "--stories",
-                "a.jsonl",
-                &f,
-            ],
-        ),
-        &[],
-    );
+            "--redis-url",
+            &url,
+            "--state",
+            &state,
+            "--stories",
+            &stories,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&f);
+        let (v, _) = run_remote(dir.path(), &args, envs);
+        (v, jsonl(&dir.path().join(&stories)))
+    };
+    let (v, stories) = llm_run("a", &[], &[]);
     let chats = api.count("chat/completions");
     assert!(chats > 0);
     assert_eq!(v["api"]["requests"], chats as u64, "{v}");
-    let stories = jsonl(&dir.path().join("a.jsonl"));
     assert!(
         stories
             .iter()
@@ -529,30 +521,13 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
     assert!(ttl > 0, "every cache key has a TTL");
 
     // Same stories again from a fresh state: every label from the cache.
-    let (v, _) = run_remote(
-        dir.path(),
-        &llm_args(
-            quick,
-            &base,
-            &[
-                "--redis-url",
-                &url,
-                "--state",
-                "b.json",
-                "--stories",
-                "b.jsonl",
-                &f,
-            ],
-        ),
-        &[],
-    );
+    let (v, again) = llm_run("b", &[], &[]);
     assert_eq!(api.count("chat/completions"), chats, "zero requests");
     assert_eq!(
         v["api"]["llmCacheHits"].as_u64(),
         Some(stories.len() as u64),
         "{v}"
     );
-    let again = jsonl(&dir.path().join("b.jsonl"));
     let labels = |s: &[serde_json::Value]| -> Vec<String> {
         s.iter()
             .map(|s| s["label"].as_str().unwrap().to_string())
@@ -562,24 +537,7 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
 
     // Replies that do not parse: the extractive label, counted. (A new cache prefix: no hits.)
     api.always("chat-a", Some(Fault::Prose));
-    let (v, _) = run_remote(
-        dir.path(),
-        &llm_args(
-            quick,
-            &base,
-            &[
-                "--redis-url",
-                &url,
-                "--state",
-                "c.json",
-                "--stories",
-                "c.jsonl",
-                &f,
-            ],
-        ),
-        &[("REDIS_CACHE_PREFIX", "other:")],
-    );
-    let prose = jsonl(&dir.path().join("c.jsonl"));
+    let (v, prose) = llm_run("c", &[], &[("REDIS_CACHE_PREFIX", "other:")]);
     assert_eq!(
         v["api"]["labelFallbacks"].as_u64(),
         Some(prose.len() as u64),
@@ -594,26 +552,11 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
 
     // The primary fails: the fallback model labels, all failed stories at once.
     api.always("chat-a", Some(Fault::Status(500, None)));
-    let (v, _) = run_remote(
-        dir.path(),
-        &llm_args(
-            quick,
-            &base,
-            &[
-                "--fallback-chat-model",
-                "chat-b",
-                "--redis-url",
-                &url,
-                "--state",
-                "d.json",
-                "--stories",
-                "d.jsonl",
-                &f,
-            ],
-        ),
+    let (v, fb) = llm_run(
+        "d",
+        &["--fallback-chat-model", "chat-b"],
         &[("REDIS_CACHE_PREFIX", "third:")],
     );
-    let fb = jsonl(&dir.path().join("d.jsonl"));
     assert!(
         fb.iter()
             .all(|s| s["label"].as_str().unwrap().starts_with("LLM: "))
