@@ -97,7 +97,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     };
     if let Some(s) = session.as_mut() {
         s.heat_tau_hours = cfg.signals.heat_tau_hours;
-        s.connect_alerts(&alerts);
+        publish_alerts(&alerts, &s.conns, &s.cfg);
     }
     let labeler = label::build(
         &cfg,
@@ -679,11 +679,6 @@ impl RedisSession {
         report.state_version = session.report.state_version;
         session.report = report;
         Ok(session)
-    }
-
-    /// Publishes every circuit-breaker opening on the bus (spooled if Redis is down).
-    fn connect_alerts(&self, alerts: &crate::api::Alerts) {
-        publish_alerts(alerts, &self.conns, &self.cfg);
     }
 
     /// The LLM reply cache in the cache DB (None while Redis is down).

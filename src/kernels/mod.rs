@@ -1,5 +1,5 @@
 //! Similarity kernels: one dispatch point ([`dot`]) with a SIMD path behind it and a scalar
-//! path that is always compiled and tested against it, plus the matrix form ([`gemm_nt`]) used
+//! path that is always compiled and tested against it, plus the matrix form ([`gemm_nt_into`]) used
 //! to score a whole batch against every story at once.
 //!
 //! Vectors are L2-normalised once, when they are made, so cosine similarity is a dot product.
@@ -14,7 +14,7 @@ mod simd;
 
 use std::sync::OnceLock;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 
 /// Below this length the call overhead of the SIMD library outweighs its speed.
 const SIMD_MIN_LEN: usize = 16;
@@ -65,15 +65,11 @@ pub fn normalize(v: &mut [f32]) -> f32 {
     }
 }
 
-/// `a · bᵀ`: every row of `a` against every row of `b`, as one matrix product (the fast way to
-/// score a batch against all stories: a GEMM runs several times faster than per-pair dots).
-/// Results can differ from [`dot`] in the last bits, so callers use them to find candidates
-/// and re-score the candidates with [`dot`].
-pub fn gemm_nt(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
-    a.dot(&b.t())
-}
-
-/// [`gemm_nt`] into `c` (its shape `a.rows × b.rows`), reusing its memory.
+/// `c = a · bᵀ`: every row of `a` against every row of `b`, as one matrix product into `c`
+/// (shape `a.rows × b.rows`, its memory reused). It is the fast way to score a batch against
+/// all stories: a GEMM runs several times faster than per-pair dots. Results can differ from
+/// [`dot`] in the last bits, so callers use them to find candidates and re-score the
+/// candidates with [`dot`].
 pub fn gemm_nt_into(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
@@ -82,13 +78,14 @@ pub fn gemm_nt_into(
     ndarray::linalg::general_mat_mul(1.0, &a, &b.t(), 0.0, c);
 }
 
-/// Worst-case gap between a [`gemm_nt`] entry and [`dot`] on the same unit vectors, with a
+/// Worst-case gap between a [`gemm_nt_into`] entry and [`dot`] on the same unit vectors, with a
 /// wide margin (f32 rounding over ≤ 65,536 terms is below 1e-4 for unit vectors).
 pub const GEMM_SLACK: f32 = 1e-3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -154,7 +151,8 @@ mod tests {
         };
         let a = rows(13, 100);
         let b = rows(29, 900);
-        let g = gemm_nt(a.view(), b.view());
+        let mut g = Array2::<f32>::zeros((13, 29));
+        gemm_nt_into(a.view(), b.view(), &mut g.view_mut());
         for i in 0..13 {
             for j in 0..29 {
                 let d = dot(a.row(i).as_slice().unwrap(), b.row(j).as_slice().unwrap());

@@ -5,6 +5,7 @@
 //! on the primary goes to the fallback model, all such stories at once. A reply that does
 //! not parse strictly, or a story no model answered for, gets the extractive label, counted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -205,11 +206,16 @@ impl Labeler for LlmLabeler {
         let hits = replies.iter().filter(|r| r.is_some()).count();
         self.cache_hits.fetch_add(hits as u64, Ordering::Relaxed);
 
-        // Misses, each distinct prompt asked once.
+        // Misses, each distinct prompt asked once: the stories sharing each missed key.
+        let mut sharing: HashMap<u128, Vec<usize>> = HashMap::new();
         let mut todo: Vec<usize> = Vec::new();
         for (i, r) in replies.iter().enumerate() {
-            if r.is_none() && !todo.iter().any(|&j| keys[j] == keys[i]) {
-                todo.push(i);
+            if r.is_none() {
+                let same = sharing.entry(keys[i]).or_default();
+                if same.is_empty() {
+                    todo.push(i);
+                }
+                same.push(i);
             }
         }
         let mut answers: Vec<std::result::Result<String, CallError>> =
@@ -243,10 +249,8 @@ impl Labeler for LlmLabeler {
                         let canonical =
                             serde_json::json!({"headline": r.headline, "category": r.category});
                         puts.push((keys[i], canonical.to_string().into_bytes()));
-                        for (j, slot) in replies.iter_mut().enumerate() {
-                            if keys[j] == keys[i] {
-                                *slot = Some(r.clone());
-                            }
+                        for &j in &sharing[&keys[i]] {
+                            replies[j] = Some(r.clone());
                         }
                     }
                     None => {

@@ -41,9 +41,8 @@ impl<'a> LabelStage<'a> {
         for s in touched {
             match self.slot.get(&s.id) {
                 Some(&i) => {
-                    let old = std::mem::take(&mut self.pending[i].titles);
-                    let mut titles = old;
-                    for t in s.titles.iter() {
+                    let mut titles = std::mem::take(&mut self.pending[i].titles);
+                    for t in &s.titles {
                         if titles.len() < SNAPSHOT_TITLES && !titles.contains(t) {
                             titles.push(t.clone());
                         }

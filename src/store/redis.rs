@@ -251,9 +251,9 @@ fn cache_url_db(url: &str) -> Option<u8> {
 pub struct RedisCache {
     pool: Pool,
     prefix: String,
-    /// `emb` (embeddings: values checked as vectors, hits counted) or `llm` (LLM replies:
-    /// checked by the labeler).
-    kind: &'static str,
+    /// Embeddings (values checked as vectors, hits counted in the shared counters), or LLM
+    /// replies (checked by their reader).
+    llm: bool,
     model: String,
     model_tag: u64,
     dim: usize,
@@ -277,7 +277,7 @@ impl RedisCache {
         RedisCache {
             pool,
             prefix: cfg.cache_prefix.clone(),
-            kind: "emb",
+            llm: false,
             model: fingerprint.to_string(),
             model_tag: xxh3_64(fingerprint.as_bytes()),
             dim,
@@ -296,13 +296,13 @@ impl RedisCache {
     /// A cache of LLM replies, `<prefix>llm:<hash of model + prompt>`, with the same TTL.
     pub fn llm(pool: Pool, cfg: &RedisConfig) -> Self {
         RedisCache {
-            kind: "llm",
+            llm: true,
             ..RedisCache::new(pool, cfg, "llm", 0)
         }
     }
 
     fn key(&self, k: u128) -> String {
-        if self.kind == "llm" {
+        if self.llm {
             format!("{}llm:{k:032x}", self.prefix)
         } else {
             format!("{}emb:{}:{k:032x}", self.prefix, self.model)
@@ -413,7 +413,7 @@ impl Cache for RedisCache {
                 v.filter(|b| {
                     b.len() > 8
                         && b[..8] == tag
-                        && (self.kind == "llm"
+                        && (self.llm
                             || crate::embed::Embedding::from_bytes(&b[8..], self.dim).is_some())
                 })
                 .map(|b| b[8..].to_vec())
@@ -423,7 +423,7 @@ impl Cache for RedisCache {
         let misses = keys.len() as u64 - hits;
         self.hits.fetch_add(hits, Ordering::Relaxed);
         self.misses.fetch_add(misses, Ordering::Relaxed);
-        if self.kind == "emb" {
+        if !self.llm {
             // The shared counters are the embedding cache's.
             self.pending_hits.fetch_add(hits, Ordering::Relaxed);
             self.pending_misses.fetch_add(misses, Ordering::Relaxed);
