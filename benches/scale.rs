@@ -139,7 +139,7 @@ fn dense(n: usize) {
         threshold: 0.3,
         time_penalty_per_hour: 0.0,
         window_hours: 48.0,
-        retain_hours: 168.0,
+        ..ClusterConfig::default()
     };
     let pool = rayon::ThreadPoolBuilder::new().build().expect("pool");
     let mut c = Clusterer::new(cfg, StoryState::new("planted", DIM));

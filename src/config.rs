@@ -262,9 +262,13 @@ impl Default for HashingConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// Minimum cosine similarity between an article and a story centroid for the article to
-    /// join the story; below it the article opens a new story.
+    /// Minimum score (see `linkage`) between an article and a story for the article to join
+    /// the story; below it the article opens a new story.
     pub threshold: f32,
+    /// How an article is scored against a story: `average` (the mean cosine similarity with
+    /// the story's articles) or `centroid` (the cosine similarity with the story's mean
+    /// direction).
+    pub linkage: Linkage,
     /// Similarity lost per hour between an article and its story's latest article. News
     /// stories break in bursts: an article hours after a story went quiet needs to be
     /// closer to join it, and two look-alike events (two exchange hacks on one day) stay
@@ -278,10 +282,33 @@ pub struct ClusterConfig {
     pub retain_hours: f64,
 }
 
+/// `cluster.linkage`: how an article is scored against a story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Linkage {
+    /// The mean cosine similarity with the story's articles: the centroid similarity times
+    /// the story's cohesion (the length of its mean vector). A story whose articles agree
+    /// little with each other is harder to join, so one loose article does not open a
+    /// story to everything near it.
+    Average,
+    /// The cosine similarity with the story's mean direction, however spread its articles.
+    Centroid,
+}
+
+impl std::fmt::Display for Linkage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Linkage::Average => "average",
+            Linkage::Centroid => "centroid",
+        })
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            threshold: 0.18,
+            threshold: 0.12,
+            linkage: Linkage::Average,
             time_penalty_per_hour: 0.1,
             window_hours: 48.0,
             retain_hours: 168.0,

@@ -44,6 +44,13 @@ pub struct Story {
     /// Sum of member vectors (unnormalised), base64 little-endian f32.
     #[serde(with = "vec_b64")]
     pub centroid_sum: Vec<f32>,
+    /// Offline embedder only: the sum of the members' exact term vectors (see
+    /// [`crate::embed::Embedding::into_vectors`]), sorted by term id, keeping the
+    /// [`MAX_TERM_SUM`] heaviest terms. The clusterer decides on it; the dense centroid only
+    /// prunes. Empty for dense embedders (and for stories from before it existed, which are
+    /// then scored on the centroid).
+    #[serde(default, with = "pairs_b64", skip_serializing_if = "Vec::is_empty")]
+    pub term_sum: Vec<(u32, f32)>,
     /// The member closest to the centroid: its id, title and vector.
     pub rep: Representative,
     /// Perp-symbol tallies over the members.
@@ -62,6 +69,46 @@ pub struct Story {
 
 /// Most distinct sources remembered per story.
 pub const MAX_SOURCES: usize = 256;
+
+/// Most terms kept in a story's [`Story::term_sum`]: a story of two or three articles keeps
+/// all of its terms; a big one keeps its heaviest (its light terms barely move a score).
+pub const MAX_TERM_SUM: usize = 2048;
+
+/// Adds the sparse vector `terms` into `sum` (both sorted by term id), then keeps the
+/// [`MAX_TERM_SUM`] heaviest terms (ties: the lower id), still sorted by id.
+pub fn add_term_vector(sum: &mut Vec<(u32, f32)>, terms: &[(u32, f32)]) {
+    let mut out = Vec::with_capacity(sum.len() + terms.len());
+    let (mut i, mut j) = (0, 0);
+    while i < sum.len() || j < terms.len() {
+        let next = match (sum.get(i), terms.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                i += 1;
+                j += 1;
+                (a.0, a.1 + b.1)
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                i += 1;
+                *a
+            }
+            (Some(a), None) => {
+                i += 1;
+                *a
+            }
+            (_, Some(b)) => {
+                j += 1;
+                *b
+            }
+            (None, None) => break,
+        };
+        out.push(next);
+    }
+    if out.len() > MAX_TERM_SUM {
+        out.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+        out.truncate(MAX_TERM_SUM);
+        out.sort_unstable_by_key(|t| t.0);
+    }
+    *sum = out;
+}
 
 impl Story {
     /// Heat at time `now`: each distinct source counts `exp(-age / tau)`, where `age` is the
@@ -245,6 +292,16 @@ pub struct DeferredRecord {
     pub attempts: u32,
 }
 
+/// How closely a story's articles agree: the length of the mean of its `size` unit vectors
+/// (`centroid_sum`), 1 when they all point one way, towards 0 when they point every way.
+/// The mean cosine similarity of a unit vector `v` with the articles is then
+/// `dot(v, normalised centroid) × cohesion`. Capped at 1 so rounding cannot lift a score
+/// above the centroid similarity (the candidate pruning relies on that).
+pub fn cohesion(centroid_sum: &[f32], size: usize) -> f32 {
+    let norm = crate::kernels::dot(centroid_sum, centroid_sum).sqrt();
+    (norm / size.max(1) as f32).min(1.0)
+}
+
 /// The whole clustering state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoryState {
@@ -272,6 +329,9 @@ pub struct StoryState {
     /// Derived: normalised centroids of `stories`, row-major, one row per story.
     #[serde(skip)]
     pub centroids: Vec<f32>,
+    /// Derived: per story, its cohesion [`cohesion`] (parallel to `stories`).
+    #[serde(skip)]
+    pub cohesions: Vec<f32>,
     /// Derived: article id → story id, over active and retired stories.
     #[serde(skip)]
     ids: HashMap<String, String>,
@@ -301,6 +361,7 @@ impl StoryState {
             terms: TermStats::default(),
             deferred: Vec::new(),
             centroids: Vec::new(),
+            cohesions: Vec::new(),
             ids: HashMap::new(),
             urls: HashMap::new(),
             story_ids: HashSet::new(),
@@ -314,6 +375,7 @@ impl StoryState {
     /// A reason when a stored vector has the wrong dimension.
     pub fn rebuild(&mut self) -> Result<(), String> {
         self.centroids = Vec::with_capacity(self.stories.len() * self.dim);
+        self.cohesions = Vec::with_capacity(self.stories.len());
         self.ids.clear();
         self.urls.clear();
         for s in &self.stories {
@@ -326,6 +388,7 @@ impl StoryState {
             let mut c = s.centroid_sum.clone();
             crate::kernels::normalize(&mut c);
             self.centroids.extend_from_slice(&c);
+            self.cohesions.push(cohesion(&s.centroid_sum, s.size));
         }
         let active = self
             .stories
@@ -364,6 +427,8 @@ impl StoryState {
     /// Adds a newly opened story to the active set.
     pub fn push_story(&mut self, story: Story, centroid: &[f32]) {
         self.story_ids.insert(story.id.clone());
+        self.cohesions
+            .push(cohesion(&story.centroid_sum, story.size));
         self.stories.push(story);
         self.centroids.extend_from_slice(centroid);
     }
@@ -397,6 +462,7 @@ impl StoryState {
         while i < self.stories.len() {
             if self.stories[i].last_seen < cutoff {
                 let s = self.stories.swap_remove(i);
+                self.cohesions.swap_remove(i);
                 let last = self.stories.len();
                 if i != last {
                     let (head, tail) = self.centroids.split_at_mut(last * self.dim);
@@ -461,6 +527,37 @@ mod vec_b64 {
     }
 }
 
+/// Serde adapter: a sparse vector as base64 of its (id, `f32` bits) `u32` pairs.
+mod pairs_b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(u32, f32)], s: S) -> Result<S::Ok, S::Error> {
+        let flat: Vec<u32> = v.iter().flat_map(|(k, w)| [*k, w.to_bits()]).collect();
+        s.serialize_str(&super::codec::encode_u32s(&flat))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, f32)>, D::Error> {
+        let text = String::deserialize(d)?;
+        let flat = super::codec::decode_u32s(&text).map_err(serde::de::Error::custom)?;
+        if flat.len() % 2 != 0 {
+            return Err(serde::de::Error::custom(
+                "odd number of sparse-vector words",
+            ));
+        }
+        let v: Vec<(u32, f32)> = flat
+            .chunks_exact(2)
+            .map(|p| (p[0], f32::from_bits(p[1])))
+            .collect();
+        let ok = v.windows(2).all(|p| p[0].0 < p[1].0) && v.iter().all(|(_, w)| w.is_finite());
+        if !ok {
+            return Err(serde::de::Error::custom(
+                "sparse vector not sorted by id or not finite",
+            ));
+        }
+        Ok(v)
+    }
+}
+
 /// Serde adapter: the document-frequency map as base64 of sorted (id, count) `u32` pairs.
 mod df_b64 {
     use std::collections::HashMap;
@@ -486,5 +583,35 @@ mod df_b64 {
             ));
         }
         Ok(flat.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn term_vectors_add_up_by_id_and_keep_the_heaviest() {
+        let mut sum = vec![(2u32, 1.0f32), (5, 2.0)];
+        add_term_vector(&mut sum, &[(1, 0.5), (5, 1.0), (9, -4.0)]);
+        assert_eq!(sum, vec![(1, 0.5), (2, 1.0), (5, 3.0), (9, -4.0)]);
+
+        // Over the cap: the lightest terms go (by absolute weight), the rest stay sorted.
+        let big: Vec<(u32, f32)> = (0..MAX_TERM_SUM as u32 + 10)
+            .map(|i| (i * 2, 1.0 + i as f32))
+            .collect();
+        let mut sum = Vec::new();
+        add_term_vector(&mut sum, &big);
+        assert_eq!(sum.len(), MAX_TERM_SUM);
+        assert_eq!(sum[0], (20, 11.0));
+        assert!(sum.windows(2).all(|p| p[0].0 < p[1].0));
+    }
+
+    #[test]
+    fn cohesion_is_one_for_agreeing_members_and_small_for_opposed_ones() {
+        assert!((cohesion(&[2.0, 0.0], 2) - 1.0).abs() < 1e-6);
+        assert!(cohesion(&[0.0, 0.0], 2) < 1e-6);
+        assert!((cohesion(&[1.0, 1.0], 2) - 0.5f32.sqrt()).abs() < 1e-6);
+        assert!(cohesion(&[1.0000001, 0.0], 1) <= 1.0);
     }
 }

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 
 const QUEUE_DB: u8 = 2;
 
+/// Stories `perps-news run fixtures/news-100.jsonl` opens with the default pipeline.
+const NEWS_100_STORIES: usize = 19;
+
 fn node_project() -> PathBuf {
     let dir = root("tests/bullmq");
     assert!(
@@ -218,9 +221,9 @@ fn node_producer_jobs_are_processed_by_the_rust_worker() {
     let r = &first[0];
     assert_eq!(r["state"], "completed", "{r}");
     assert_eq!(r["returnvalue"]["totalProcessed"], 100, "{r}");
-    assert_eq!(r["returnvalue"]["newClusters"], 18, "{r}");
+    assert_eq!(r["returnvalue"]["newClusters"], NEWS_100_STORIES, "{r}");
     let stories = r["returnvalue"]["stories"].as_array().unwrap().clone();
-    assert_eq!(stories.len(), 18, "{r}");
+    assert_eq!(stories.len(), NEWS_100_STORIES, "{r}");
     assert_eq!(
         stream_len(&redis, "news:clustered"),
         1,
@@ -440,7 +443,7 @@ fn a_worker_killed_mid_job_leaves_it_to_the_next_which_completes_it_once() {
     let done = wait_finished(&redis, "clustering", &ids, Duration::from_secs(40));
     let v = ret(&done[0]);
     assert_eq!(v["totalProcessed"], 100, "{done:?}");
-    assert_eq!(v["newClusters"], 18, "{done:?}");
+    assert_eq!(v["newClusters"], NEWS_100_STORIES, "{done:?}");
     // Exactly one run reached the state and the bus.
     assert_eq!(stream_len(&redis, "news:clustered"), 1);
     let mut c0 = redis.client(0);

@@ -97,27 +97,54 @@ impl Embedding {
     }
 }
 
+/// A sparse vector: `(term id, weight)` sorted by id, no id twice.
+pub type SparseVector = Vec<(u32, f32)>;
+
 impl Embedding {
-    /// The dense, normalised vector to compare. Term embeddings are weighted by the inverse
-    /// document frequency in `stats` (which counts every article before this one), projected
-    /// to `dim` signed hash buckets, normalised, and then counted into `stats`. Must be called
+    /// The vectors the clusterer compares: a dense, normalised one, and for term embeddings
+    /// also the exact sparse one. Term embeddings are weighted by the inverse document
+    /// frequency in `stats` (which counts every article before this one) and then counted
+    /// into `stats`; the sparse vector is those weights normalised (sorted by term id), the
+    /// dense one their projection to `dim` signed hash buckets, normalised. Must be called
     /// once per article, in processing order: that is what makes the result independent of
     /// batching.
-    pub fn into_dense(self, stats: &mut crate::story::TermStats, dim: usize) -> Vec<f32> {
+    ///
+    /// The projection lets a whole batch be scored against every story with one matrix
+    /// product, but colliding terms add noise of about `1/sqrt(dim)` to every similarity;
+    /// the clusterer therefore only prunes with the dense vector and decides with the
+    /// sparse one.
+    pub fn into_vectors(
+        self,
+        stats: &mut crate::story::TermStats,
+        dim: usize,
+    ) -> (Vec<f32>, Option<SparseVector>) {
         match self {
-            Embedding::Dense(v) => v,
+            Embedding::Dense(v) => (v, None),
             Embedding::Terms(terms) => {
                 let mut v = vec![0.0f32; dim];
+                let mut sparse = Vec::with_capacity(terms.len());
                 stats.weigh_and_add(&terms, |id, w, idf| {
                     let m = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     let bucket = ((m >> 32) % dim as u64) as usize;
                     let sign = if m >> 63 == 0 { 1.0 } else { -1.0 };
                     v[bucket] += sign * w * idf;
+                    sparse.push((id, w * idf));
                 });
                 crate::kernels::normalize(&mut v);
-                v
+                let norm = sparse.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+                if norm > 0.0 && norm.is_finite() {
+                    sparse.iter_mut().for_each(|(_, w)| *w /= norm);
+                } else {
+                    sparse.clear();
+                }
+                (v, Some(sparse))
             }
         }
+    }
+
+    /// The dense vector of [`Self::into_vectors`].
+    pub fn into_dense(self, stats: &mut crate::story::TermStats, dim: usize) -> Vec<f32> {
+        self.into_vectors(stats, dim).0
     }
 }
 

@@ -51,6 +51,25 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// Dot product of two sparse vectors, each a list of `(index, value)` sorted by index with no
+/// repeats: a merge of the two lists. Summed in index order, so the result depends on the
+/// values alone, never on how they were produced.
+pub fn sparse_dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
+    let (mut i, mut j, mut sum) = (0, 0, 0.0f32);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                sum += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
+}
+
 /// Scales `v` to unit length in place and returns its original norm. A zero (or non-finite)
 /// vector is left as zeros, so it is similar to nothing rather than NaN to everything.
 pub fn normalize(v: &mut [f32]) -> f32 {
@@ -123,6 +142,21 @@ mod tests {
             }
             assert!((dot(&a, &b) - s).abs() < 1e-3 * (1.0 + s.abs()));
         }
+    }
+
+    #[test]
+    fn sparse_dot_equals_the_dense_dot() {
+        let a = [(1u32, 0.5f32), (4, -2.0), (9, 1.5), (30, 3.0)];
+        let b = [(0u32, 7.0f32), (4, 0.25), (9, 2.0), (31, 1.0)];
+        let dense = |v: &[(u32, f32)]| {
+            let mut d = vec![0.0f32; 32];
+            v.iter().for_each(|&(i, w)| d[i as usize] = w);
+            d
+        };
+        let want = scalar::dot(&dense(&a), &dense(&b));
+        assert_eq!(sparse_dot(&a, &b), want);
+        assert_eq!(sparse_dot(&b, &a), want);
+        assert_eq!(sparse_dot(&a, &[]), 0.0);
     }
 
     #[test]
