@@ -242,8 +242,9 @@ pub struct HashingConfig {
     /// Extra weight of capitalised words and numbers in the body (names, amounts), relative
     /// to ordinary words.
     pub name_weight: f32,
-    /// Only the first this many body tokens are used: the lead carries the event, the tail
-    /// carries background that glues unrelated stories together.
+    /// Only the first this many body tokens are used. With scores decided on exact term
+    /// vectors the whole of a news article helps (dev set: 500 tokens 0.886, 3,000 0.894);
+    /// the cap bounds the cost of pathological inputs (a 60 kB scraped page).
     pub body_max_tokens: usize,
 }
 
@@ -253,7 +254,7 @@ impl Default for HashingConfig {
             title_weight: 2.0,
             bigram_weight: 0.5,
             name_weight: 3.0,
-            body_max_tokens: 500,
+            body_max_tokens: 3000,
         }
     }
 }
