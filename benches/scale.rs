@@ -127,6 +127,7 @@ fn dense(n: usize) {
             url_key: None,
             source: None,
             published_at: Some(1_800_000_000 + (i as i64 % 3600)),
+            day_only: false,
             lang: None,
             origin: Origin {
                 file: "planted".into(),

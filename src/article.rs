@@ -20,6 +20,9 @@ pub struct Article {
     pub source: Option<String>,
     /// Publication time in epoch seconds, if the input had a valid one.
     pub published_at: Option<i64>,
+    /// `published_at` gives only the day (a bare date, or exactly midnight): the article
+    /// appeared some time in the 24 hours from it.
+    pub day_only: bool,
     /// Language tag, if given.
     pub lang: Option<String>,
     /// Where the record came from (file and line), for messages.
@@ -33,6 +36,17 @@ impl Article {
     /// The time the engine orders and windows by: publication time, else the run's ingest time.
     pub fn time(&self, ingest_time: i64) -> i64 {
         self.published_at.unwrap_or(ingest_time)
+    }
+
+    /// The latest moment the article may have appeared: [`Self::time`], or the end of its
+    /// day when the input gave only the day.
+    pub fn time_until(&self, ingest_time: i64) -> i64 {
+        let t = self.time(ingest_time);
+        if self.day_only && self.published_at.is_some() {
+            t + 86_399
+        } else {
+            t
+        }
     }
 }
 

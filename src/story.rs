@@ -39,6 +39,10 @@ pub struct Story {
     pub first_seen: i64,
     /// Latest member time (epoch seconds); drives going inactive.
     pub last_seen: i64,
+    /// The latest moment a member may have appeared: `last_seen`, or the end of a member's
+    /// day when its input gave only the day (see [`crate::article::Article::day_only`]).
+    #[serde(default)]
+    pub last_until: i64,
     /// Title-term weights accumulated over members (bounded), for top terms.
     pub terms: Vec<(String, f32)>,
     /// Sum of member vectors (unnormalised), base64 little-endian f32.
@@ -111,6 +115,18 @@ pub fn add_term_vector(sum: &mut Vec<(u32, f32)>, terms: &[(u32, f32)]) {
 }
 
 impl Story {
+    /// Hours between an article that appeared in `[t, until]` and the story's latest article
+    /// (whose time may be known to the day only, see `last_until`): the gap between the two
+    /// spans, zero when they can overlap. With exact times, `|t - last_seen|`.
+    pub fn gap_hours(&self, t: i64, until: i64) -> f32 {
+        let secs = if t >= self.last_seen {
+            t - self.last_until.max(self.last_seen)
+        } else {
+            self.last_seen - until
+        };
+        secs.max(0) as f32 / 3600.0
+    }
+
     /// Heat at time `now`: each distinct source counts `exp(-age / tau)`, where `age` is the
     /// time since its latest article in this story. So a story many outlets are writing
     /// about right now is hot, and it cools with a time constant `tau` once they stop.

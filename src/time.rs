@@ -50,6 +50,16 @@ fn num(s: &[u8], range: std::ops::Range<usize>) -> Option<u32> {
 /// # Errors
 /// Returns a short reason when the text is not a valid timestamp.
 pub fn parse_rfc3339(text: &str) -> Result<i64, &'static str> {
+    parse_rfc3339_precision(text).map(|(secs, _)| secs)
+}
+
+/// [`parse_rfc3339`], and whether the text gives only a day: a bare date, or a time of
+/// exactly midnight in its own zone without fractional seconds (what feeds and converters
+/// write when they know the date only; a real article stamped to that very second is rare).
+///
+/// # Errors
+/// Returns a short reason when the text is not a valid timestamp.
+pub fn parse_rfc3339_precision(text: &str) -> Result<(i64, bool), &'static str> {
     let s = text.trim().as_bytes();
     if s.len() < 10 || s[4] != b'-' || s[7] != b'-' {
         return Err("expected RFC 3339 like 2026-11-20T03:14:07Z");
@@ -64,7 +74,7 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, &'static str> {
     }
     let days = days_from_civil(i64::from(year), month, day);
     if s.len() == 10 {
-        return Ok(days * 86_400);
+        return Ok((days * 86_400, true));
     }
     if !matches!(s[10], b'T' | b't' | b' ') || s.len() < 19 || s[13] != b':' || s[16] != b':' {
         return Err("expected a time like T03:14:07");
@@ -74,7 +84,8 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, &'static str> {
     // 60 is a leap second; it is folded into the next minute.
     let sec = num(s, 17..19).filter(|v| *v <= 60).ok_or("bad second")?;
     let mut i = 19;
-    if s.get(i) == Some(&b'.') {
+    let fraction = s.get(i) == Some(&b'.');
+    if fraction {
         i += 1;
         let start = i;
         while s.get(i).is_some_and(u8::is_ascii_digit) {
@@ -99,7 +110,11 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, &'static str> {
         None => return Err("missing time zone (Z or ±hh:mm)"),
         _ => return Err("bad time zone"),
     };
-    Ok(days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset)
+    let day_only = hour == 0 && min == 0 && sec == 0 && !fraction;
+    Ok((
+        days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset,
+        day_only,
+    ))
 }
 
 /// Formats epoch seconds as `YYYY-MM-DDThh:mm:ssZ`.
@@ -151,6 +166,20 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-20 00:00:00z"), Ok(1_795_132_800));
         assert_eq!(parse_rfc3339("2026-11-20"), Ok(1_795_132_800));
         assert_eq!(parse_rfc3339("2024-02-29T12:00:00Z"), Ok(1_709_208_000));
+    }
+
+    #[test]
+    fn bare_dates_and_exact_midnight_give_a_day() {
+        for (text, day) in [
+            ("2026-11-20", true),
+            ("2026-11-20T00:00:00Z", true),
+            ("2026-11-20T00:00:00+02:00", true),
+            ("2026-11-20T00:00:00.000Z", false),
+            ("2026-11-20T00:00:01Z", false),
+            ("2026-11-20T02:00:00+02:00", false),
+        ] {
+            assert_eq!(parse_rfc3339_precision(text).unwrap().1, day, "{text}");
+        }
     }
 
     #[test]

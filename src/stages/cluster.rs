@@ -294,7 +294,7 @@ impl Clusterer {
 
             for i in lo..hi {
                 let (a, v) = (&articles[i], &vectors[i]);
-                let t = a.time(ingest_time);
+                let (t, until) = (a.time(ingest_time), a.time_until(ingest_time));
                 self.state.clock = self.state.clock.max(t);
                 let ukey = a.url_key;
                 if let Some(story) = &known[i] {
@@ -318,7 +318,7 @@ impl Clusterer {
                     if s.last_seen < cutoff {
                         return;
                     }
-                    let gap_hours = ((t - s.last_seen).abs() as f32 / 3600.0).min(max_gap_hours);
+                    let gap_hours = s.gap_hours(t, until).min(max_gap_hours);
                     let link = match linkage {
                         Linkage::Average => state.cohesions[slot],
                         Linkage::Centroid => 1.0,
@@ -344,7 +344,7 @@ impl Clusterer {
                     consider(slot, &self.state);
                 }
                 let best = decide(&mut pre, exact, &self.state, linkage, threshold, |slot| {
-                    let gap = (t - self.state.stories[slot].last_seen).abs() as f32 / 3600.0;
+                    let gap = self.state.stories[slot].gap_hours(t, until);
                     penalty * gap.min(max_gap_hours)
                 });
 
@@ -357,7 +357,7 @@ impl Clusterer {
                             start_rows.extend_from_slice(self.state.centroid(slot));
                             moved.push((slot, slot / scored.step, slot % scored.step));
                         }
-                        self.join(slot, a, v, exact, t);
+                        self.join(slot, a, v, exact, (t, until));
                         if slot < chunk_start_slots {
                             let r = start_row[slot] as usize * dim;
                             let c0 = &start_rows[r..r + dim];
@@ -369,7 +369,7 @@ impl Clusterer {
                         slot
                     }
                     None => {
-                        let slot = self.open(a, v, exact, t);
+                        let slot = self.open(a, v, exact, (t, until));
                         out.assignments
                             .push(self.assignment(a, slot, Placement::Opened));
                         slot
@@ -533,7 +533,14 @@ impl Clusterer {
         scored
     }
 
-    fn join(&mut self, slot: usize, a: &Article, v: &[f32], exact: Option<&[(u32, f32)]>, t: i64) {
+    fn join(
+        &mut self,
+        slot: usize,
+        a: &Article,
+        v: &[f32],
+        exact: Option<&[(u32, f32)]>,
+        (t, until): (i64, i64),
+    ) {
         let dim = self.state.dim;
         let StoryState {
             stories,
@@ -554,6 +561,7 @@ impl Clusterer {
         s.url_keys.extend(a.url_key);
         s.first_seen = s.first_seen.min(t);
         s.last_seen = s.last_seen.max(t);
+        s.last_until = s.last_until.max(until);
         add_terms(&mut s.terms, &a.title);
         // The new centroid, normalised in place in the matrix row (no scratch vector).
         let centroid = &mut centroids[slot * dim..(slot + 1) * dim];
@@ -568,7 +576,13 @@ impl Clusterer {
         }
     }
 
-    fn open(&mut self, a: &Article, v: &[f32], exact: Option<&[(u32, f32)]>, t: i64) -> usize {
+    fn open(
+        &mut self,
+        a: &Article,
+        v: &[f32],
+        exact: Option<&[(u32, f32)]>,
+        (t, until): (i64, i64),
+    ) -> usize {
         let mut id = format!("s{:016x}", xxhash_rust::xxh3::xxh3_64(a.id.as_bytes()));
         if self.state.known_story(&id) {
             id = format!("{id}-{}", self.state.next_seq);
@@ -586,6 +600,7 @@ impl Clusterer {
             url_keys: a.url_key.into_iter().collect(),
             first_seen: t,
             last_seen: t,
+            last_until: until,
             terms,
             centroid_sum: v.to_vec(),
             term_sum: exact.map(<[_]>::to_vec).unwrap_or_default(),
@@ -728,6 +743,7 @@ mod tests {
             url_key: None,
             source: None,
             published_at: Some(t),
+            day_only: false,
             lang: None,
             origin: Origin {
                 file: "t".into(),
@@ -1040,6 +1056,51 @@ mod tests {
             differ * 100 <= n,
             "{differ} of {n} decided otherwise than brute force"
         );
+    }
+
+    #[test]
+    fn a_day_only_time_is_as_close_as_its_day_allows() {
+        // Three copies of one text a day apart: with exact times the time penalty keeps them
+        // apart; given as days (a bare date), consecutive days can be hours apart, so they
+        // form one story. Two days apart stays apart: the days do not touch.
+        let cfg = ClusterConfig {
+            threshold: 0.5,
+            time_penalty_per_hour: 0.1,
+            window_hours: 96.0,
+            ..ClusterConfig::default()
+        };
+        let day = 86_400;
+        let v = {
+            let mut v = vec![1.0f32; 8];
+            kernels::normalize(&mut v);
+            v
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let place = |day_only: bool, days: &[i64]| {
+            let arts: Vec<Article> = days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Article {
+                    day_only,
+                    ..article(i, 100 * day + d * day)
+                })
+                .collect();
+            let e = arts.iter().map(|_| Embedding::Dense(v.clone())).collect();
+            let mut c = Clusterer::new(cfg.clone(), StoryState::new("t", 8));
+            let ids: Vec<String> = c
+                .assign_batch(&arts, e, &[], 0, &pool)
+                .assignments
+                .into_iter()
+                .map(|x| x.story_id)
+                .collect();
+            canonical(&ids)
+        };
+        assert_eq!(place(false, &[0, 1, 2]), vec![0, 1, 2]);
+        assert_eq!(place(true, &[0, 1, 2]), vec![0, 0, 0]);
+        assert_eq!(place(true, &[0, 2]), vec![0, 1]);
     }
 
     #[test]

@@ -364,7 +364,10 @@ fn parse_record(bytes: &[u8], origin: Origin, max_bytes: usize) -> Result<Articl
     let url = string("url")?;
     let lang = string("lang")?;
     let source = source_field(&obj, &origin)?;
-    let published_at = date_field(&obj, &origin)?;
+    let (published_at, day_only) = match date_field(&obj, &origin)? {
+        Some((t, day)) => (Some(t), day),
+        None => (None, false),
+    };
     let id = match obj.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -394,6 +397,7 @@ fn parse_record(bytes: &[u8], origin: Origin, max_bytes: usize) -> Result<Articl
         url_key: ukey,
         source,
         published_at,
+        day_only,
         lang,
         origin,
         seq: 0,
@@ -422,8 +426,9 @@ fn source_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<Stri
 }
 
 /// `published_at` (or NewsAPI's `publishedAt`): RFC 3339, or epoch seconds as a number or a
-/// numeric string; values of 1e10 and more are taken as epoch milliseconds.
-fn date_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<i64>, Reject> {
+/// numeric string; values of 1e10 and more are taken as epoch milliseconds. With whether it
+/// gives only the day ([`crate::time::parse_rfc3339_precision`]; epoch numbers never do).
+fn date_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<(i64, bool)>, Reject> {
     let (field, value) = match (obj.get("published_at"), obj.get("publishedAt")) {
         (Some(v), _) if !v.is_null() => ("published_at", v),
         (_, Some(v)) if !v.is_null() => ("publishedAt", v),
@@ -441,11 +446,12 @@ fn date_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<i64>, 
         }
         Ok(secs.floor() as i64)
     };
-    let secs = match value {
-        Value::Number(n) => from_number(n.as_f64().unwrap_or(f64::NAN))?,
+    let (secs, day_only) = match value {
+        Value::Number(n) => (from_number(n.as_f64().unwrap_or(f64::NAN))?, false),
         Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(x) => from_number(x)?,
-            Err(_) => crate::time::parse_rfc3339(s).map_err(|why| bad(format!("{why}: {s:?}")))?,
+            Ok(x) => (from_number(x)?, false),
+            Err(_) => crate::time::parse_rfc3339_precision(s)
+                .map_err(|why| bad(format!("{why}: {s:?}")))?,
         },
         other => {
             return Err(bad(format!(
@@ -457,7 +463,7 @@ fn date_field(obj: &Map<String, Value>, origin: &Origin) -> Result<Option<i64>, 
     if !(0..MAX_EPOCH).contains(&secs) {
         return Err(bad(format!("{secs} is out of range (1970..2200)")));
     }
-    Ok(Some(secs))
+    Ok(Some((secs, day_only)))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -684,6 +690,10 @@ mod tests {
                 .starts_with("dump.jsonl:5: field `published_at`:")
         );
         assert_eq!(p.articles[1].published_at, Some(1_795_132_800));
+        // The same instant as midnight text gives only a day; as an epoch number it is exact.
+        assert_eq!(p.articles[0].published_at, Some(1_795_132_800));
+        assert!(p.articles[0].day_only);
+        assert!(!p.articles[1].day_only);
         assert_eq!(p.articles[1].source.as_deref(), Some("CoinDesk"));
         assert_eq!(
             p.articles[0].id,
