@@ -121,23 +121,7 @@ impl LlmLabeler {
 
     /// One chat request; the reply's text.
     fn ask(&self, client: &Client, prompt: &str) -> std::result::Result<String, CallError> {
-        let mut body = serde_json::json!({
-            "model": client.model(),
-            "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": prompt},
-            ],
-            "max_tokens": self.max_tokens,
-            "temperature": 0,
-        });
-        if self.json_mode {
-            body["response_format"] = serde_json::json!({"type": "json_object"});
-        }
-        client.post("/chat/completions", &body, |reply| {
-            let v: serde_json::Value = serde_json::from_slice(reply)
-                .map_err(|e| Invalid::Retry(format!("not a chat reply: {e}")))?;
-            chat_content(&v)
-        })
+        chat(client, SYSTEM, prompt, self.max_tokens, self.json_mode)
     }
 
     /// Strict parse of a reply's text: a JSON object with a non-empty string `headline` and
@@ -156,6 +140,34 @@ impl LlmLabeler {
             category: category.clone(),
         })
     }
+}
+
+/// One chat completion (temperature 0, a JSON-object reply asked for when `json_mode`); the
+/// reply's text. Shared by the labeler and the categorizer.
+pub(crate) fn chat(
+    client: &Client,
+    system: &str,
+    prompt: &str,
+    max_tokens: u32,
+    json_mode: bool,
+) -> std::result::Result<String, CallError> {
+    let mut body = serde_json::json!({
+        "model": client.model(),
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    });
+    if json_mode {
+        body["response_format"] = serde_json::json!({"type": "json_object"});
+    }
+    client.post("/chat/completions", &body, |reply| {
+        let v: serde_json::Value = serde_json::from_slice(reply)
+            .map_err(|e| Invalid::Retry(format!("not a chat reply: {e}")))?;
+        chat_content(&v)
+    })
 }
 
 /// The text of a chat-completions reply; an error finish (OpenRouter sends those with

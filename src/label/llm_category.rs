@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::category::{Category, RuleCategorizer};
-use crate::api::{self, CallError, Client, Context, Invalid};
+use crate::api::{self, CallError, Client, Context};
 use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::store::Cache;
@@ -92,23 +92,15 @@ impl LlmCategorizer {
     }
 
     fn ask(&self, client: &Client, prompt: &str) -> std::result::Result<String, CallError> {
-        let mut body = serde_json::json!({
-            "model": client.model(),
-            "messages": [
-                {"role": "system", "content": "You categorise news headlines for a trading desk. Reply with only a JSON object."},
-                {"role": "user", "content": prompt},
-            ],
-            "max_tokens": 16 * GROUP + 32,
-            "temperature": 0,
-        });
-        if self.json_mode {
-            body["response_format"] = serde_json::json!({"type": "json_object"});
-        }
-        client.post("/chat/completions", &body, |reply| {
-            let v: serde_json::Value = serde_json::from_slice(reply)
-                .map_err(|e| Invalid::Retry(format!("not a chat reply: {e}")))?;
-            super::llm::chat_content(&v)
-        })
+        const SYSTEM: &str =
+            "You categorise news headlines for a trading desk. Reply with only a JSON object.";
+        super::llm::chat(
+            client,
+            SYSTEM,
+            prompt,
+            16 * GROUP as u32 + 32,
+            self.json_mode,
+        )
     }
 
     /// One category per `(title, body)`, in order, from `categories` (which the rules
