@@ -270,8 +270,8 @@ impl Clusterer {
         // threshold: its centroid moved by `drift` (Euclidean) since the product, so for a
         // unit vector the similarity moved by at most that much. Stories opened within the
         // chunk are re-scored exactly. Chunking therefore cannot change the result either.
-        // Per article: the stories reaching the candidate score (dense score, seq, slot).
-        let mut pre: Vec<(f32, u64, usize)> = Vec::new();
+        // Per article: the stories reaching the candidate score.
+        let mut pre: Vec<Candidate> = Vec::new();
         let mut lo = 0;
         while lo < articles.len() {
             let hi = (lo + chunk_rows(self.state.stories.len())).min(articles.len());
@@ -318,14 +318,19 @@ impl Clusterer {
                     if s.last_seen < cutoff {
                         return;
                     }
-                    let gap_hours = s.gap_hours(t, until).min(max_gap_hours);
+                    let time = penalty * s.gap_hours(t, until).min(max_gap_hours);
                     let link = match linkage {
                         Linkage::Average => state.cohesions[slot],
                         Linkage::Centroid => 1.0,
                     };
-                    let sim = kernels::dot(v, state.centroid(slot)) * link - penalty * gap_hours;
-                    if sim >= reach {
-                        pre.push((sim, s.seq, slot));
+                    let score = kernels::dot(v, state.centroid(slot)) * link - time;
+                    if score >= reach {
+                        pre.push(Candidate {
+                            score,
+                            seq: s.seq,
+                            slot,
+                            time,
+                        });
                     }
                 };
                 let row = i - lo;
@@ -343,10 +348,7 @@ impl Clusterer {
                 for slot in chunk_start_slots..self.state.stories.len() {
                     consider(slot, &self.state);
                 }
-                let best = decide(&mut pre, exact, &self.state, linkage, threshold, |slot| {
-                    let gap = self.state.stories[slot].gap_hours(t, until);
-                    penalty * gap.min(max_gap_hours)
-                });
+                let best = decide(&mut pre, exact, &self.state, linkage, threshold);
 
                 let no_symbols = crate::symbols::ArticleSymbols::default();
                 let syms = symbols.get(i).unwrap_or(&no_symbols);
@@ -624,52 +626,68 @@ impl Clusterer {
     }
 }
 
-/// The story an article joins, from the candidates `pre` (dense score, seq, slot), or `None`
-/// to open a new one. Without exact vectors: the best dense score at or above `threshold`
-/// (ties: the older story). With them (`exact`): the [`RESCORE_TOP`] best candidates by
-/// dense score are re-scored on the term vectors (the mean of the article's exact
-/// similarities with the members under average linkage, the similarity with the exact
-/// centroid under centroid linkage, minus `penalty(slot)`), and the best at or above
-/// `threshold` wins (ties: the older story). A story without term vectors (from a state
-/// written before they were kept) keeps its dense score.
+/// A story an article might join.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Dense score (similarity × linkage factor − `time`), or the exact one once re-scored.
+    score: f32,
+    /// The story's creation order: ties go to the older story.
+    seq: u64,
+    slot: usize,
+    /// The time penalty already in `score`.
+    time: f32,
+}
+
+/// Higher score first, then the older story.
+fn better(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then(a.seq.cmp(&b.seq))
+}
+
+/// The story an article joins, from the candidates `pre`, or `None` to open a new one.
+/// Without exact vectors: the best dense score at or above `threshold` (ties: the older
+/// story). With them (`exact`): the [`RESCORE_TOP`] best candidates by dense score are
+/// re-scored on the term vectors (the mean of the article's exact similarities with the
+/// members under average linkage, the similarity with the exact centroid under centroid
+/// linkage, minus the same time penalty), and the best at or above `threshold` wins (ties:
+/// the older story). A story without term vectors (from a state written before they were
+/// kept) keeps its dense score.
 fn decide(
-    pre: &mut [(f32, u64, usize)],
+    pre: &mut [Candidate],
     exact: Option<&[(u32, f32)]>,
     state: &StoryState,
     linkage: Linkage,
     threshold: f32,
-    penalty: impl Fn(usize) -> f32,
 ) -> Option<usize> {
-    let better =
-        |a: &(f32, u64, usize), b: &(f32, u64, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    let Some(terms) = exact else {
-        return pre
-            .iter()
-            .filter(|c| c.0 >= threshold)
-            .min_by(|a, b| better(a, b))
-            .map(|c| c.2);
-    };
-    pre.sort_unstable_by(better);
-    pre.iter()
-        .take(RESCORE_TOP)
-        .map(|&(dense, seq, slot)| {
-            let s = &state.stories[slot];
-            if s.term_sum.is_empty() {
-                return (dense, seq, slot);
+    let rescored = |c: &Candidate| {
+        let s = &state.stories[c.slot];
+        let Some(terms) = exact.filter(|_| !s.term_sum.is_empty()) else {
+            return *c;
+        };
+        let dot = kernels::sparse_dot(terms, &s.term_sum);
+        let link = match linkage {
+            Linkage::Average => dot / s.size.max(1) as f32,
+            Linkage::Centroid => {
+                let norm = s.term_sum.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+                if norm > 0.0 { dot / norm } else { 0.0 }
             }
-            let dot = kernels::sparse_dot(terms, &s.term_sum);
-            let link = match linkage {
-                Linkage::Average => dot / s.size.max(1) as f32,
-                Linkage::Centroid => {
-                    let norm = s.term_sum.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-                    if norm > 0.0 { dot / norm } else { 0.0 }
-                }
-            };
-            (link - penalty(slot), seq, slot)
-        })
-        .filter(|c| c.0 >= threshold)
+        };
+        Candidate {
+            score: link - c.time,
+            ..*c
+        }
+    };
+    let top = if exact.is_some() {
+        pre.sort_unstable_by(better);
+        RESCORE_TOP
+    } else {
+        pre.len()
+    };
+    pre.iter()
+        .take(top)
+        .map(rescored)
+        .filter(|c| c.score >= threshold)
         .min_by(better)
-        .map(|c| c.2)
+        .map(|c| c.slot)
 }
 
 /// Adds one article's title words to a story's term weights, keeping the heaviest
