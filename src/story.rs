@@ -115,12 +115,20 @@ pub fn add_term_vector(sum: &mut Vec<(u32, f32)>, terms: &[(u32, f32)]) {
 }
 
 impl Story {
-    /// Hours between an article that appeared in `[t, until]` and the story's latest article
-    /// (whose time may be known to the day only, see `last_until`): the gap between the two
-    /// spans, zero when they can overlap. With exact times, `|t - last_seen|`.
+    /// Hours between an article that appeared in `[t, until]` and the story's latest article:
+    /// the gap between the two spans, zero when they can overlap. A story's day-only member
+    /// (see `last_until`) widens it only for an article that is day-only too: an exactly
+    /// timed article is measured from `last_seen`, so one midnight stamp in a precise feed
+    /// cannot lift the time penalty of its story for a whole day. With exact times,
+    /// `|t - last_seen|`.
     pub fn gap_hours(&self, t: i64, until: i64) -> f32 {
         let secs = if t >= self.last_seen {
-            t - self.last_until.max(self.last_seen)
+            // A story's day-only member widens it only for an article that is day-only too.
+            t - if until > t {
+                self.last_until.max(self.last_seen)
+            } else {
+                self.last_seen
+            }
         } else {
             self.last_seen - until
         };

@@ -1080,7 +1080,9 @@ mod tests {
     fn a_day_only_time_is_as_close_as_its_day_allows() {
         // Three copies of one text a day apart: with exact times the time penalty keeps them
         // apart; given as days (a bare date), consecutive days can be hours apart, so they
-        // form one story. Two days apart stays apart: the days do not touch.
+        // form one story. Two days apart stays apart: the days do not touch. An exact time
+        // is measured from a day-only story's midnight, so one midnight stamp cannot lift
+        // the penalty for a whole day of exactly timed articles.
         let cfg = ClusterConfig {
             threshold: 0.5,
             time_penalty_per_hour: 0.1,
@@ -1097,13 +1099,14 @@ mod tests {
             .num_threads(1)
             .build()
             .unwrap();
-        let place = |day_only: bool, days: &[i64]| {
-            let arts: Vec<Article> = days
+        // (day only, seconds after the first midnight) per article.
+        let place = |times: &[(bool, i64)]| {
+            let arts: Vec<Article> = times
                 .iter()
                 .enumerate()
-                .map(|(i, d)| Article {
+                .map(|(i, &(day_only, secs))| Article {
                     day_only,
-                    ..article(i, 100 * day + d * day)
+                    ..article(i, 100 * day + secs)
                 })
                 .collect();
             let e = arts.iter().map(|_| Embedding::Dense(v.clone())).collect();
@@ -1116,9 +1119,13 @@ mod tests {
                 .collect();
             canonical(&ids)
         };
-        assert_eq!(place(false, &[0, 1, 2]), vec![0, 1, 2]);
-        assert_eq!(place(true, &[0, 1, 2]), vec![0, 0, 0]);
-        assert_eq!(place(true, &[0, 2]), vec![0, 1]);
+        let days =
+            |day_only: bool, ds: &[i64]| ds.iter().map(|d| (day_only, d * day)).collect::<Vec<_>>();
+        assert_eq!(place(&days(false, &[0, 1, 2])), vec![0, 1, 2]);
+        assert_eq!(place(&days(true, &[0, 1, 2])), vec![0, 0, 0]);
+        assert_eq!(place(&days(true, &[0, 2])), vec![0, 1]);
+        assert_eq!(place(&[(true, 0), (false, 20 * 3600)]), vec![0, 1]);
+        assert_eq!(place(&[(true, 0), (false, 3600)]), vec![0, 0]);
     }
 
     #[test]
