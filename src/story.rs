@@ -556,21 +556,16 @@ mod pairs_b64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[(u32, f32)], s: S) -> Result<S::Ok, S::Error> {
-        let flat: Vec<u32> = v.iter().flat_map(|(k, w)| [*k, w.to_bits()]).collect();
-        s.serialize_str(&super::codec::encode_u32s(&flat))
+        let pairs = v.iter().map(|(k, w)| (*k, w.to_bits()));
+        s.serialize_str(&super::codec::encode_u32_pairs(pairs))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u32, f32)>, D::Error> {
         let text = String::deserialize(d)?;
-        let flat = super::codec::decode_u32s(&text).map_err(serde::de::Error::custom)?;
-        if flat.len() % 2 != 0 {
-            return Err(serde::de::Error::custom(
-                "odd number of sparse-vector words",
-            ));
-        }
-        let v: Vec<(u32, f32)> = flat
-            .chunks_exact(2)
-            .map(|p| (p[0], f32::from_bits(p[1])))
+        let pairs = super::codec::decode_u32_pairs(&text).map_err(serde::de::Error::custom)?;
+        let v: Vec<(u32, f32)> = pairs
+            .into_iter()
+            .map(|(k, w)| (k, f32::from_bits(w)))
             .collect();
         let ok = v.windows(2).all(|p| p[0].0 < p[1].0) && v.iter().all(|(_, w)| w.is_finite());
         if !ok {
@@ -594,19 +589,13 @@ mod df_b64 {
     pub fn serialize<S: Serializer>(m: &Map, s: S) -> Result<S::Ok, S::Error> {
         let mut pairs: Vec<(u32, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
         pairs.sort_unstable();
-        let flat: Vec<u32> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
-        s.serialize_str(&super::codec::encode_u32s(&flat))
+        s.serialize_str(&super::codec::encode_u32_pairs(pairs))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
         let text = String::deserialize(d)?;
-        let flat = super::codec::decode_u32s(&text).map_err(serde::de::Error::custom)?;
-        if flat.len() % 2 != 0 {
-            return Err(serde::de::Error::custom(
-                "odd number of document-frequency words",
-            ));
-        }
-        Ok(flat.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+        let pairs = super::codec::decode_u32_pairs(&text).map_err(serde::de::Error::custom)?;
+        Ok(pairs.into_iter().collect())
     }
 }
 

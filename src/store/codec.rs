@@ -36,6 +36,24 @@ pub fn decode_u32s(text: &str) -> Result<Vec<u32>, &'static str> {
         .collect())
 }
 
+/// Encodes `(a, b)` pairs as [`encode_u32s`] of `a, b, a, b, …`.
+pub fn encode_u32_pairs(pairs: impl IntoIterator<Item = (u32, u32)>) -> String {
+    let flat: Vec<u32> = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+    encode_u32s(&flat)
+}
+
+/// Decodes what [`encode_u32_pairs`] wrote.
+///
+/// # Errors
+/// A short reason when the text is not base64 of a whole number of `u32` pairs.
+pub fn decode_u32_pairs(text: &str) -> Result<Vec<(u32, u32)>, &'static str> {
+    let flat = decode_u32s(text)?;
+    if flat.len() % 2 != 0 {
+        return Err("odd number of words for pairs");
+    }
+    Ok(flat.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+}
+
 fn decode_words(text: &str) -> Result<Vec<[u8; 4]>, &'static str> {
     let bytes = decode(text)?;
     if bytes.len() % 4 != 0 {
