@@ -139,7 +139,13 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     let opts = RunOptions {
         strict: args.strict,
         progress: !args.quiet && std::io::stderr().is_terminal(),
-        ingest_time: crate::time::now_millis() / 1000,
+        ingest_time: match &args.now {
+            Some(t) => crate::time::parse_instant(t).map_err(|why| Error::Config {
+                origin: "--now".into(),
+                message: format!("{why}: {t:?}"),
+            })?,
+            None => crate::time::now_millis() / 1000,
+        },
     };
     let mut outcome = pipeline::run(
         &cfg, inputs, state, &*embedder, cache, &*labeler, &symbols, &opts, pool,
@@ -206,6 +212,13 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     let mut stderr = std::io::stderr().lock();
     for r in &outcome.rejects {
         let _ = writeln!(stderr, "rejected {r}");
+    }
+    for n in &outcome.notices {
+        let what = match n.kind {
+            crate::article::NoticeKind::FutureDated => "future-dated",
+            crate::article::NoticeKind::IdCollision => "id collision",
+        };
+        let _ = writeln!(stderr, "{what} {n}");
     }
     if outcome.rejects.len() > MAX_REJECTS_LOGGED {
         tracing::warn!(
@@ -418,7 +431,7 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
             let opts = RunOptions {
                 strict: false,
                 progress: false,
-                ingest_time: 0,
+                ingest_time: crate::time::now_millis() / 1000,
             };
             let state = StoryState::new(embedder.fingerprint(), embedder.dim());
             let input = vec![RunInput::Bytes {

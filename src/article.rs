@@ -117,3 +117,48 @@ impl fmt::Display for Reject {
         }
     }
 }
+
+/// Why an accepted record was not taken exactly as it came. Each kind is counted in the
+/// summary and listed like a reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NoticeKind {
+    /// `published_at` was later than the run's wall clock plus `ingest.max_future_secs`: the
+    /// article was clustered at its ingest time instead.
+    FutureDated,
+    /// The id was already taken by another article with different content (another url,
+    /// another title and body): the article was kept under a qualified id.
+    IdCollision,
+}
+
+impl NoticeKind {
+    /// Stable camelCase name used in summaries and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::FutureDated => "futureDated",
+            NoticeKind::IdCollision => "idCollision",
+        }
+    }
+}
+
+/// An accepted record that was changed to be usable: where, which article, and what was done.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// File and line of the record.
+    pub origin: Origin,
+    /// The kind, for counting.
+    pub kind: NoticeKind,
+    /// The article's id as the engine now knows it.
+    pub id: String,
+    /// Human-readable detail.
+    pub detail: String,
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = match self.kind {
+            NoticeKind::FutureDated => "published_at",
+            NoticeKind::IdCollision => "id",
+        };
+        write!(f, "{}: field `{field}`: {}", self.origin, self.detail)
+    }
+}

@@ -180,6 +180,11 @@ pub struct RunArgs {
     /// No progress bar and no human summary (for cron).
     #[arg(long, short)]
     pub quiet: bool,
+    /// The run's wall clock (RFC 3339 or epoch seconds; default: now): the time of articles
+    /// without a date, and the limit past which a date is in the future
+    /// (`ingest.max_future_secs`). For replaying generated or archived dumps.
+    #[arg(long, value_name = "TIME", env = "PERPS_NEWS_NOW")]
+    pub now: Option<String>,
     /// Use Redis for the cache, the story state (unless --state) and publishing, connecting
     /// as the pipeline's [redis] section and REDIS_* variables say.
     #[arg(long)]

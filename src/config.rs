@@ -159,6 +159,11 @@ pub struct IngestConfig {
     /// cost per-batch overhead and small matrix products. `batch_size` stays the minimum;
     /// `run --batch-size` turns this off. Results do not depend on it.
     pub auto_batch: bool,
+    /// How far past the run's wall clock a publication time may be (seconds). A later time
+    /// cannot be true (a wrong year, a wrong time zone, a placeholder date): the article is
+    /// clustered at its ingest time instead, and counted and listed as `futureDated`. One
+    /// such record can then never move the state's clock past the present.
+    pub max_future_secs: i64,
 }
 
 impl Default for IngestConfig {
@@ -167,6 +172,7 @@ impl Default for IngestConfig {
             batch_size: 20,
             max_article_bytes: 1 << 20,
             auto_batch: true,
+            max_future_secs: 3600,
         }
     }
 }
@@ -273,8 +279,16 @@ pub struct ClusterConfig {
     /// Similarity lost per hour between an article and its story's latest article. News
     /// stories break in bursts: an article hours after a story went quiet needs to be
     /// closer to join it, and two look-alike events (two exchange hacks on one day) stay
-    /// apart. Capped at `window_hours`.
+    /// apart. It starts after `time_plateau_hours` and stops growing at `time_penalty_max`.
     pub time_penalty_per_hour: f32,
+    /// Hours between an article and a story's latest article that cost nothing: publishers'
+    /// clocks and time zones are often off by an hour or more, and follow-ups come hours
+    /// later.
+    pub time_plateau_hours: f32,
+    /// The most the time penalty can take off a score, however far apart the two are (the
+    /// window still bounds how far). Without a cap, a feed whose clock is a few hours off
+    /// could never join anything.
+    pub time_penalty_max: f32,
     /// A story with no new article for this many hours goes inactive and takes no more
     /// articles.
     pub window_hours: f64,
@@ -305,12 +319,26 @@ impl std::fmt::Display for Linkage {
     }
 }
 
+impl ClusterConfig {
+    /// The score an article loses against a story whose latest article is `gap_hours` away:
+    /// nothing within the plateau, then `time_penalty_per_hour` for each hour past it, at
+    /// most `time_penalty_max` (and the gap is capped at the window). Never negative, so it
+    /// only lowers scores and the candidate pruning stays exact.
+    pub fn time_penalty(&self, gap_hours: f32) -> f32 {
+        let gap = gap_hours.min(self.window_hours as f32);
+        (self.time_penalty_per_hour * (gap - self.time_plateau_hours).max(0.0))
+            .min(self.time_penalty_max)
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             threshold: 0.12,
             linkage: Linkage::Average,
             time_penalty_per_hour: 0.1,
+            time_plateau_hours: 0.0,
+            time_penalty_max: f32::INFINITY,
             window_hours: 48.0,
             retain_hours: 168.0,
         }
@@ -567,6 +595,16 @@ impl PipelineConfig {
         }
         if self.cluster.time_penalty_per_hour.is_nan() || self.cluster.time_penalty_per_hour < 0.0 {
             return bad("cluster.time_penalty_per_hour must be >= 0".into());
+        }
+        let (plateau, cap) = (
+            self.cluster.time_plateau_hours,
+            self.cluster.time_penalty_max,
+        );
+        if plateau.is_nan() || plateau < 0.0 || cap.is_nan() || cap < 0.0 {
+            return bad("cluster.time_plateau_hours and time_penalty_max must be >= 0".into());
+        }
+        if self.ingest.max_future_secs < 0 {
+            return bad("ingest.max_future_secs must be >= 0".into());
         }
         let (w, r) = (self.cluster.window_hours, self.cluster.retain_hours);
         if w.is_nan() || w <= 0.0 || r.is_nan() || r < 0.0 {

@@ -61,6 +61,15 @@ pub struct Summary {
     pub duplicates: usize,
     /// Articles already in the state from an earlier run.
     pub already_known: usize,
+    /// Articles clustered that were older than the state's clock minus the window (a
+    /// backfill, a feed hours behind): clustered among the stories of their own time.
+    pub late: usize,
+    /// Articles dated later than the run's wall clock plus `ingest.max_future_secs`:
+    /// clustered at their ingest time instead.
+    pub future_dated: usize,
+    /// Articles whose id another article with other content had taken: kept under a
+    /// qualified id (`ID@SOURCE`).
+    pub id_collisions: usize,
     /// Stories opened or joined by this run.
     pub stories_touched: usize,
     /// Stories active in the state after the run.
@@ -112,6 +121,9 @@ impl Summary {
             rejected_by_reason: by_reason,
             duplicates,
             already_known: collected.known,
+            late: 0,
+            future_dated: 0,
+            id_collisions: 0,
             stories_touched: collected.touched.len(),
             active_stories: state.stories.len(),
             redis: None,
@@ -149,6 +161,28 @@ impl Summary {
             "stories:  {} clustered into {} stories ({} new); {} active\n",
             self.total_processed, self.stories_touched, self.new_clusters, self.active_stories
         ));
+        let mut times = Vec::new();
+        if self.late > 0 {
+            times.push(format!(
+                "{} late (older than the state's window; clustered among the stories of their own time)",
+                self.late
+            ));
+        }
+        if self.future_dated > 0 {
+            times.push(format!(
+                "{} future-dated (clustered at the ingest time)",
+                self.future_dated
+            ));
+        }
+        if self.id_collisions > 0 {
+            times.push(format!(
+                "{} id collisions (reused ids kept as ID@SOURCE)",
+                self.id_collisions
+            ));
+        }
+        if !times.is_empty() {
+            out.push_str(&format!("input:    {}\n", times.join("; ")));
+        }
         out.push_str(&format!(
             "cache:    {} hits, {} misses ({:.1}% hit rate)\n",
             self.cache_stats.hits,

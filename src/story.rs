@@ -119,8 +119,9 @@ impl Story {
     /// the gap between the two spans, zero when they can overlap. A story's day-only member
     /// (see `last_until`) widens it only for an article that is day-only too: an exactly
     /// timed article is measured from `last_seen`, so one midnight stamp in a precise feed
-    /// cannot lift the time penalty of its story for a whole day. With exact times,
-    /// `|t - last_seen|`.
+    /// cannot lift the time penalty of its story for a whole day. With exact times and an
+    /// article after the story, `t - last_seen`; an article inside the story's span has no
+    /// gap, and one before it is measured to `first_seen`.
     pub fn gap_hours(&self, t: i64, until: i64) -> f32 {
         let secs = if t >= self.last_seen {
             // A story's day-only member widens it only for an article that is day-only too.
@@ -129,8 +130,12 @@ impl Story {
             } else {
                 self.last_seen
             }
+        } else if until >= self.first_seen {
+            // Within the story's span (a late article among the story's own): no gap.
+            0
         } else {
-            self.last_seen - until
+            // Before the story began (a late article against a later story).
+            self.first_seen - until
         };
         secs.max(0) as f32 / 3600.0
     }
@@ -435,6 +440,46 @@ impl StoryState {
         Ok(())
     }
 
+    /// Repairs a state whose clock is later than `now + max_future` (written by a version
+    /// that let one future-dated article move the clock): every time later than `now` is
+    /// set to `now`, and so is the clock. Returns what changed, for a warning, or `None`
+    /// when the state was sound.
+    pub fn repair_future(&mut self, now: i64, max_future: i64) -> Option<String> {
+        if self.clock <= now.saturating_add(max_future) {
+            return None;
+        }
+        let was = self.clock;
+        let clamp = |t: &mut i64| *t = (*t).min(now);
+        let mut stories = 0;
+        for s in &mut self.stories {
+            if s.last_seen.max(s.last_until) > now {
+                stories += 1;
+            }
+            clamp(&mut s.first_seen);
+            clamp(&mut s.last_seen);
+            clamp(&mut s.last_until);
+            s.times.iter_mut().for_each(clamp);
+            s.sources.iter_mut().for_each(|(_, t)| clamp(t));
+            if let Some(t) = s.breaking_at.as_mut() {
+                clamp(t);
+            }
+        }
+        for r in &mut self.retired {
+            if r.last_seen > now {
+                stories += 1;
+            }
+            clamp(&mut r.first_seen);
+            clamp(&mut r.last_seen);
+        }
+        self.clock = now;
+        Some(format!(
+            "the state's clock was {} (in the future); set to now ({}), and the times of {stories} \
+             stories later than now set to now",
+            crate::time::format_rfc3339(was),
+            crate::time::format_rfc3339(now),
+        ))
+    }
+
     /// The story an article already belongs to, by id or by url hash.
     pub fn known(&self, article_id: &str, url_key: Option<u64>) -> Option<&str> {
         self.ids
@@ -476,11 +521,15 @@ impl StoryState {
         &mut self.centroids[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// Moves stories whose last article is older than `window` seconds before the clock out
-    /// of the active set, and forgets retired stories older than `window + retain`.
-    /// Returns how many stories were retired.
-    pub fn retire(&mut self, window: i64, retain: i64) -> usize {
-        let cutoff = self.clock.saturating_sub(window);
+    /// Moves stories whose last article is older than `window` seconds before `now` out of
+    /// the active set, and forgets retired stories whose last article is older than
+    /// `window + retain` before `forget_now`. Returns how many stories were retired.
+    ///
+    /// The clusterer passes the latest article time of its run for both while a run is in
+    /// progress (a late dump's stories stay joinable by the later articles of that dump),
+    /// then the state's clock for `now` at the end of the run.
+    pub fn retire(&mut self, now: i64, forget_now: i64, window: i64, retain: i64) -> usize {
+        let cutoff = now.saturating_sub(window);
         let mut retired = 0;
         let mut i = 0;
         while i < self.stories.len() {
@@ -513,7 +562,7 @@ impl StoryState {
                 i += 1;
             }
         }
-        let forget = cutoff.saturating_sub(retain);
+        let forget = forget_now.saturating_sub(window).saturating_sub(retain);
         // In place: this runs after every batch, and most batches forget nothing.
         let mut dropped = Vec::new();
         self.retired.retain(|r| {

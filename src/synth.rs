@@ -70,7 +70,8 @@ impl Default for SynthConfig {
 /// One generated article; serialises to the project's input format.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SynthArticle {
-    /// Unique id, zero padded so that lexical order equals emission order (`a000123`).
+    /// Unique id: the seed, then the article's number zero padded so that lexical order
+    /// equals emission order (`g42-a000123`). Two seeds never share an id.
     pub id: String,
     /// Headline.
     pub title: String,
@@ -2403,6 +2404,8 @@ impl<'a> Generator<'a> {
     fn run(mut self, mut sink: impl FnMut(SynthArticle)) {
         let (stories, plan) = self.plan();
         let id_width = digits(plan.len().saturating_sub(1)).max(6);
+        // The seed is part of every id, so dumps of two seeds never share an id.
+        let seed_prefix = format!("g{}-a", self.cfg.seed);
         let label_width = digits(stories.len().saturating_sub(1)).max(4);
         // Labels are numbered in order of first appearance.
         let mut label_of = vec![usize::MAX; stories.len()];
@@ -2439,8 +2442,8 @@ impl<'a> Generator<'a> {
             slugify_into(&mut url, &title);
             url.push('-');
             push_padded(&mut url, 100_000 + i as u64, 0);
-            let mut id = String::with_capacity(id_width + 1);
-            id.push('a');
+            let mut id = String::with_capacity(id_width + 24);
+            id.push_str(&seed_prefix);
             push_padded(&mut id, i as u64, id_width);
             let mut label = String::with_capacity(label_width + 6);
             label.push_str("story-");

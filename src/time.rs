@@ -117,6 +117,17 @@ pub fn parse_rfc3339_precision(text: &str) -> Result<(i64, bool), &'static str> 
     ))
 }
 
+/// An instant given as RFC 3339 or as epoch seconds.
+///
+/// # Errors
+/// A reason when it is neither.
+pub fn parse_instant(text: &str) -> Result<i64, &'static str> {
+    match text.trim().parse::<i64>() {
+        Ok(secs) => Ok(secs),
+        Err(_) => parse_rfc3339(text.trim()),
+    }
+}
+
 /// Formats epoch seconds as `YYYY-MM-DDThh:mm:ssZ`.
 pub fn format_rfc3339(epoch: i64) -> String {
     let days = epoch.div_euclid(86_400);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{CHANNEL_CAPACITY, FirstError, drive};
-use crate::article::Reject;
+use crate::article::{Notice, NoticeKind, Reject};
 use crate::config::PipelineConfig;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -74,6 +74,9 @@ pub struct RunOutcome {
     pub rejects: Vec<Reject>,
     /// Records folded into an earlier identical one.
     pub duplicates: Vec<Duplicate>,
+    /// Accepted records changed to be usable (future dates clamped, reused ids qualified),
+    /// in input order.
+    pub notices: Vec<Notice>,
     /// Per input, in order: (name, records, accepted).
     pub per_input: Vec<(String, usize, usize)>,
     /// Stories opened or turned breaking, in order.
@@ -92,6 +95,7 @@ struct Ingested {
     per_input: Vec<(String, usize, usize)>,
     rejects: Vec<Reject>,
     duplicates: Vec<Duplicate>,
+    notices: Vec<Notice>,
     time: Duration,
 }
 
@@ -112,6 +116,10 @@ pub fn run(
     pool: &rayon::ThreadPool,
 ) -> Result<RunOutcome> {
     let started = Instant::now();
+    let mut state = state;
+    if let Some(what) = state.repair_future(opts.ingest_time, cfg.ingest.max_future_secs) {
+        tracing::warn!("Repaired the story state: {what}.");
+    }
     let fail = FirstError::default();
     let progress = opts.progress.then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -192,6 +200,7 @@ pub fn run(
 
     let clusterer = cluster.into_clusterer();
     let opened = clusterer.opened();
+    let late = clusterer.late();
     let cluster_stats = clusterer.stats();
     let mut state = clusterer.into_state();
     let collected = publish.into_collected();
@@ -265,6 +274,10 @@ pub fn run(
         times,
     );
     summary.deferred = deferred.len();
+    summary.late = late;
+    let count = |k| ingested.notices.iter().filter(|n| n.kind == k).count();
+    summary.future_dated = count(NoticeKind::FutureDated);
+    summary.id_collisions = count(NoticeKind::IdCollision);
     tracing::info!(
         pipeline = %cfg.name,
         processed = summary.total_processed,
@@ -279,6 +292,7 @@ pub fn run(
         stories,
         rejects: ingested.rejects,
         duplicates: ingested.duplicates,
+        notices: ingested.notices,
         per_input: ingested.per_input,
         events: collected.events.clone(),
         deferred,
@@ -328,7 +342,15 @@ fn ingest_source(
     {
         tracing::warn!(origin = %r.origin, kind = r.kind.as_str(), field = r.field, "Rejected record: {}", r.reason);
     }
-    let (articles, duplicates) = ingest::dedup_and_order(parsed.articles, opts.ingest_time);
+    let mut articles = parsed.articles;
+    let mut notices =
+        ingest::clamp_future(&mut articles, opts.ingest_time, cfg.ingest.max_future_secs);
+    let deduped = ingest::dedup_and_order(articles, opts.ingest_time);
+    notices.extend(deduped.collisions);
+    notices.sort_by(|a, b| {
+        (a.origin.file.as_ref(), a.origin.line).cmp(&(b.origin.file.as_ref(), b.origin.line))
+    });
+    let (articles, duplicates) = (deduped.articles, deduped.duplicates);
     if let Some(p) = progress {
         p.set_length(articles.len() as u64);
     }
@@ -351,6 +373,7 @@ fn ingest_source(
         records: parsed.records,
         rejects: parsed.rejects,
         duplicates,
+        notices,
         time,
     })
 }

@@ -175,6 +175,12 @@ pub struct Clusterer {
     breaking_window: i64,
     state: StoryState,
     opened: usize,
+    /// The state's clock when this clusterer took it over (the run's start).
+    start_clock: i64,
+    /// The latest article time this run has processed (articles come in time order).
+    run_latest: i64,
+    /// Articles clustered by this run that were older than `start_clock - window`.
+    late: usize,
     stats: ClusterStats,
     /// Similarity blocks kept between chunks.
     scratch: Vec<Vec<f32>>,
@@ -187,6 +193,9 @@ impl Clusterer {
             breaking_sources: 0,
             breaking_window: 0,
             cfg,
+            start_clock: state.clock,
+            run_latest: i64::MIN,
+            late: 0,
             state,
             opened: 0,
             stats: ClusterStats::default(),
@@ -211,9 +220,29 @@ impl Clusterer {
         self.opened
     }
 
-    /// The state, for saving.
-    pub fn into_state(self) -> StoryState {
+    /// Articles clustered so far that were late: older than the state's clock at the start
+    /// of the run minus the window (a backfill, a feed delivering hours late). They were
+    /// clustered against the stories of their own time.
+    pub fn late(&self) -> usize {
+        self.late
+    }
+
+    /// The state, for saving: stories the clock has left behind are retired. Stories
+    /// forgotten are those older than `window + retain` before the run's latest article, so
+    /// a late dump's stories are remembered at least until the next run.
+    pub fn into_state(mut self) -> StoryState {
+        let (window, retain) = self.window_retain();
+        let forget_now = self.run_latest.min(self.state.clock);
         self.state
+            .retire(self.state.clock, forget_now, window, retain);
+        self.state
+    }
+
+    fn window_retain(&self) -> (i64, i64) {
+        (
+            (self.cfg.window_hours * 3600.0) as i64,
+            (self.cfg.retain_hours * 3600.0) as i64,
+        )
     }
 
     /// Read access to the state.
@@ -250,11 +279,11 @@ impl Clusterer {
             })
             .unzip();
         let margin = rescore_margin(dim);
-        let threshold = self.cfg.threshold;
-        let penalty = self.cfg.time_penalty_per_hour;
-        let linkage = self.cfg.linkage;
-        let max_gap_hours = self.cfg.window_hours as f32;
-        let window = (self.cfg.window_hours * 3600.0) as i64;
+        let cfg = self.cfg.clone();
+        let threshold = cfg.threshold;
+        let linkage = cfg.linkage;
+        let (window, retain) = self.window_retain();
+        let late_before = self.start_clock.saturating_sub(window);
         let mut touched_order: Vec<usize> = Vec::new();
         let mut touched_set: HashSet<usize> = HashSet::new();
         let mut titles: HashMap<usize, Vec<String>> = HashMap::new();
@@ -296,6 +325,7 @@ impl Clusterer {
                 let (a, v) = (&articles[i], &vectors[i]);
                 let (t, until) = (a.time(ingest_time), a.time_until(ingest_time));
                 self.state.clock = self.state.clock.max(t);
+                self.run_latest = self.run_latest.max(t);
                 let ukey = a.url_key;
                 if let Some(story) = &known[i] {
                     out.assignments.push(Assignment {
@@ -306,7 +336,15 @@ impl Clusterer {
                     });
                     continue;
                 }
-                let cutoff = self.state.clock.saturating_sub(window);
+                // The stories of the article's own time: active within the window before
+                // it, and not begun more than a window after it. For articles in time order
+                // that is the window before the clock; a late article (a backfill, a feed
+                // hours behind) is thereby clustered among the stories of its time instead
+                // of opening a story that is closed at once.
+                let (cutoff, horizon) = (t.saturating_sub(window), until.saturating_add(window));
+                if t < late_before {
+                    self.late += 1;
+                }
                 let exact = sparse[i].as_deref();
                 // Stories whose dense score reaches `reach` are candidates: the threshold
                 // itself, or `margin` below it when the decision is made on exact vectors.
@@ -315,10 +353,10 @@ impl Clusterer {
                 pre.clear();
                 let mut consider = |slot: usize, state: &StoryState| {
                     let s = &state.stories[slot];
-                    if s.last_seen < cutoff {
+                    if s.last_seen < cutoff || s.first_seen > horizon {
                         return;
                     }
-                    let time = penalty * s.gap_hours(t, until).min(max_gap_hours);
+                    let time = cfg.time_penalty(s.gap_hours(t, until));
                     let link = match linkage {
                         Linkage::Average => state.cohesions[slot],
                         Linkage::Centroid => 1.0,
@@ -420,8 +458,11 @@ impl Clusterer {
                 }
             })
             .collect();
-        let retain = (self.cfg.retain_hours * 3600.0) as i64;
-        self.state.retire(window, retain);
+        // Retired by the run's latest article, not the state's clock: a late dump's stories
+        // stay joinable by the rest of it whatever the batching (later articles of the run
+        // can only reach stories within the window before them).
+        let now = self.run_latest.min(self.state.clock);
+        self.state.retire(now, now, window, retain);
         out
     }
 

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::article::{Article, Origin, Reject, RejectKind};
+use crate::article::{Article, Notice, NoticeKind, Origin, Reject, RejectKind};
 use crate::error::{Error, Result};
 
 /// Below this many records parsing stays on the calling thread: waking the pool costs more
@@ -583,17 +583,128 @@ pub struct Duplicate {
     pub origin: Origin,
 }
 
-/// Removes exact duplicates (same id, same url, or same normalised text), keeping the first
-/// in input order, then orders the rest by (time, id) — the order clustering requires.
-pub fn dedup_and_order(articles: Vec<Article>, ingest_time: i64) -> (Vec<Article>, Vec<Duplicate>) {
+/// A day-only date names a day that may begin up to 14 hours before midnight UTC (UTC+14):
+/// only a day starting later than that past the tolerance is in the future.
+const DAY_ONLY_SLACK_SECS: i64 = 14 * 3600;
+
+/// Clamps publication times later than `now + max_future` to `now` (the run's ingest time):
+/// such a time cannot be true, and one of them would move the state's clock into the future,
+/// where every later article is too old for any story. Returns one notice per article.
+pub fn clamp_future(articles: &mut [Article], now: i64, max_future: i64) -> Vec<Notice> {
+    let limit = now.saturating_add(max_future);
+    let mut notices = Vec::new();
+    for a in articles.iter_mut() {
+        let Some(t) = a.published_at else { continue };
+        let earliest = if a.day_only {
+            t.saturating_sub(DAY_ONLY_SLACK_SECS)
+        } else {
+            t
+        };
+        if earliest > limit {
+            notices.push(Notice {
+                origin: a.origin.clone(),
+                kind: NoticeKind::FutureDated,
+                id: a.id.clone(),
+                detail: format!(
+                    "{} is {} in the future (limit ingest.max_future_secs = {max_future}); \
+                     clustered at the ingest time {}",
+                    crate::time::format_rfc3339(t),
+                    human_secs(t - now),
+                    crate::time::format_rfc3339(now),
+                ),
+            });
+            a.published_at = Some(now);
+            a.day_only = false;
+        }
+    }
+    notices
+}
+
+/// `90061` → "1d 1h", `5400` → "1h 30m", `42` → "42s".
+fn human_secs(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// The id a reused id is kept under: `ID@SOURCE`, or `ID@` and a content hash when the
+/// article has no source (or that id is taken too).
+fn qualified_id(
+    a: &Article,
+    text: u128,
+    url: Option<u64>,
+    taken: &HashMap<String, usize>,
+    kept: &[Article],
+    texts: &[u128],
+) -> String {
+    let Some(id) = a.source.as_deref().map(|s| format!("{}@{s}", a.id)) else {
+        return format!("{}@{:08x}", a.id, text as u32);
+    };
+    match taken.get(&id) {
+        // Free, or taken by this same article (a repeat): `ID@SOURCE`.
+        None => id,
+        Some(&k) if texts[k] == text || (url.is_some() && kept[k].url_key == url) => id,
+        Some(_) => format!("{id}#{:08x}", text as u32),
+    }
+}
+
+/// What [`dedup_and_order`] made of a run's articles.
+#[derive(Debug, Default)]
+pub struct Deduped {
+    /// The articles to cluster, in (time, id) order.
+    pub articles: Vec<Article>,
+    /// Records folded into an earlier one.
+    pub duplicates: Vec<Duplicate>,
+    /// Articles whose id another article with other content had taken: kept under a
+    /// qualified id ([`NoticeKind::IdCollision`]).
+    pub collisions: Vec<Notice>,
+}
+
+/// Removes exact duplicates (same id with the same url or text, same url, or same normalised
+/// text), keeping the first in input order, then orders the rest by (time, id) — the order
+/// clustering requires.
+///
+/// Ids are only unique within a feed: an article whose id is taken by an article with other
+/// content (another url, or no shared url and another title and body) is not a duplicate. It
+/// is kept as `ID@SOURCE` (see [`qualified_id`]) and reported as a collision.
+pub fn dedup_and_order(articles: Vec<Article>, ingest_time: i64) -> Deduped {
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut by_url: HashMap<u64, usize> = HashMap::new();
     let mut by_text: HashMap<u128, usize> = HashMap::new();
     let mut keep: Vec<Article> = Vec::with_capacity(articles.len());
+    let mut texts: Vec<u128> = Vec::with_capacity(articles.len());
     let mut dups = Vec::new();
-    for a in articles {
+    let mut collisions = Vec::new();
+    for mut a in articles {
         let u = a.url_key;
         let t = text_key(&a.title, &a.body);
+        if let Some(&k) = by_id.get(&a.id) {
+            let same_url = u.is_some() && u == keep[k].url_key;
+            if !same_url && texts[k] != t {
+                let id = qualified_id(&a, t, u, &by_id, &keep, &texts);
+                // A repeat of an article already kept under the qualified id is a duplicate
+                // of it, not another collision.
+                let repeat = by_id.contains_key(&id);
+                if repeat {
+                    a.id = id;
+                } else {
+                    collisions.push(Notice {
+                        origin: a.origin.clone(),
+                        kind: NoticeKind::IdCollision,
+                        id: id.clone(),
+                        detail: format!(
+                            "id {:?} is also used by {} ({:?}) with other content; kept as {id:?}",
+                            a.id, keep[k].origin, keep[k].title
+                        ),
+                    });
+                    a.id = id;
+                }
+            }
+        }
         let first = by_id
             .get(&a.id)
             .or_else(|| u.and_then(|u| by_url.get(&u)))
@@ -615,13 +726,18 @@ pub fn dedup_and_order(articles: Vec<Article>, ingest_time: i64) -> (Vec<Article
         }
         by_text.insert(t, k);
         keep.push(a);
+        texts.push(t);
     }
     keep.sort_by(|a, b| {
         a.time(ingest_time)
             .cmp(&b.time(ingest_time))
             .then_with(|| a.id.cmp(&b.id))
     });
-    (keep, dups)
+    Deduped {
+        articles: keep,
+        duplicates: dups,
+        collisions,
+    }
 }
 
 /// Whether a path names an existing readable input (or stdin).
@@ -767,15 +883,88 @@ mod tests {
 {\"id\":\"a\",\"title\":\"Reused id\"}\n\
 {\"id\":\"e\",\"title\":\"Early\",\"published_at\":5}\n";
         let p = parse("d", text);
-        let (keep, dups) = dedup_and_order(p.articles, 1000);
+        let out = dedup_and_order(p.articles, 1000);
+        // "a" is reused with other content (no url, another title): a collision, kept under
+        // a qualified id (no source: a content hash), ordered by its ingest time.
+        let reused = &out.collisions[0].id;
+        assert!(reused.starts_with("a@"), "{reused}");
         assert_eq!(
-            keep.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
-            ["e", "a", "b"]
+            out.articles
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>(),
+            ["e", "a", "b", reused.as_str()]
         );
-        let d: Vec<(&str, &str)> = dups
+        let d: Vec<(&str, &str)> = out
+            .duplicates
             .iter()
             .map(|d| (d.id.as_str(), d.of.as_str()))
             .collect();
-        assert_eq!(d, [("c", "b"), ("d", "a"), ("a", "a")]);
+        assert_eq!(d, [("c", "b"), ("d", "a")]);
+        assert_eq!(out.collisions.len(), 1);
+        assert_eq!(out.collisions[0].origin.line, 5);
+    }
+
+    #[test]
+    fn reused_ids_with_other_content_are_collisions_qualified_by_source() {
+        let text =
+            b"{\"id\":1,\"title\":\"Bitcoin ETF sees record inflows\",\"source\":\"feed-a\"}\n\
+{\"id\":1,\"title\":\"Solana network halts block production\",\"source\":\"feed-b\"}\n\
+{\"id\":1,\"title\":\"Bitcoin ETF sees record inflows!\",\"source\":\"feed-c\"}\n\
+{\"id\":2,\"title\":\"One\",\"url\":\"https://x.io/2\"}\n\
+{\"id\":2,\"title\":\"One, edited\",\"url\":\"https://x.io/2?utm_source=t\"}\n\
+{\"id\":1,\"title\":\"Solana network halts block production\",\"source\":\"feed-b\"}\n";
+        let out = dedup_and_order(parse("c", text).articles, 0);
+        let ids: Vec<&str> = out.articles.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["1", "1@feed-b", "2"]);
+        // The same text (up to punctuation) under the same id, the same url under the same
+        // id, and a repeat of the collision are duplicates.
+        let d: Vec<(&str, &str)> = out
+            .duplicates
+            .iter()
+            .map(|d| (d.id.as_str(), d.of.as_str()))
+            .collect();
+        assert_eq!(d, [("1", "1"), ("2", "2"), ("1@feed-b", "1@feed-b")]);
+        assert_eq!(out.collisions.len(), 1, "{:?}", out.collisions);
+        assert!(
+            out.collisions[0]
+                .to_string()
+                .starts_with("c:2: field `id`: id \"1\" is also used by c:1"),
+            "{}",
+            out.collisions[0]
+        );
+    }
+
+    #[test]
+    fn future_dates_are_clamped_to_the_ingest_time_and_noted() {
+        let now = 1_795_132_800; // 2026-11-20T00:00:00Z
+        let text = format!(
+            "{{\"id\":\"f\",\"title\":\"x\",\"published_at\":\"2099-01-01T00:00:00Z\"}}\n\
+{{\"id\":\"ok\",\"title\":\"y\",\"published_at\":{}}}\n\
+{{\"id\":\"soon\",\"title\":\"z\",\"published_at\":{}}}\n\
+{{\"id\":\"day\",\"title\":\"w\",\"published_at\":\"2026-11-20\"}}\n",
+            now + 3600,
+            now + 3601
+        );
+        let mut arts = parse("t.jsonl", text.as_bytes()).articles;
+        // A day-only date whose day has begun east of UTC (12 hours before its UTC midnight)
+        // is not in the future either.
+        let mut day = vec![arts[3].clone()];
+        assert!(clamp_future(&mut day, now - 12 * 3600, 3600).is_empty());
+        let notes = clamp_future(&mut arts, now, 3600);
+        let ids: Vec<&str> = notes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["f", "soon"]);
+        assert_eq!(notes[0].kind, NoticeKind::FutureDated);
+        assert!(
+            notes[0]
+                .to_string()
+                .starts_with("t.jsonl:1: field `published_at`: 2099-01-01T00:00:00Z is"),
+            "{}",
+            notes[0]
+        );
+        assert_eq!(arts[0].published_at, Some(now));
+        assert_eq!(arts[1].published_at, Some(now + 3600));
+        // Today's date, given as a day only, is not in the future.
+        assert!(arts[3].day_only && arts[3].published_at == Some(now));
     }
 }
