@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 
 const QUEUE_DB: u8 = 2;
 
-/// Stories `perps-news run fixtures/news-100.jsonl` opens with the default pipeline.
-const NEWS_100_STORIES: usize = 19;
+/// Stories `perps-news run fixtures/news-100.jsonl` opens with the default pipeline (9 since
+/// the time model of issue 14 stopped telling the fixture's look-alikes apart by minutes).
+const NEWS_100_STORIES: usize = 9;
 
 fn node_project() -> PathBuf {
     let dir = root("tests/bullmq");

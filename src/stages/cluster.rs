@@ -15,8 +15,8 @@
 //!    similarity cannot move further than the centroid did); and against every story opened
 //!    in the chunk. Its score with a story is that similarity — times the story's cohesion
 //!    under `linkage = "average"`, which makes it the mean similarity with the story's
-//!    articles — minus `time_penalty_per_hour` for each hour between the article and the
-//!    story's latest article; it joins the best story scoring at or above `threshold` (ties:
+//!    articles — minus the time penalty ([`ClusterConfig::time_penalty`]) of the hours
+//!    between the article and the story's latest article; it joins the best story scoring at or above `threshold` (ties:
 //!    the older story) or opens a new one. (Cohesion is at most 1 and the penalty only lowers
 //!    scores, so the pruning on the centroid similarity stays exact.)
 //!
@@ -863,7 +863,7 @@ mod tests {
                     }
                 };
                 let gap = ((t - s.last).abs() as f32 / 3600.0).min(cfg.window_hours as f32);
-                let sim = link - cfg.time_penalty_per_hour * gap;
+                let sim = link - cfg.time_penalty(gap);
                 if sim >= cfg.threshold && best.is_none_or(|(b, _)| sim > b) {
                     best = Some((sim, j));
                 }
@@ -936,16 +936,19 @@ mod tests {
         let arts: Vec<Article> = (0..n)
             .map(|i| article(i, 1_000_000 + i as i64 * 400))
             .collect();
-        for (linkage, penalty) in [
-            (Linkage::Average, 0.0),
-            (Linkage::Average, 0.05),
-            (Linkage::Centroid, 0.0),
-            (Linkage::Centroid, 0.05),
+        for (linkage, penalty, plateau, cap) in [
+            (Linkage::Average, 0.0, 0.0, f32::INFINITY),
+            (Linkage::Average, 0.05, 0.0, f32::INFINITY),
+            (Linkage::Average, 0.05, 1.0, 0.1),
+            (Linkage::Centroid, 0.0, 0.0, f32::INFINITY),
+            (Linkage::Centroid, 0.05, 0.0, f32::INFINITY),
         ] {
             let cfg = ClusterConfig {
                 threshold: 0.25,
                 linkage,
                 time_penalty_per_hour: penalty,
+                time_plateau_hours: plateau,
+                time_penalty_max: cap,
                 window_hours: 24.0,
                 ..ClusterConfig::default()
             };
@@ -1028,7 +1031,7 @@ mod tests {
                     continue;
                 }
                 let gap = ((at - s.last).abs() as f32 / 3600.0).min(cfg.window_hours as f32);
-                let pen = cfg.time_penalty_per_hour * gap;
+                let pen = cfg.time_penalty(gap);
                 let mut c = s.sum.clone();
                 kernels::normalize(&mut c);
                 let coh = crate::story::cohesion(&s.sum, s.n);
@@ -1083,6 +1086,8 @@ mod tests {
         let cfg = ClusterConfig {
             threshold: 0.2,
             time_penalty_per_hour: 0.02,
+            time_plateau_hours: 0.0,
+            time_penalty_max: f32::INFINITY,
             window_hours: 24.0,
             ..ClusterConfig::default()
         };
@@ -1127,6 +1132,8 @@ mod tests {
         let cfg = ClusterConfig {
             threshold: 0.5,
             time_penalty_per_hour: 0.1,
+            time_plateau_hours: 0.0,
+            time_penalty_max: f32::INFINITY,
             window_hours: 96.0,
             ..ClusterConfig::default()
         };
