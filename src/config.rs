@@ -417,6 +417,9 @@ pub struct RedisConfig {
     pub stream_maxlen: u64,
     /// How long a run waits for another run's state lock, in seconds.
     pub lock_wait_secs: u64,
+    /// Lease of the state lock, in milliseconds: a run that stalls longer (paused, swapped
+    /// out) loses the lock, and its save is refused. A heartbeat renews it every third.
+    pub lock_lease_ms: u64,
     /// Events that could not be published are kept here and sent by the next run.
     pub spool_path: String,
     /// A local copy of the story state, used when Redis is down at the start of a run.
@@ -441,6 +444,7 @@ impl Default for RedisConfig {
             retry_ms: 10_000,
             stream_maxlen: 10_000,
             lock_wait_secs: 30,
+            lock_lease_ms: 30_000,
             spool_path: "perps-news.spool.jsonl".into(),
             state_mirror_path: "perps-news.state.json".into(),
         }
@@ -574,6 +578,12 @@ impl PipelineConfig {
         }
         if self.redis.cache_db > 15 || self.redis.queue_db > 15 || self.redis.db > 15 {
             return bad("redis DB numbers must be 0..=15".into());
+        }
+        if self.redis.lock_lease_ms < 100 {
+            return bad(format!(
+                "redis.lock_lease_ms must be at least 100, got {}",
+                self.redis.lock_lease_ms
+            ));
         }
         let api = &self.api;
         if api.concurrency == 0 || api.concurrency > 256 {

@@ -41,6 +41,7 @@ pub const LAST_RUN_KEY: &str = "perps:runs:last";
 pub struct Pool {
     pool: r2d2::Pool<Manager>,
     client: redis::Client,
+    auth_failed: std::sync::Arc<AtomicBool>,
     round_trips: std::sync::Arc<AtomicU64>,
     /// `host:port/db`, for messages.
     pub name: String,
@@ -57,6 +58,8 @@ impl std::fmt::Debug for Pool {
 struct Manager {
     client: redis::Client,
     timeout: Duration,
+    /// Set when the server refused our credentials (r2d2 only hands back a message).
+    auth_failed: std::sync::Arc<AtomicBool>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -64,7 +67,14 @@ impl r2d2::ManageConnection for Manager {
     type Error = redis::RedisError;
 
     fn connect(&self) -> std::result::Result<redis::Connection, redis::RedisError> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .inspect_err(|e| {
+                if auth_error(e) {
+                    self.auth_failed.store(true, Ordering::Relaxed);
+                }
+            })?;
         conn.set_read_timeout(Some(self.timeout))?;
         conn.set_write_timeout(Some(self.timeout))?;
         Ok(conn)
@@ -91,6 +101,38 @@ fn transient(e: &redis::RedisError) -> bool {
         )
 }
 
+/// Whether the server refused the credentials (wrong password or user, or none given to a
+/// server that needs one): a configuration error, not an outage.
+fn auth_error(e: &redis::RedisError) -> bool {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        return true;
+    }
+    let text = e.to_string();
+    [
+        "NOAUTH",
+        "WRONGPASS",
+        "Authentication required",
+        "invalid username-password",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+/// Longest error text kept from a server reply: a failed pipeline lists every command.
+const MAX_ERROR_CHARS: usize = 400;
+
+/// `message`, cut to [`MAX_ERROR_CHARS`] with a note of what was left out.
+fn brief(message: String) -> String {
+    if message.len() <= MAX_ERROR_CHARS {
+        return message;
+    }
+    let mut end = MAX_ERROR_CHARS;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &message[..end], message.len() - end)
+}
+
 impl Pool {
     /// A pool for `url` with `db` (overriding the URL's own DB) and `password` (when not
     /// empty). Does not connect yet.
@@ -113,6 +155,7 @@ impl Pool {
         let info = info.set_redis_settings(settings);
         let client = redis::Client::open(info).map_err(|e| bad(format!("{name}: {e}")))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+        let auth_failed = std::sync::Arc::new(AtomicBool::new(false));
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(0))
@@ -122,10 +165,12 @@ impl Pool {
             .build_unchecked(Manager {
                 client: client.clone(),
                 timeout,
+                auth_failed: auth_failed.clone(),
             });
         Ok(Pool {
             pool,
             client,
+            auth_failed,
             round_trips: std::sync::Arc::new(AtomicU64::new(0)),
             name,
             retry: Duration::from_millis(cfg.retry_ms),
@@ -136,7 +181,8 @@ impl Pool {
     /// timed out, loading) until `retry_ms` has passed.
     ///
     /// # Errors
-    /// [`Error::Redis`] naming the server when it still fails.
+    /// [`Error::Redis`] naming the server when it still fails; [`Error::Config`] when the
+    /// server refuses the credentials (retrying cannot help).
     pub fn run<T>(
         &self,
         what: &str,
@@ -148,23 +194,37 @@ impl Pool {
             let attempt = match self.pool.get() {
                 Ok(mut conn) => match f(self.count_trip(&mut conn)) {
                     Ok(v) => return Ok(v),
+                    Err(e) if auth_error(&e) => return Err(self.auth_refused()),
                     Err(e) => {
                         let retry = transient(&e);
                         (retry, e.to_string())
                     }
                 },
+                Err(_) if self.auth_failed.load(Ordering::Relaxed) => {
+                    return Err(self.auth_refused());
+                }
                 Err(e) => (true, format!("cannot connect: {e}")),
             };
             let (retry, message) = attempt;
             if !retry || start.elapsed() + wait > self.retry {
                 return Err(Error::Redis {
                     server: self.name.clone(),
-                    message: format!("{what}: {message}"),
+                    message: brief(format!("{what}: {message}")),
                 });
             }
             tracing::debug!(server = %self.name, what, error = %message, "Redis call failed; retrying.");
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(1000));
+        }
+    }
+
+    fn auth_refused(&self) -> Error {
+        Error::Config {
+            origin: format!("redis {}", self.name),
+            message: "the server refused the credentials (wrong or missing password or user); \
+                      set REDIS_PASSWORD (or `password` in [redis]) to the application user's \
+                      password"
+                .into(),
         }
     }
 
@@ -514,10 +574,6 @@ pub struct StateLock {
     heartbeat: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Lock lease: long enough to survive a slow batch, short enough that a crashed run frees the
-/// state quickly. Refreshed every third of it.
-const LOCK_LEASE: Duration = Duration::from_secs(30);
-
 /// How often a waiting run retries the lock (one `SET NX` each).
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
@@ -539,7 +595,10 @@ impl StateLock {
     /// # Errors
     /// [`Error::Locked`] when another run still holds it after `wait`; [`Error::Redis`] when
     /// the server cannot be reached.
-    pub fn acquire(pool: &Pool, wait: Duration) -> Result<StateLock> {
+    /// `lease` (`[redis] lock_lease_ms`): long enough to survive a slow batch, short enough
+    /// that a crashed run frees the state quickly; refreshed every third of it.
+    pub fn acquire(pool: &Pool, wait: Duration, lease: Duration) -> Result<StateLock> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         let token = format!(
             "{}-{}-{:x}",
             std::process::id(),
@@ -554,7 +613,7 @@ impl StateLock {
                     .arg(&token)
                     .arg("NX")
                     .arg("PX")
-                    .arg(LOCK_LEASE.as_millis() as u64)
+                    .arg(lease_ms)
                     .query(c)
             })?;
             if got.is_some() {
@@ -582,14 +641,13 @@ impl StateLock {
         let hb_pool = pool.without_retry();
         let hb_token = token.clone();
         let heartbeat = std::thread::spawn(move || {
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(LOCK_LEASE / 3)
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(lease / 3)
             {
                 let r = hb_pool.run("refresh lock", |c| {
                     redis::Script::new(REFRESH_LOCK)
                         .key(STATE_LOCK_KEY)
                         .arg(&hb_token)
-                        .arg(LOCK_LEASE.as_millis() as u64)
+                        .arg(lease_ms)
                         .invoke::<i64>(c)
                 });
                 match r {

@@ -59,6 +59,7 @@ impl From<Error> for JobError {
             // Servers and locks come back; the embedder's API may too.
             Error::Redis { .. }
             | Error::Locked(_)
+            | Error::NotSaved { .. }
             | Error::Embed { .. }
             | Error::Queue { .. }
             | Error::StagePanic { .. } => JobError::Transient(e.to_string()),
@@ -254,7 +255,8 @@ impl Engine {
         // This job writes the state: whatever the process kept is stale after it.
         *kept = None;
         let wait = Duration::from_secs(self.cfg.redis.lock_wait_secs);
-        let lock = StateLock::acquire(&self.conns.main, wait)?;
+        let lease = Duration::from_millis(self.cfg.redis.lock_lease_ms);
+        let lock = StateLock::acquire(&self.conns.main, wait, lease)?;
         let (mut state, _) = load_state(&self.conns.main, &fingerprint, dim)?;
         let mut labeled = Vec::new();
         let mut missing = Vec::new();
