@@ -70,9 +70,8 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         }
     }
 
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let use_redis = args.redis || args.redis_url.is_some() || cfg.redis.enabled;
 
     let alerts = crate::api::Alerts::default();
@@ -482,9 +481,8 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
 pub fn subscribe(args: &SubscribeArgs) -> Result<i32> {
     let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let conns = store::redis::Connections::new(&cfg.redis)?;
     let client = conns.main.client();
     let mut out = std::io::stdout().lock();
@@ -507,9 +505,8 @@ pub fn subscribe(args: &SubscribeArgs) -> Result<i32> {
 pub fn stats(args: &StatsArgs) -> Result<i32> {
     let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let conns = store::redis::Connections::new(&cfg.redis)?;
     let v = crate::ops::stats_json(&conns, &cfg)?;
     if args.json {
@@ -1090,9 +1087,8 @@ pub fn load_symbols(cfg: &crate::config::SignalsConfig) -> Result<crate::symbols
 pub fn stories(args: &StoriesArgs) -> Result<i32> {
     let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let embedder = embed::build(&cfg, &crate::api::Context::default())?;
     let state = match &args.state {
         Some(path) => store::file::load(path, &embedder.fingerprint(), embedder.dim())?,

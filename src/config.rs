@@ -394,8 +394,15 @@ pub struct RedisConfig {
     pub host: String,
     /// Main server port (the isolated instance, not the system Redis on 6379).
     pub port: u16,
-    /// Password (prefer `REDIS_PASSWORD` in the environment to a file).
+    /// ACL user name (env `REDIS_USERNAME`); empty = the URL's user, else `default`.
+    pub username: String,
+    /// Password (env `REDIS_PASSWORD`). Prefer the environment or `password_file` to this
+    /// file and to a password in `url` / `--redis-url`, which other users of the host can
+    /// read in the process list.
     pub password: String,
+    /// A file holding the password (env `REDIS_PASSWORD_FILE`; one line, read at start),
+    /// used when `password` is empty.
+    pub password_file: String,
     /// DB of the message bus and the story state.
     pub db: u8,
     /// DB of the cache.
@@ -426,6 +433,43 @@ pub struct RedisConfig {
     pub state_mirror_path: String,
 }
 
+impl RedisConfig {
+    /// Takes `--redis-url`, warning when it carries a password: command lines are visible
+    /// to every user of the host (`ps`, `/proc/*/cmdline`).
+    pub fn set_url_from_command_line(&mut self, url: Option<&str>) {
+        let Some(url) = url else {
+            return;
+        };
+        let has_password = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|authority| authority.rsplit_once('@'))
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        if has_password {
+            tracing::warn!(
+                "The password in --redis-url is visible to every user of this host in the process list; use REDIS_PASSWORD or REDIS_PASSWORD_FILE (or [redis] password_file) instead."
+            );
+        }
+        self.url = url.to_string();
+    }
+
+    /// The password to authenticate with: `password`, else the contents of `password_file`
+    /// (its first line), else none.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file when it cannot be read (never its contents).
+    pub fn resolved_password(&self) -> Result<String> {
+        if !self.password.is_empty() || self.password_file.is_empty() {
+            return Ok(self.password.clone());
+        }
+        let text = std::fs::read_to_string(&self.password_file).map_err(|e| Error::Config {
+            origin: format!("redis.password_file {}", self.password_file),
+            message: format!("cannot read the Redis password: {e}"),
+        })?;
+        Ok(text.lines().next().unwrap_or("").trim_end().to_string())
+    }
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
@@ -433,7 +477,9 @@ impl Default for RedisConfig {
             url: String::new(),
             host: "127.0.0.1".into(),
             port: 6380,
+            username: String::new(),
             password: String::new(),
+            password_file: String::new(),
             db: 0,
             cache_db: 1,
             cache_prefix: "perps:cache:".into(),
@@ -501,8 +547,14 @@ impl PipelineConfig {
         if let Some(v) = var("REDIS_PORT") {
             r.port = num("REDIS_PORT", &v)?;
         }
+        if let Some(v) = var("REDIS_USERNAME") {
+            r.username = v;
+        }
         if let Some(v) = var("REDIS_PASSWORD") {
             r.password = v;
+        }
+        if let Some(v) = var("REDIS_PASSWORD_FILE") {
+            r.password_file = v;
         }
         if let Some(v) = var("REDIS_CACHE_DB") {
             r.cache_db = u8::try_from(num("REDIS_CACHE_DB", &v)?).unwrap_or(u8::MAX);

@@ -20,9 +20,8 @@ use crate::store::redis::{
 fn config(pipeline: Option<&Path>, redis_url: Option<&String>) -> Result<PipelineConfig> {
     let mut cfg = PipelineConfig::load(pipeline)?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(redis_url.map(String::as_str));
     Ok(cfg)
 }
 

@@ -548,3 +548,303 @@ fn redis_down_on_a_host_without_a_mirror_fails_and_counts_nothing() {
     assert_eq!(v["redis"]["spoolDelivered"], 0, "{v}");
     assert_counted_once(&redis, 600);
 }
+
+// ---- Item 8: the smaller ones -------------------------------------------------------------
+
+/// A server that requires a password (plain defaults otherwise; set after the start, which
+/// the harness checks without one).
+fn server_with_password(password: &str) -> RedisServer {
+    let redis = RedisServer::start(None, &[]);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query(&mut redis.client(0))
+        .unwrap();
+    redis
+}
+
+#[test]
+fn a_refused_password_is_a_configuration_error_not_an_outage() {
+    let redis = server_with_password("s3cret");
+    let host = tempfile::tempdir().unwrap();
+    let fast = pipeline(host.path(), "");
+    let f = common::root("fixtures/news-100.jsonl");
+    let f = f.to_str().unwrap();
+    let url = redis.url(0);
+    // A mirror exists, so "Redis down" would have a state to fall back on: it must not.
+    let ok = run_in(
+        host.path(),
+        &["run", "--json", "--pipeline", &fast, "--redis", f],
+        None,
+        &[("REDIS_URL", url.as_str()), ("REDIS_PASSWORD", "s3cret")],
+    );
+    common::json(&ok);
+    for envs in [
+        vec![
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PASSWORD", "not-the-pw-42"),
+        ],
+        vec![("REDIS_URL", url.as_str())],
+    ] {
+        let out = run_in(
+            host.path(),
+            &["run", "--json", "--pipeline", &fast, "--redis", f],
+            None,
+            &envs,
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{envs:?}: {err}");
+        assert!(err.contains("refused the credentials"), "{err}");
+        assert!(!err.contains("not-the-pw-42"), "password leaked: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!host.path().join("perps-news.state.json.pending").exists());
+    // With --state as well: the cache and the bus need Redis, so this is no outage either.
+    let out = run_in(
+        host.path(),
+        &[
+            "run",
+            "--pipeline",
+            &fast,
+            "--redis",
+            "--state",
+            "s.json",
+            f,
+        ],
+        None,
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PASSWORD", "not-the-pw-42"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn passwords_come_from_the_environment_or_a_file_and_one_on_the_command_line_is_warned_about() {
+    let redis = server_with_password("pw-in-file");
+    let host = tempfile::tempdir().unwrap();
+    let fast = pipeline(host.path(), "");
+    let f = common::root("fixtures/news-100.jsonl");
+    let f = f.to_str().unwrap();
+    let secret = host.path().join("redis.password");
+    std::fs::write(&secret, "pw-in-file\n").unwrap();
+    let url = redis.url(0);
+    let out = run_in(
+        host.path(),
+        &["run", "--json", "--pipeline", &fast, "--redis", f],
+        None,
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PASSWORD_FILE", secret.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(common::json(&out)["redis"]["stateVersion"], 1);
+    assert!(!stderr(&out).contains("process list"), "{}", stderr(&out));
+    let with_pw = format!("redis://:pw-in-file@127.0.0.1:{}/0", redis.port());
+    let out = run_in(
+        host.path(),
+        &[
+            "run",
+            "--json",
+            "--pipeline",
+            &fast,
+            "--redis-url",
+            &with_pw,
+            f,
+        ],
+        None,
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(common::json(&out)["redis"]["stateVersion"], 2);
+    assert!(
+        err.contains("process list") && err.contains("REDIS_PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("pw-in-file"), "password leaked: {err}");
+    // An unreadable password file is named, its would-be contents never shown.
+    let out = run_in(
+        host.path(),
+        &["run", "--pipeline", &fast, "--redis", f],
+        None,
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PASSWORD_FILE", "/nonexistent/pw"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/pw"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_full_local_disk_does_not_fail_a_run_whose_state_redis_saved() {
+    let redis = main_server();
+    let url = redis.url(0);
+    let host = tempfile::tempdir().unwrap();
+    let full = host.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let f = common::root("fixtures/news-100.jsonl");
+    // The run's working directory (mirror, spool file) is a 64 KiB tmpfs, filled up, in a
+    // private mount namespace: the disk is full for this process only.
+    let script = "mount -t tmpfs -o size=64k tmpfs \"$0\" && cd \"$0\" && \
+                  (head -c 1048576 /dev/zero > fill 2>/dev/null; true) && exec \"$@\"";
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .arg(&full)
+        .arg(env!("CARGO_BIN_EXE_perps-news"))
+        .args(["run", "--json", "--redis-url", &url, f.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["redis"]["stateVersion"], 1, "{v}");
+    assert_eq!(v["redis"]["published"], true, "{v}");
+    assert!(
+        err.contains("mirror not updated"),
+        "the failed mirror write is reported: {err}"
+    );
+    assert_eq!(state_version(&redis), Some(1));
+}
+
+#[test]
+fn temp_files_of_a_save_killed_midway_are_removed_by_the_next_save() {
+    let host = tempfile::tempdir().unwrap();
+    let d = dump(host.path(), "d.jsonl", 3000, 11, "d-");
+    let d = d.to_str().unwrap();
+    // Kill runs while they save (the save is the last thing a --state run does).
+    let mut killed_in_save = 0;
+    for delay_ms in [200u64, 400, 600, 800, 1000, 1200, 1400, 1600] {
+        let mut child = spawn_run(host.path(), &["run", "-q", "--state", "s.json", d]);
+        let deadline = Instant::now() + Duration::from_millis(delay_ms) + Duration::from_secs(20);
+        let temp = loop {
+            let temp = names(host.path())
+                .into_iter()
+                .find(|n| n.starts_with(".s.json.") && n.ends_with(".tmp"));
+            if temp.is_some() || child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break temp;
+            }
+            sleep(Duration::from_micros(200));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        if temp.is_some() && names(host.path()).iter().any(|n| n.ends_with(".tmp")) {
+            killed_in_save += 1;
+        }
+    }
+    // A writer that is gone for certain: a finished process's pid.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = host.path().join(format!(".s.json.{}.tmp", gone.id()));
+    std::fs::write(&stale, "half a state").unwrap();
+    // A live writer's temp file stays.
+    let mut live = Command::new("sleep").arg("30").spawn().unwrap();
+    let busy = host.path().join(format!(".s.json.{}.tmp", live.id()));
+    std::fs::write(&busy, "being written").unwrap();
+    let out = run_in(
+        host.path(),
+        &["run", "-q", "--state", "s.json", d],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = names(host.path())
+        .into_iter()
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(
+        left,
+        [busy.file_name().unwrap().to_string_lossy().into_owned()],
+        "stale temp files removed ({killed_in_save} runs were killed while saving)"
+    );
+    assert!(!stale.exists());
+}
+
+#[test]
+fn bit_flips_in_a_state_file_fail_loudly_naming_the_file() {
+    let host = tempfile::tempdir().unwrap();
+    let d = dump(host.path(), "d.jsonl", 300, 12, "d-");
+    let d = d.to_str().unwrap();
+    let out = run_in(
+        host.path(),
+        &["run", "-q", "--state", "s.json", d],
+        None,
+        &[],
+    );
+    assert!(out.status.success());
+    let good = std::fs::read(host.path().join("s.json")).unwrap();
+    // Five flips inside vectors (the base64 of five stories' centroid sums), one bit each,
+    // chosen so the character stays valid base64: only a checksum can tell.
+    let text = String::from_utf8_lossy(&good).into_owned();
+    let vectors: Vec<usize> = text
+        .match_indices("\"centroid_sum\":\"")
+        .map(|(i, m)| i + m.len())
+        .collect();
+    assert!(vectors.len() >= 5, "{} stories", vectors.len());
+    for k in 0..5 {
+        let start = vectors[k * vectors.len() / 5];
+        let at = (start + 200..start + 2000)
+            .find(|&i| good[i].is_ascii_alphabetic() && (good[i] ^ 0x02).is_ascii_alphabetic())
+            .unwrap();
+        let mut bad = good.clone();
+        bad[at] ^= 0x02;
+        std::fs::write(host.path().join("s.json"), &bad).unwrap();
+        let out = run_in(
+            host.path(),
+            &["run", "-q", "--state", "s.json", d],
+            None,
+            &[],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "flip at {at} loaded: {err}");
+        assert!(err.contains("s.json") && err.contains("checksum"), "{err}");
+    }
+}
+
+#[test]
+fn directories_and_symlinks_in_the_inbox_are_moved_to_failed_with_a_note() {
+    let host = tempfile::tempdir().unwrap();
+    let spool = host.path().join("spool");
+    std::fs::create_dir_all(spool.join("inbox/a-directory")).unwrap();
+    let outside = host.path().join("elsewhere.jsonl");
+    std::fs::copy(common::root("fixtures/news-100.jsonl"), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, spool.join("inbox/a-link.jsonl")).unwrap();
+    std::fs::copy(
+        common::root("fixtures/news-100.jsonl"),
+        spool.join("inbox/real.jsonl"),
+    )
+    .unwrap();
+    let out = run_in(
+        host.path(),
+        &["run", "--json", "--spool", spool.to_str().unwrap()],
+        None,
+        &[],
+    );
+    let v = common::json(&out);
+    assert_eq!(
+        v["totalProcessed"], 100,
+        "only the regular file is read: {v}"
+    );
+    assert!(
+        names(&spool.join("inbox")).is_empty(),
+        "nothing sits in the inbox forever"
+    );
+    assert_eq!(
+        names(&spool.join("failed")),
+        [
+            "a-directory",
+            "a-directory.err",
+            "a-link.jsonl",
+            "a-link.jsonl.err"
+        ]
+    );
+    let note = std::fs::read_to_string(spool.join("failed/a-link.jsonl.err")).unwrap();
+    assert!(note.contains("symbolic link"), "{note}");
+    assert!(stderr(&out).contains("a-directory"), "{}", stderr(&out));
+    assert!(outside.exists(), "a link's target is never touched");
+}

@@ -639,8 +639,10 @@ fn wrong_password_and_refused_connections_are_one_line_errors() {
         None,
         &[],
     );
-    // A wrong password is not "down": the cache degrades, but nothing is silently lost.
+    // A wrong password is not "down": it is a configuration error, named in one line.
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("refused the credentials"), "{err}");
     assert!(
         err.contains(&format!("127.0.0.1:{}", redis.port())),
         "{err}"

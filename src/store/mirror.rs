@@ -289,7 +289,8 @@ mod tests {
             None,
             "a pending mirror is not a saved version"
         );
-        m.keep(&state, None, std::slice::from_ref(&rec), &[], false).unwrap();
+        m.keep(&state, None, std::slice::from_ref(&rec), &[], false)
+            .unwrap();
         assert_eq!(m.pending(), Some(Pending { base: None }));
         let work = String::from_utf8(m.work().unwrap().unwrap()).unwrap();
         assert_eq!(work.lines().count(), 2);

@@ -81,7 +81,13 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut redis::Connection) -> std::result::Result<(), redis::RedisError> {
-        redis::cmd("PING").query::<String>(conn).map(|_| ())
+        // A server that needs a password lets an unauthenticated client connect and
+        // refuses its first command.
+        let r = redis::cmd("PING").query::<String>(conn).map(|_| ());
+        // The latest answer decides: credentials fixed at run time clear it again.
+        self.auth_failed
+            .store(r.as_ref().is_err_and(auth_error), Ordering::Relaxed);
+        r
     }
 
     fn has_broken(&self, conn: &mut redis::Connection) -> bool {
@@ -134,12 +140,18 @@ fn brief(message: String) -> String {
 }
 
 impl Pool {
-    /// A pool for `url` with `db` (overriding the URL's own DB) and `password` (when not
-    /// empty). Does not connect yet.
+    /// A pool for `url` with `db` (overriding the URL's own DB), `username` and `password`
+    /// (each when not empty, overriding the URL's). Does not connect yet.
     ///
     /// # Errors
     /// [`Error::Config`] for a URL that does not parse.
-    pub fn new(url: &str, db: u8, password: &str, cfg: &RedisConfig) -> Result<Self> {
+    pub fn new(
+        url: &str,
+        db: u8,
+        username: &str,
+        password: &str,
+        cfg: &RedisConfig,
+    ) -> Result<Self> {
         let bad = |m: String| Error::Config {
             origin: "redis".into(),
             message: m,
@@ -148,6 +160,9 @@ impl Pool {
             .into_connection_info()
             .map_err(|e| bad(format!("bad Redis URL: {e}")))?;
         let mut settings = info.redis_settings().clone().set_db(i64::from(db));
+        if !username.is_empty() {
+            settings = settings.set_username(username);
+        }
         if !password.is_empty() {
             settings = settings.set_password(password);
         }
@@ -222,8 +237,8 @@ impl Pool {
         Error::Config {
             origin: format!("redis {}", self.name),
             message: "the server refused the credentials (wrong or missing password or user); \
-                      set REDIS_PASSWORD (or `password` in [redis]) to the application user's \
-                      password"
+                      set REDIS_USERNAME and REDIS_PASSWORD (or REDIS_PASSWORD_FILE) to the \
+                      application user's credentials"
                 .into(),
         }
     }
@@ -278,21 +293,23 @@ impl Connections {
     /// Resolves the URLs: `url`, else `redis://host:port`; the cache on `cache_url` when set.
     ///
     /// # Errors
-    /// [`Error::Config`] for URLs that do not parse.
+    /// [`Error::Config`] for URLs that do not parse, or an unreadable `password_file`.
     pub fn new(cfg: &RedisConfig) -> Result<Self> {
         let main_url = if cfg.url.is_empty() {
             format!("redis://{}:{}", cfg.host, cfg.port)
         } else {
             cfg.url.clone()
         };
-        let main = Pool::new(&main_url, cfg.db, &cfg.password, cfg)?;
-        let queue = Pool::new(&main_url, cfg.queue_db, &cfg.password, cfg)?;
+        let password = cfg.resolved_password()?;
+        let user = cfg.username.as_str();
+        let main = Pool::new(&main_url, cfg.db, user, &password, cfg)?;
+        let queue = Pool::new(&main_url, cfg.queue_db, user, &password, cfg)?;
         let cache = if cfg.cache_url.is_empty() {
-            Pool::new(&main_url, cfg.cache_db, &cfg.password, cfg)?
+            Pool::new(&main_url, cfg.cache_db, user, &password, cfg)?
         } else {
-            // The cache server's own URL carries its password, if any.
+            // The cache server's own URL carries its user and password, if any.
             let db = cache_url_db(&cfg.cache_url).unwrap_or(cfg.cache_db);
-            Pool::new(&cfg.cache_url, db, "", cfg)?
+            Pool::new(&cfg.cache_url, db, "", "", cfg)?
         };
         Ok(Connections { main, cache, queue })
     }
@@ -764,7 +781,7 @@ pub fn save_state(
     forgotten: &[String],
     last_run: &str,
 ) -> Result<u64> {
-    let json = serde_json::to_vec(state).map_err(|e| Error::Redis {
+    let json = super::file::encode(state).map_err(|e| Error::Redis {
         server: pool.name.clone(),
         message: format!("encode state: {e}"),
     })?;

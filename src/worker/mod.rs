@@ -84,9 +84,8 @@ fn load_config(
 ) -> Result<PipelineConfig> {
     let mut cfg = PipelineConfig::load(pipeline)?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(redis_url.map(String::as_str));
     Ok(cfg)
 }
 
@@ -119,11 +118,14 @@ pub fn queue_connection(cfg: &RedisConfig) -> Result<RedisConnectionOptions> {
         _ => return Err(bad("the job queues need a TCP Redis URL".into())),
     };
     let settings = info.redis_settings();
-    if let Some(user) = settings.username() {
+    if !cfg.username.is_empty() {
+        opts = opts.username(cfg.username.clone());
+    } else if let Some(user) = settings.username() {
         opts = opts.username(user);
     }
-    if !cfg.password.is_empty() {
-        opts = opts.password(cfg.password.clone());
+    let password = cfg.resolved_password()?;
+    if !password.is_empty() {
+        opts = opts.password(password);
     } else if let Some(pw) = settings.password() {
         opts = opts.password(pw);
     }

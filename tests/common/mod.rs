@@ -14,6 +14,8 @@ pub fn bin() -> Command {
         "REDIS_HOST",
         "REDIS_PORT",
         "REDIS_PASSWORD",
+        "REDIS_PASSWORD_FILE",
+        "REDIS_USERNAME",
         "REDIS_CACHE_DB",
         "REDIS_CACHE_PREFIX",
         "REDIS_QUEUE_DB",
