@@ -561,6 +561,9 @@ pub struct RedisReport {
     pub state_version: u64,
     /// This run's own cache hits and misses (`cacheStats` holds the shared counters).
     pub run_cache_stats: store::CacheStats,
+    /// Cache entries found but not used (another model's, stored under another key,
+    /// corrupt or truncated): each counted as a miss.
+    pub cache_invalid: u64,
     /// Whether `news:clustered` reached the bus (false: spooled).
     pub published: bool,
     /// Spooled events from earlier runs delivered at the start of this one.
@@ -860,6 +863,7 @@ impl RedisSession {
     ) -> Result<()> {
         if !self.down {
             self.report.run_cache_stats = self.cache.run_stats();
+            self.report.cache_invalid = self.cache.invalid();
             if self.cache.degraded() {
                 self.report.cache = "memory".into();
             }

@@ -848,3 +848,73 @@ fn directories_and_symlinks_in_the_inbox_are_moved_to_failed_with_a_note() {
     assert!(stderr(&out).contains("a-directory"), "{}", stderr(&out));
     assert!(outside.exists(), "a link's target is never touched");
 }
+
+// ---- Item 6: cache values tied to their keys ----------------------------------------------
+
+#[test]
+fn cache_entries_stored_under_another_key_are_counted_misses_not_wrong_vectors() {
+    let redis = main_server();
+    let url = redis.url(0);
+    let host = tempfile::tempdir().unwrap();
+    let f = common::root("fixtures/news-1000.jsonl");
+    let f = f.to_str().unwrap();
+    let run = |state: &str, out: &str| {
+        common::json(&run_in(
+            host.path(),
+            &[
+                "run",
+                "--json",
+                "--redis-url",
+                &url,
+                "--state",
+                state,
+                "--assignments",
+                out,
+                f,
+            ],
+            None,
+            &[],
+        ))
+    };
+    let first = run("a.json", "a1.jsonl");
+    assert_eq!(first["redis"]["runCacheStats"]["misses"], 1000);
+    // 200 valid entries of the right model, each moved under another article's key.
+    let mut c = redis.client(1);
+    let mut keys: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg("perps:cache:emb:*")
+        .arg("COUNT")
+        .arg(100_000)
+        .query::<(u64, Vec<String>)>(&mut c)
+        .unwrap()
+        .1;
+    keys.sort();
+    assert!(keys.len() >= 1000, "{} keys", keys.len());
+    let values: Vec<Vec<u8>> = keys[..201]
+        .iter()
+        .map(|k| redis::cmd("GET").arg(k).query(&mut c).unwrap())
+        .collect();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(&keys[i])
+            .arg(&values[i + 1])
+            .arg("EX")
+            .arg(600)
+            .query(&mut c)
+            .unwrap();
+    }
+    let second = run("b.json", "a2.jsonl");
+    assert_eq!(second["redis"]["runCacheStats"]["misses"], 200, "{second}");
+    assert_eq!(second["redis"]["runCacheStats"]["hits"], 800, "{second}");
+    assert_eq!(second["redis"]["cacheInvalid"], 200, "{second}");
+    assert_eq!(second["newClusters"], first["newClusters"]);
+    assert_eq!(
+        common::partition(&common::assignments(&host.path().join("a1.jsonl"))),
+        common::partition(&common::assignments(&host.path().join("a2.jsonl"))),
+        "a misplaced vector changed the stories"
+    );
+    // The misses were written back under their own keys: a third run hits everything.
+    let third = run("c.json", "a3.jsonl");
+    assert_eq!(third["redis"]["runCacheStats"]["hits"], 1000, "{third}");
+}

@@ -322,6 +322,14 @@ fn cache_url_db(url: &str) -> Option<u8> {
     path.split(['?', '#']).next()?.parse().ok()
 }
 
+/// xxh3-64 of a cache key and the payload stored under it.
+fn key_digest(k: u128, payload: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&k.to_le_bytes());
+    h.update(payload);
+    h.digest()
+}
+
 /// The embedding cache in Redis. A batch is looked up with one `MGET` and written back
 /// with one pipeline (values + TTLs + counters). If Redis fails past the retry window, the
 /// cache degrades to memory for the rest of the run, with a warning, and says so.
@@ -337,6 +345,8 @@ pub struct RedisCache {
     ttl: u64,
     fallback: super::memory::MemoryCache,
     degraded: AtomicBool,
+    /// Entries found but unusable (see [`RedisCache::invalid`]).
+    invalid: AtomicU64,
     /// This process's counters.
     hits: AtomicU64,
     misses: AtomicU64,
@@ -361,6 +371,7 @@ impl RedisCache {
             ttl: cfg.cache_ttl_secs.max(1),
             fallback: super::memory::MemoryCache::default(),
             degraded: AtomicBool::new(false),
+            invalid: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             pending_hits: AtomicU64::new(0),
@@ -384,6 +395,33 @@ impl RedisCache {
         } else {
             format!("{}emb:{}:{k:032x}", self.prefix, self.model)
         }
+    }
+
+    /// The stored form of `payload` under key `k`: [model tag: 8 bytes LE][xxh3-64 of the
+    /// key and the payload: 8 bytes LE][payload]. The digest ties the value to its key, so an
+    /// entry that ends up under another key is never taken for that key's vector.
+    fn seal(&self, k: u128, payload: &[u8]) -> Vec<u8> {
+        let mut value = Vec::with_capacity(16 + payload.len());
+        value.extend_from_slice(&self.model_tag.to_le_bytes());
+        value.extend_from_slice(&key_digest(k, payload).to_le_bytes());
+        value.extend_from_slice(payload);
+        value
+    }
+
+    /// The payload of a stored value when it was sealed by this model under key `k`.
+    fn open<'v>(&self, k: u128, value: &'v [u8]) -> Option<&'v [u8]> {
+        let (tag, rest) = value.split_first_chunk::<8>()?;
+        let (digest, payload) = rest.split_first_chunk::<8>()?;
+        (u64::from_le_bytes(*tag) == self.model_tag
+            && !payload.is_empty()
+            && u64::from_le_bytes(*digest) == key_digest(k, payload))
+        .then_some(payload)
+    }
+
+    /// Entries read this run that were unusable (another model's, under another key,
+    /// corrupt or truncated): each was a miss.
+    pub fn invalid(&self) -> u64 {
+        self.invalid.load(Ordering::Relaxed)
     }
 
     /// Whether the cache fell back to memory during this run.
@@ -481,19 +519,21 @@ impl Cache for RedisCache {
                 return self.fallback.get_many(keys);
             }
         };
-        // A value is [model tag: 8 bytes LE][embedding bytes]. Another model's entry, or one
-        // that does not decode (corrupt, truncated, wrong dimension), is a miss.
-        let tag = self.model_tag.to_le_bytes();
+        // A value is [model tag: 8][key digest: 8][payload] (see `seal`). Another model's
+        // entry, one stored under another key (copied, renamed, a hash collision), or one
+        // that does not decode (corrupt, truncated, wrong dimension) is a miss, counted.
         let out: Vec<Option<Vec<u8>>> = values
             .into_iter()
-            .map(|v| {
-                v.filter(|b| {
-                    b.len() > 8
-                        && b[..8] == tag
-                        && (self.llm
-                            || crate::embed::Embedding::from_bytes(&b[8..], self.dim).is_some())
-                })
-                .map(|b| b[8..].to_vec())
+            .zip(keys)
+            .map(|(v, &k)| {
+                let v = v?;
+                let payload = self.open(k, &v).filter(|p| {
+                    self.llm || crate::embed::Embedding::from_bytes(p, self.dim).is_some()
+                });
+                if payload.is_none() {
+                    self.invalid.fetch_add(1, Ordering::Relaxed);
+                }
+                payload.map(<[u8]>::to_vec)
             })
             .collect();
         let hits = out.iter().filter(|v| v.is_some()).count() as u64;
@@ -518,16 +558,12 @@ impl Cache for RedisCache {
         let h = format!("{}stats:hits", self.prefix);
         let m = format!("{}stats:misses", self.prefix);
         let ttl = self.ttl;
-        let tag = self.model_tag.to_le_bytes();
         let result = self.pool.run("SET embeddings", |c| {
             let mut p = redis::pipe();
             for (k, v) in items {
-                let mut value = Vec::with_capacity(8 + v.len());
-                value.extend_from_slice(&tag);
-                value.extend_from_slice(v);
                 p.cmd("SET")
                     .arg(self.key(*k))
-                    .arg(value)
+                    .arg(self.seal(*k, v))
                     .arg("EX")
                     .arg(ttl)
                     .ignore();
