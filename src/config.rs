@@ -32,6 +32,8 @@ pub struct PipelineConfig {
     pub redis: RedisConfig,
     /// The spool directory timer-driven runs read from.
     pub spool: SpoolConfig,
+    /// The queue worker (`perps-news worker`).
+    pub worker: WorkerConfig,
     /// Trader-facing signals: symbols, heat, breaking.
     pub signals: SignalsConfig,
     /// The OpenAI-compatible HTTP API behind the `openai` embedder and the `llm` labeler.
@@ -130,6 +132,28 @@ pub struct SpoolConfig {
     pub dir: String,
 }
 
+/// `[worker]`: what jobs of the queue worker may read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Directories `{"path": ...}` jobs may read from (after resolving symlinks; env
+    /// `NEWS_WORKER_ALLOWED_DIRS`, separated by `:`); empty =
+    /// the spool directory (`[spool] dir`), and with no spool directory path jobs are
+    /// refused. A job names a file; it must not be able to name any file the worker can read.
+    pub allowed_dirs: Vec<String>,
+    /// Largest file a path job may read, in bytes (a dump is read whole into memory).
+    pub max_job_bytes: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            allowed_dirs: Vec::new(),
+            max_job_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
@@ -140,6 +164,7 @@ impl Default for PipelineConfig {
             label: LabelConfig::default(),
             redis: RedisConfig::default(),
             spool: SpoolConfig::default(),
+            worker: WorkerConfig::default(),
             signals: SignalsConfig::default(),
             api: ApiConfig::default(),
         }
@@ -585,6 +610,12 @@ impl PipelineConfig {
         }
         if let Some(v) = var("OPENROUTER_FALLBACK_MODEL") {
             self.label.llm.fallback_model = v;
+        }
+        if let Some(v) = var("NEWS_WORKER_ALLOWED_DIRS") {
+            self.worker.allowed_dirs = std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.display().to_string())
+                .collect();
         }
         if let Some(v) = var("CLUSTER_BATCH_SIZE") {
             self.ingest.batch_size = v.trim().parse().map_err(|_| Error::Config {

@@ -283,6 +283,9 @@ fn worker_unit() {
     u.assert_eq("Service", "ExecStart", &format!("{INSTALLED_BIN} worker"));
     u.assert_eq("Service", "Restart", "on-failure");
     u.assert_eq("Install", "WantedBy", "multi-user.target");
+    // A job cannot take the host down with it.
+    u.assert_eq("Service", "MemoryMax", "2G");
+    u.assert_eq("Service", "TasksMax", "256");
     assert_news_service(&u);
 }
 

@@ -43,6 +43,10 @@ const RUNTIME_THREADS: usize = 2;
 /// default is 15 s; a Redis restart takes about one).
 const RUN_RETRY_DELAY: Duration = Duration::from_millis(1000);
 
+/// Beyond `--shutdown-timeout`, how long closing the queues may take before the worker exits
+/// anyway (BullMQ's close honours the timeout; this is the bound around it).
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
+
 /// Counters of the summary line.
 #[derive(Default)]
 struct Stats {
@@ -184,6 +188,7 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         symbols: crate::app::load_symbols(&cfg.signals)?,
         pool,
         state_gate: std::sync::Mutex::new(None),
+        paths: jobs::PathPolicy::new(&cfg),
         test_delay,
         cfg,
     });
@@ -193,7 +198,12 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
-    runtime.block_on(serve(args, engine))
+    let result = runtime.block_on(serve(args, engine));
+    // Dropping the runtime would wait for every blocking job thread, however long past the
+    // shutdown timeout it runs (a job waiting on the state lock, a slow API): abandon them.
+    // Their BullMQ locks expire and another worker takes the jobs over.
+    runtime.shutdown_background();
+    result
 }
 
 async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
@@ -243,8 +253,18 @@ async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
         })
         .collect();
     let mut unfinished = 0;
-    for c in closing {
-        unfinished += c.await.unwrap_or(0);
+    // `close` honours its timeout; this bounds the whole stop whatever happens inside it.
+    let bound = Duration::from_millis(timeout_ms) + SHUTDOWN_SLACK;
+    let all = async {
+        let mut n = 0;
+        for c in closing {
+            n += c.await.unwrap_or(0);
+        }
+        n
+    };
+    match tokio::time::timeout(bound, all).await {
+        Ok(n) => unfinished += n,
+        Err(_) => unfinished += 1,
     }
     summary.abort();
     let (done, failed, mean) = stats.take();

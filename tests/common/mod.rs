@@ -16,6 +16,7 @@ pub fn bin() -> Command {
         "REDIS_PASSWORD",
         "REDIS_PASSWORD_FILE",
         "REDIS_USERNAME",
+        "NEWS_WORKER_ALLOWED_DIRS",
         "REDIS_CACHE_DB",
         "REDIS_CACHE_PREFIX",
         "REDIS_QUEUE_DB",
