@@ -34,6 +34,8 @@ pub struct PipelineConfig {
     pub spool: SpoolConfig,
     /// The queue worker (`perps-news worker`).
     pub worker: WorkerConfig,
+    /// The dashboard HTTP server (`perps-news serve`).
+    pub serve: ServeConfig,
     /// Trader-facing signals: symbols, heat, breaking.
     pub signals: SignalsConfig,
     /// The OpenAI-compatible HTTP API behind the `openai` embedder and the `llm` labeler.
@@ -154,6 +156,42 @@ impl Default for WorkerConfig {
     }
 }
 
+/// `[serve]`: who may use `perps-news serve`, and how much of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Accepted `Host` header names (any port): a page of another origin that reaches the
+    /// server through DNS rebinding carries its own name and is refused.
+    pub allowed_hosts: Vec<String>,
+    /// The environment variable holding a bearer token; when it is set and not empty, every
+    /// endpoint but `/healthz` needs `Authorization: Bearer <token>`.
+    pub token_env: String,
+    /// Bus channel patterns `/api/events` relays (Redis glob patterns).
+    pub channels: Vec<String>,
+    /// Event-stream clients at once (they share one Redis subscription); more get a 503.
+    pub max_event_clients: usize,
+    /// Other connections being served at once; more get a 503.
+    pub max_connections: usize,
+    /// Time a client has to send its whole request header.
+    pub header_timeout_ms: u64,
+    /// Largest request header accepted.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            token_env: "PERPS_NEWS_SERVE_TOKEN".into(),
+            channels: vec!["news:*".into()],
+            max_event_clients: 32,
+            max_connections: 32,
+            header_timeout_ms: 5000,
+            max_header_bytes: 8192,
+        }
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
@@ -165,6 +203,7 @@ impl Default for PipelineConfig {
             redis: RedisConfig::default(),
             spool: SpoolConfig::default(),
             worker: WorkerConfig::default(),
+            serve: ServeConfig::default(),
             signals: SignalsConfig::default(),
             api: ApiConfig::default(),
         }
@@ -661,6 +700,18 @@ impl PipelineConfig {
         }
         if self.redis.cache_db > 15 || self.redis.queue_db > 15 || self.redis.db > 15 {
             return bad("redis DB numbers must be 0..=15".into());
+        }
+        let sv = &self.serve;
+        if sv.max_event_clients == 0
+            || sv.max_connections == 0
+            || sv.header_timeout_ms == 0
+            || sv.max_header_bytes < 256
+        {
+            return bad(
+                "serve.max_event_clients, max_connections and header_timeout_ms must be > 0, \
+                 max_header_bytes at least 256"
+                    .into(),
+            );
         }
         if self.redis.lock_lease_ms < 100 {
             return bad(format!(
