@@ -167,6 +167,32 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
                 ),
                 Err(e) => add(Level::Fail, "main persistence", e.to_string()),
             }
+            // The shipped users file is a template: its CHANGE-ME passwords must not work.
+            let template = [
+                ("perps-news", "CHANGE-ME-app-password"),
+                ("admin", "CHANGE-ME-admin-password"),
+            ];
+            let open: Vec<&str> = template
+                .iter()
+                .filter(|(u, p)| conns.main.accepts(u, p))
+                .map(|(u, _)| *u)
+                .collect();
+            if open.is_empty() {
+                add(
+                    Level::Ok,
+                    "main passwords",
+                    "no template password accepted".into(),
+                );
+            } else {
+                add(
+                    Level::Fail,
+                    "main passwords",
+                    format!(
+                        "user(s) {} still have the CHANGE-ME password of systemd/perps-redis-users.conf: set real ones",
+                        open.join(", ")
+                    ),
+                );
+            }
             for (label, pool) in [("bus/state DB", &conns.main), ("queue DB", &conns.queue)] {
                 match pool.run("DBSIZE", |c| redis::cmd("DBSIZE").query::<u64>(c)) {
                     Ok(n) => add(Level::Ok, label, format!("{}: {n} keys", pool.name)),

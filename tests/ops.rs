@@ -49,10 +49,36 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         "ok    cache eviction",
         "allkeys-lru",
         "is writable",
+        "ok    main passwords",
         "0 failed",
     ] {
         assert!(report.contains(needle), "missing {needle:?}:\n{report}");
     }
+
+    // The users file installed without replacing its template passwords.
+    let template = RedisServer::start(
+        None,
+        &[
+            "--user",
+            "perps-news",
+            "on",
+            ">CHANGE-ME-app-password",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+    );
+    let url = format!(
+        "redis://perps-news:CHANGE-ME-app-password@127.0.0.1:{}/0",
+        template.port()
+    );
+    let out = run_in(t.path(), &["doctor", "--redis-url", &url], None, &[]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  main passwords") && report.contains("perps-news"),
+        "{report}"
+    );
 
     // An LRU, non-persistent instance holding the queues, shared with the cache.
     let bad = RedisServer::start(

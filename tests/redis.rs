@@ -454,7 +454,9 @@ fn redis_down_from_the_start_keeps_work_with_the_mirror_and_the_next_run_deliver
     ));
     assert_eq!(
         v2["redis"]["spoolDelivered"].as_u64(),
-        Some(stories as u64 + 1)
+        Some(stories as u64 + 1),
+        "{v2}\n{}",
+        redis.log()
     );
     assert_eq!(v2["redis"]["published"], true);
     assert_eq!(v2["redis"]["reapplied"], 0);

@@ -846,3 +846,38 @@ fn sigterm_exits_within_the_shutdown_timeout_even_when_a_job_runs_on() {
     assert!(w.log().contains("abandoned"), "{}", w.log());
     assert!(!job(&redis, "categorization", &ids[0]).contains_key("finishedOn"));
 }
+
+#[test]
+fn node_bullmq_and_the_worker_run_as_the_application_user_under_the_project_acl() {
+    // The project's own config: default user off, the application user's rules.
+    let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    assert!(redis.has_acl());
+    let dir = tempfile::tempdir().unwrap();
+    let _w = WorkerProc::start(&redis, dir.path(), &["--concurrency", "2"], &[]);
+    let articles = fixture_records("fixtures/news-100.jsonl");
+    let out = node(
+        "producer.js",
+        &json!({"url": redis.url(QUEUE_DB), "queue": "clustering", "timeoutMs": 30000, "jobs": [
+            {"name": "clustering", "data": {"articles": articles}},
+            {"name": "clustering", "data": {"path": root("fixtures/news-100.jsonl")}, "opts": {"delay": 200}},
+        ]}),
+    );
+    assert_eq!(out[0]["state"], "completed", "{out}");
+    assert_eq!(out[0]["returnvalue"]["totalProcessed"], 100, "{out}");
+    assert_eq!(out[1]["state"], "completed", "{out}");
+    assert_eq!(out[1]["returnvalue"]["alreadyKnown"], 100, "{out}");
+    let out = node(
+        "producer.js",
+        &json!({"url": redis.url(QUEUE_DB), "queue": "categorization", "timeoutMs": 30000, "jobs": [
+            {"name": "categorization", "data": {"articles": [{"id": "h1", "title": "Bybit hacked"}]}},
+        ]}),
+    );
+    assert_eq!(out[0]["state"], "completed", "{out}");
+    assert_eq!(stream_len(&redis, "news:clustered"), 2);
+    // Nothing was refused along the way.
+    let log: Vec<Vec<redis::Value>> = redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut redis.client(0))
+        .unwrap();
+    assert!(log.is_empty(), "ACL refusals: {log:?}");
+}

@@ -243,6 +243,24 @@ impl Pool {
         }
     }
 
+    /// Whether the server lets `user` in with `password` (one connection, no retries): the
+    /// doctor's check that a template password was replaced.
+    pub fn accepts(&self, user: &str, password: &str) -> bool {
+        let info = self.client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_username(user)
+            .set_password(password);
+        let Ok(client) = redis::Client::open(info.set_redis_settings(settings)) else {
+            return false;
+        };
+        client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
     /// A client for a dedicated connection (pub/sub), with the pool's address and DB.
     pub fn client(&self) -> redis::Client {
         self.client.clone()
