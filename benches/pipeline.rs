@@ -56,7 +56,6 @@ fn end_to_end(c: &mut Criterion) {
         strict: false,
         progress: false,
         ingest_time: 1_795_132_800,
-        keep_articles: false,
     };
     let once = || {
         let state = StoryState::new(embedder.fingerprint(), embedder.dim());

@@ -37,7 +37,6 @@ fn warm_cache(c: &mut Criterion) {
         strict: false,
         progress: false,
         ingest_time: 1_795_132_800,
-        keep_articles: false,
     };
     let cache = RedisCache::new(
         conns.cache.clone(),

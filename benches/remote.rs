@@ -115,7 +115,6 @@ fn main() {
                     strict: false,
                     progress: false,
                     ingest_time: 1_795_132_800,
-                    keep_articles: false,
                 };
                 let before = fake.requests().len();
                 let t0 = Instant::now();

@@ -257,7 +257,6 @@ fn one_run(
         strict: false,
         progress: false,
         ingest_time: 0,
-        keep_articles: false,
     };
     let outcome = pipeline::run(
         &cfg,

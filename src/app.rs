@@ -144,8 +144,36 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         strict: args.strict,
         progress: !args.quiet && std::io::stderr().is_terminal(),
         ingest_time: crate::time::now_millis() / 1000,
-        // A run that keeps a mirror journals its articles when they cannot reach Redis.
-        keep_articles: session.as_ref().is_some_and(|s| s.mirror.is_some()),
+    };
+    // A run that keeps a mirror may have to journal its inputs' articles later (when they
+    // cannot reach Redis): files can be read again then, stdin cannot, so it is kept.
+    let mut stdin_copy = None;
+    if session.as_ref().is_some_and(|s| s.mirror.is_some())
+        && let Some(i) = inputs
+            .iter()
+            .position(|i| matches!(i, RunInput::Path(p) if p == "-"))
+    {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| Error::io("-", e))?;
+        stdin_copy = Some(bytes.clone());
+        inputs[i] = RunInput::Bytes {
+            name: "-".into(),
+            bytes,
+        };
+    }
+    let journal = Journal {
+        paths: args
+            .inputs
+            .iter()
+            .filter(|p| p.as_str() != "-")
+            .map(String::as_str)
+            .collect(),
+        stdin: stdin_copy.as_deref(),
+        spooled: &claimed,
+        max_article_bytes: cfg.ingest.max_article_bytes,
+        pool,
+        ingest_time: opts.ingest_time,
     };
     let mut outcome = pipeline::run(
         &cfg, inputs, state, &*embedder, cache, &*labeler, &symbols, &opts, pool,
@@ -164,11 +192,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         store::file::save(path, &outcome.state)?;
     }
     if let Some(s) = session.as_mut() {
-        // Spool files are retried from claimed/ when the save fails; other inputs are kept
-        // in the mirror's journal.
-        let spooled: std::collections::HashSet<String> =
-            claimed.iter().map(|p| p.display().to_string()).collect();
-        s.finish(&mut outcome, opts.ingest_time, &spooled)?;
+        s.finish(&mut outcome, Some(&journal))?;
     }
     // The state is saved (or, Redis being down, the work is journaled beside the mirror):
     // claimed files move on. A file none of whose records could be used
@@ -334,7 +358,6 @@ pub fn run_batch(
         strict: false,
         progress: false,
         ingest_time,
-        keep_articles: false,
     };
     let mut outcome = pipeline::run(
         cfg,
@@ -347,7 +370,7 @@ pub fn run_batch(
         &opts,
         pool,
     )?;
-    session.finish(&mut outcome, ingest_time, &std::collections::HashSet::new())?;
+    session.finish(&mut outcome, None)?;
     Ok(outcome)
 }
 
@@ -434,7 +457,6 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
                 strict: false,
                 progress: false,
                 ingest_time: 0,
-                keep_articles: false,
             };
             let state = StoryState::new(embedder.fingerprint(), embedder.dim());
             let input = vec![RunInput::Bytes {
@@ -848,8 +870,9 @@ impl RedisSession {
     /// When the work cannot reach Redis nothing is published for it: with Redis down from
     /// the start the work and its events are kept beside the mirror (the run succeeds, as a
     /// local run); when the save itself fails (lost lock, a refused write) they are kept the
-    /// same way and the run fails with [`Error::NotSaved`]. `spooled` names the run's spool
-    /// files, which a failed run leaves in `claimed/` instead of journaling them.
+    /// same way and the run fails with [`Error::NotSaved`]. `journal` reads the run's inputs
+    /// again for the mirror's journal (a failed run leaves its spool files in `claimed/`
+    /// instead of journaling them); None for callers without a mirror.
     ///
     /// # Errors
     /// [`Error::NotSaved`] when the save failed (the caller must not report success or move
@@ -858,8 +881,7 @@ impl RedisSession {
     fn finish(
         &mut self,
         outcome: &mut crate::pipeline::RunOutcome,
-        ingest_time: i64,
-        spooled: &std::collections::HashSet<String>,
+        journal: Option<&Journal<'_>>,
     ) -> Result<()> {
         if !self.down {
             self.report.run_cache_stats = self.cache.run_stats();
@@ -878,7 +900,10 @@ impl RedisSession {
                     self.conns.main.round_trips() + self.conns.cache.round_trips();
                 outcome.summary.redis = Some(self.report.clone());
                 if let Some(m) = &self.mirror {
-                    let records = journal_records(outcome, ingest_time, |_| true);
+                    let records = match journal {
+                        Some(j) => j.records(true)?,
+                        None => Vec::new(),
+                    };
                     let mut kept = events;
                     kept.push((
                         crate::bus::NEWS_CLUSTERED,
@@ -920,7 +945,7 @@ impl RedisSession {
                 }
                 Err(e) => {
                     outcome.state.forgotten = forgotten;
-                    return Err(self.not_saved(e, outcome, ingest_time, spooled, events));
+                    return Err(self.not_saved(e, outcome, journal, events));
                 }
             }
         }
@@ -977,14 +1002,25 @@ impl RedisSession {
         &self,
         e: Error,
         outcome: &crate::pipeline::RunOutcome,
-        ingest_time: i64,
-        spooled: &std::collections::HashSet<String>,
+        journal: Option<&Journal<'_>>,
         events: Vec<(&'static str, serde_json::Value)>,
     ) -> Error {
         let Some(m) = &self.mirror else {
             return e;
         };
-        let records = journal_records(outcome, ingest_time, |file| !spooled.contains(file));
+        let records = match journal.map(|j| j.records(false)).transpose() {
+            Ok(r) => r.unwrap_or_default(),
+            Err(k) => {
+                return Error::NotSaved {
+                    reason: e.to_string(),
+                    kept: format!(
+                        "nothing was published, and the inputs could not be read again for \
+                         the journal ({k}): spool files stay in claimed/, other inputs must be \
+                         run again"
+                    ),
+                };
+            }
+        };
         let mut summary = outcome.summary.clone();
         summary.redis = Some(self.report.clone());
         let mut kept = events;
@@ -1028,43 +1064,66 @@ impl RedisSession {
     }
 }
 
-/// The run's accepted articles as input records for the mirror's journal, with their times
-/// made explicit (an article without a publication time keeps this run's ingest time when
-/// it is run again). `keep` decides by input name; articles re-applied or retried from the
-/// state are never journaled twice.
-fn journal_records(
-    outcome: &crate::pipeline::RunOutcome,
+/// Where a run's articles come from, to be read again for the mirror's journal when its work
+/// cannot reach Redis: only then is the work copied (a run that saves pays nothing).
+struct Journal<'a> {
+    /// Input files named on the command line.
+    paths: Vec<&'a str>,
+    /// What the run read from stdin.
+    stdin: Option<&'a [u8]>,
+    /// The spool files the run claimed.
+    spooled: &'a [std::path::PathBuf],
+    max_article_bytes: usize,
+    pool: &'a rayon::ThreadPool,
     ingest_time: i64,
-    keep: impl Fn(&str) -> bool,
-) -> Vec<serde_json::Value> {
-    outcome
-        .articles
-        .iter()
-        .filter(|a| {
-            let file = &*a.origin.file;
-            file != store::mirror::PENDING_INPUT && file != DEFERRED_INPUT && keep(file)
-        })
-        .map(|a| {
-            let mut o = serde_json::Map::new();
-            o.insert("id".into(), a.id.clone().into());
-            o.insert("title".into(), a.title.clone().into());
-            o.insert("body".into(), a.body.clone().into());
-            if let Some(u) = &a.url {
-                o.insert("url".into(), u.clone().into());
+}
+
+impl Journal<'_> {
+    /// The accepted records of the run's inputs (with the spool files when `with_spool`),
+    /// times made explicit: an article without a publication time keeps this run's ingest
+    /// time when it is run again. Work re-applied from the journal or retried from the
+    /// state's deferred list is not among them: it is kept where it is.
+    fn records(&self, with_spool: bool) -> Result<Vec<serde_json::Value>> {
+        use crate::stages::ingest;
+        let mut inputs = Vec::new();
+        for p in &self.paths {
+            inputs.push(ingest::read_input(p)?);
+        }
+        if let Some(bytes) = self.stdin {
+            inputs.push(ingest::input_from_bytes("-", bytes.to_vec()));
+        }
+        if with_spool {
+            for p in self.spooled {
+                let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+                inputs.push(ingest::input_from_bytes(&p.display().to_string(), bytes));
             }
-            if let Some(src) = &a.source {
-                o.insert("source".into(), src.clone().into());
-            }
-            o.insert(
-                "published_at".into(),
-                crate::time::format_rfc3339(a.time(ingest_time)).into(),
-            );
-            if let Some(l) = &a.lang {
-                o.insert("lang".into(), l.clone().into());
-            }
-            serde_json::Value::Object(o)
-        })
-        .collect()
+        }
+        let parsed = ingest::parse_inputs(&inputs, self.max_article_bytes, self.pool);
+        Ok(parsed
+            .articles
+            .iter()
+            .map(|a| {
+                let mut o = serde_json::Map::new();
+                o.insert("id".into(), a.id.clone().into());
+                o.insert("title".into(), a.title.clone().into());
+                o.insert("body".into(), a.body.clone().into());
+                if let Some(u) = &a.url {
+                    o.insert("url".into(), u.clone().into());
+                }
+                if let Some(src) = &a.source {
+                    o.insert("source".into(), src.clone().into());
+                }
+                o.insert(
+                    "published_at".into(),
+                    crate::time::format_rfc3339(a.time(self.ingest_time)).into(),
+                );
+                if let Some(l) = &a.lang {
+                    o.insert("lang".into(), l.clone().into());
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect())
+    }
 }
 
 /// The symbol dictionary the pipeline names (the shipped one by default).

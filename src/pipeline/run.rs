@@ -42,9 +42,6 @@ pub struct RunOptions {
     pub progress: bool,
     /// The run's ingest time (epoch seconds), standing in for missing publication times.
     pub ingest_time: i64,
-    /// Keep a copy of every accepted article in [`RunOutcome::articles`] (a Redis run keeps
-    /// them so work that could not be saved can be run again on a newer state).
-    pub keep_articles: bool,
 }
 
 /// Time spent in each stage.
@@ -88,9 +85,6 @@ pub struct RunOutcome {
     pub state: StoryState,
     /// Work of the similarity products.
     pub cluster: crate::stages::cluster::ClusterStats,
-    /// Every accepted article (duplicates folded), in processing order, when
-    /// [`RunOptions::keep_articles`] asked for them; empty otherwise.
-    pub articles: Vec<crate::article::Article>,
 }
 
 struct Ingested {
@@ -98,7 +92,6 @@ struct Ingested {
     per_input: Vec<(String, usize, usize)>,
     rejects: Vec<Reject>,
     duplicates: Vec<Duplicate>,
-    articles: Vec<crate::article::Article>,
     time: Duration,
 }
 
@@ -291,7 +284,6 @@ pub fn run(
         deferred,
         state,
         cluster: cluster_stats,
-        articles: ingested.articles,
     })
 }
 
@@ -340,11 +332,6 @@ fn ingest_source(
     if let Some(p) = progress {
         p.set_length(articles.len() as u64);
     }
-    let kept = if opts.keep_articles {
-        articles.clone()
-    } else {
-        Vec::new()
-    };
     let time = t0.elapsed();
     // Big runs take bigger batches (the result does not depend on it).
     let batch_size = if cfg.ingest.auto_batch {
@@ -364,7 +351,6 @@ fn ingest_source(
         records: parsed.records,
         rejects: parsed.rejects,
         duplicates,
-        articles: kept,
         time,
     })
 }
