@@ -70,9 +70,8 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         }
     }
 
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let use_redis = args.redis || args.redis_url.is_some() || cfg.redis.enabled;
 
     let alerts = crate::api::Alerts::default();
@@ -111,6 +110,11 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         (None, Some(s)) => s.take_state(&fingerprint, embedder.dim()),
         (None, None) => StoryState::new(fingerprint.clone(), embedder.dim()),
     };
+    // Work of earlier runs on this host that never reached Redis is run again first, on the
+    // state Redis has now.
+    if let Some(pending) = session.as_mut().and_then(|s| s.pending_input.take()) {
+        inputs.insert(0, pending);
+    }
     // Articles an earlier run could not embed go first.
     let earlier = std::mem::take(&mut state.deferred);
     if !earlier.is_empty() {
@@ -126,7 +130,7 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         inputs.insert(
             0,
             RunInput::Bytes {
-                name: "(deferred by earlier runs)".into(),
+                name: DEFERRED_INPUT.into(),
                 bytes,
             },
         );
@@ -147,6 +151,36 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
             None => crate::time::now_millis() / 1000,
         },
     };
+    // A run that keeps a mirror may have to journal its inputs' articles later (when they
+    // cannot reach Redis): files can be read again then, stdin cannot, so it is kept.
+    let mut stdin_copy = None;
+    if session.as_ref().is_some_and(|s| s.mirror.is_some())
+        && let Some(i) = inputs
+            .iter()
+            .position(|i| matches!(i, RunInput::Path(p) if p == "-"))
+    {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| Error::io("-", e))?;
+        stdin_copy = Some(bytes.clone());
+        inputs[i] = RunInput::Bytes {
+            name: "-".into(),
+            bytes,
+        };
+    }
+    let journal = Journal {
+        paths: args
+            .inputs
+            .iter()
+            .filter(|p| p.as_str() != "-")
+            .map(String::as_str)
+            .collect(),
+        stdin: stdin_copy.as_deref(),
+        spooled: &claimed,
+        max_article_bytes: cfg.ingest.max_article_bytes,
+        pool,
+        ingest_time: opts.ingest_time,
+    };
     let mut outcome = pipeline::run(
         &cfg, inputs, state, &*embedder, cache, &*labeler, &symbols, &opts, pool,
     )?;
@@ -164,9 +198,10 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         store::file::save(path, &outcome.state)?;
     }
     if let Some(s) = session.as_mut() {
-        s.finish(&mut outcome)?;
+        s.finish(&mut outcome, Some(&journal))?;
     }
-    // The state is saved: claimed files move on. A file none of whose records could be used
+    // The state is saved (or, Redis being down, the work is journaled beside the mirror):
+    // claimed files move on. A file none of whose records could be used
     // goes to failed/ with the reasons.
     if let Some(sp) = &spool {
         for path in &claimed {
@@ -290,6 +325,9 @@ pub fn publish_alerts(
 /// Runs an article may be deferred before it is given up.
 pub const MAX_DEFERRED_ATTEMPTS: u32 = 20;
 
+/// Input name of the articles earlier runs deferred.
+const DEFERRED_INPUT: &str = "(deferred by earlier runs)";
+
 /// One batch through the pipeline against the story state in Redis, on connections the
 /// caller keeps across batches (the queue worker): takes the state lock, loads the state,
 /// runs, saves (fenced by the lock token), releases the lock, then publishes `news:story`
@@ -345,7 +383,7 @@ pub fn run_batch(
         &opts,
         pool,
     )?;
-    session.finish(&mut outcome)?;
+    session.finish(&mut outcome, None)?;
     Ok(outcome)
 }
 
@@ -478,9 +516,8 @@ pub fn sweep(args: &SweepArgs, pool: &rayon::ThreadPool) -> Result<i32> {
 pub fn subscribe(args: &SubscribeArgs) -> Result<i32> {
     let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let conns = store::redis::Connections::new(&cfg.redis)?;
     let client = conns.main.client();
     let mut out = std::io::stdout().lock();
@@ -503,9 +540,8 @@ pub fn subscribe(args: &SubscribeArgs) -> Result<i32> {
 pub fn stats(args: &StatsArgs) -> Result<i32> {
     let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let conns = store::redis::Connections::new(&cfg.redis)?;
     let v = crate::ops::stats_json(&conns, &cfg)?;
     if args.json {
@@ -560,12 +596,18 @@ pub struct RedisReport {
     pub state_version: u64,
     /// This run's own cache hits and misses (`cacheStats` holds the shared counters).
     pub run_cache_stats: store::CacheStats,
+    /// Cache entries found but not used (another model's, stored under another key,
+    /// corrupt or truncated): each counted as a miss.
+    pub cache_invalid: u64,
     /// Whether `news:clustered` reached the bus (false: spooled).
     pub published: bool,
     /// Spooled events from earlier runs delivered at the start of this one.
     pub spool_delivered: usize,
     /// `news:story` events published.
     pub story_events: usize,
+    /// Articles of earlier runs on this host whose work never reached Redis, run again by
+    /// this one on the newer Redis state.
+    pub reapplied: usize,
     /// Requests sent to Redis by this run (a pipeline or script counts once), not counting
     /// the final publish.
     pub round_trips: u64,
@@ -583,9 +625,29 @@ struct RedisSession {
     fallback: MemoryCache,
     down: bool,
     owns_state: bool,
-    use_mirror: bool,
+    /// The host's mirror (runs that own the state and may fall back to it; not the worker).
+    mirror: Option<store::mirror::Mirror>,
+    /// What this run does with the mirror's pending work.
+    mirror_work: MirrorWork,
+    /// The journal of pending work to run again, handed to the pipeline as its first input.
+    pending_input: Option<RunInput>,
+    /// The Redis state version this run loaded (its work sits on it).
+    loaded_version: u64,
     heat_tau_hours: f64,
     report: RedisReport,
+}
+
+/// What a run does with work of earlier runs that is only in the host's mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MirrorWork {
+    /// Nothing is pending.
+    None,
+    /// Redis is still at the version the work sits on: the mirror is that state plus the
+    /// work, so this run continues it and publishes the work's events after its save.
+    Continued,
+    /// Redis moved on: the work's articles are run again on the newer state and its old
+    /// events dropped (the re-run publishes its own).
+    Reapplied,
 }
 
 impl RedisSession {
@@ -620,6 +682,8 @@ impl RedisSession {
             cache: "redis".into(),
             ..RedisReport::default()
         };
+        let mirror =
+            (use_mirror && owns_state).then(|| store::mirror::Mirror::new(&cfg.state_mirror_path));
         let mut session = RedisSession {
             cfg: cfg.clone(),
             conns,
@@ -630,28 +694,56 @@ impl RedisSession {
             fallback: MemoryCache::default(),
             down: false,
             owns_state,
-            use_mirror,
+            mirror,
+            mirror_work: MirrorWork::None,
+            pending_input: None,
+            loaded_version: 0,
             heat_tau_hours: 6.0,
             report: RedisReport::default(),
         };
-        if let Err(e) = session.conns.main.ping() {
-            if !use_mirror {
-                return Err(e);
+        match session.conns.main.ping() {
+            // Credentials refused: a configuration error, not an outage to ride out.
+            Err(e @ Error::Config { .. }) => return Err(e),
+            Err(e) if !use_mirror => return Err(e),
+            Err(e) => {
+                if let Some(m) = session.mirror.as_ref().filter(|m| !m.exists()) {
+                    // Clustering against an empty state would count every article again
+                    // once its events reach the bus: there is nothing to continue.
+                    return Err(Error::Redis {
+                        server: session.conns.main.name.clone(),
+                        message: format!(
+                            "unreachable ({e}), and this host has no state mirror ({}) to \
+                             continue: nothing was done; the input waits for a run that \
+                             reaches Redis",
+                            m.path().display()
+                        ),
+                    });
+                }
+                tracing::warn!(error = %e, "Redis is down: using the local state mirror and an in-memory cache; events will be spooled.");
+                session.down = true;
+                report.cache = "memory".into();
             }
-            tracing::warn!(error = %e, "Redis is down: using the local state mirror and an in-memory cache; events will be spooled.");
-            session.down = true;
-            report.cache = "memory".into();
-        } else {
-            report.spool_delivered = session.bus.deliver_spool()?;
+            Ok(()) => {
+                if let Err(e @ Error::Config { .. }) = session.conns.cache.ping() {
+                    return Err(e);
+                }
+                report.spool_delivered = session.bus.deliver_spool()?;
+            }
         }
         if owns_state {
-            let mirror = std::path::Path::new(&cfg.state_mirror_path);
             if session.down {
-                session.state = Some(store::file::load(mirror, fingerprint, dim)?);
+                if let Some(m) = &session.mirror {
+                    session.state = Some(m.load(fingerprint, dim)?);
+                }
                 report.state = "mirror".into();
             } else {
                 let wait = std::time::Duration::from_secs(cfg.lock_wait_secs);
-                session.lock = Some(store::redis::StateLock::acquire(&session.conns.main, wait)?);
+                let lease = std::time::Duration::from_millis(cfg.lock_lease_ms);
+                session.lock = Some(store::redis::StateLock::acquire(
+                    &session.conns.main,
+                    wait,
+                    lease,
+                )?);
                 // The caller's copy of the state at a version is that version (every write
                 // bumps it under this lock): skip fetching and decoding the whole state.
                 let current = match reuse {
@@ -668,20 +760,43 @@ impl RedisSession {
                     Some(c) => c,
                     None => store::redis::load_state(&session.conns.main, fingerprint, dim)?,
                 };
-                // A run while Redis was down left a newer state in the mirror: continue it.
-                if let Some(base) = pending_mirror(mirror).filter(|_| use_mirror) {
-                    let local = store::file::load(mirror, fingerprint, dim)?;
-                    if base == version {
+                if let Some(m) = &session.mirror
+                    && let Some(pending) = m.pending()
+                {
+                    let local = if pending.base == Some(version) {
+                        m.load(fingerprint, dim)
+                            .inspect_err(|e| {
+                                tracing::error!(error = %e, "The local state mirror is unusable; re-applying its work on Redis's state instead.");
+                            })
+                            .ok()
+                    } else {
+                        None
+                    };
+                    if let Some(local) = local {
                         tracing::info!(
                             version,
-                            "Continuing the state saved locally while Redis was down."
+                            "Continuing the state saved locally while its work could not reach Redis."
                         );
                         state = local;
+                        session.mirror_work = MirrorWork::Continued;
                     } else {
-                        tracing::error!(base, version, mirror = %mirror.display(),
-                            "The local state from a run while Redis was down conflicts with a newer Redis state; keeping Redis's. The local copy stays in the mirror file.");
+                        let work = m.work()?.unwrap_or_default();
+                        report.reapplied = work
+                            .split(|&b| b == b'\n')
+                            .filter(|l| !l.trim_ascii().is_empty())
+                            .count();
+                        tracing::warn!(base = ?pending.base, version, articles = report.reapplied, mirror = %m.path().display(),
+                            "Redis moved on since this host's unsaved work; running that work again on the newer state.");
+                        if !work.is_empty() {
+                            session.pending_input = Some(RunInput::Bytes {
+                                name: store::mirror::PENDING_INPUT.into(),
+                                bytes: work,
+                            });
+                        }
+                        session.mirror_work = MirrorWork::Reapplied;
                     }
                 }
+                session.loaded_version = version;
                 session.report.state_version = version;
                 session.state = Some(state);
                 report.state = "redis".into();
@@ -718,61 +833,12 @@ impl RedisSession {
         }
     }
 
-    /// Saves the state (Redis, and always the local mirror), publishes `news:clustered`,
-    /// and adds the Redis report to the summary.
-    fn finish(&mut self, outcome: &mut crate::pipeline::RunOutcome) -> Result<()> {
-        if !self.down {
-            self.report.run_cache_stats = self.cache.run_stats();
-            if self.cache.degraded() {
-                self.report.cache = "memory".into();
-            }
-        }
-        let mut saved_to_redis = false;
-        if self.owns_state {
-            let mirror = std::path::Path::new(&self.cfg.state_mirror_path);
-            if self.use_mirror {
-                store::file::save(mirror, &outcome.state)?;
-            }
-            if let Some(lock) = &self.lock {
-                let records: Vec<(String, String, i64)> = outcome
-                    .stories
-                    .iter()
-                    .map(|s| {
-                        let json = serde_json::to_string(s).unwrap_or_default();
-                        (
-                            s.id.clone(),
-                            json,
-                            crate::time::parse_rfc3339(&s.last_published_at).unwrap_or(0),
-                        )
-                    })
-                    .collect();
-                let forgotten = std::mem::take(&mut outcome.state.forgotten);
-                let last_run = serde_json::to_string(&outcome.summary).unwrap_or_default();
-                match store::redis::save_state(
-                    &self.conns.main,
-                    lock,
-                    &outcome.state,
-                    &records,
-                    &forgotten,
-                    &last_run,
-                ) {
-                    Ok(v) => {
-                        self.report.state_version = v;
-                        saved_to_redis = true;
-                        clear_pending(mirror);
-                    }
-                    Err(e) if !self.use_mirror => return Err(e),
-                    Err(e) => {
-                        tracing::error!(error = %e, mirror = %mirror.display(), "State not saved to Redis; kept in the local mirror for the next run.");
-                        mark_pending(mirror, self.report.state_version)?;
-                    }
-                }
-            } else {
-                mark_pending(mirror, self.report.state_version)?;
-            }
-        }
-        // Story events go out after the state is saved (so a consumer can read the story),
-        // all in one round trip.
+    /// The `news:story` events of the run: stories it opened or turned breaking, as they
+    /// stand at the end of the run.
+    fn story_events(
+        &self,
+        outcome: &crate::pipeline::RunOutcome,
+    ) -> Vec<(&'static str, serde_json::Value)> {
         let slots: std::collections::HashMap<&str, usize> = outcome
             .state
             .stories
@@ -780,7 +846,7 @@ impl RedisSession {
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let events: Vec<(&str, serde_json::Value)> = outcome
+        outcome
             .events
             .iter()
             .filter_map(|ev| slots.get(ev.story_id.as_str()))
@@ -808,11 +874,123 @@ impl RedisSession {
                     serde_json::to_value(&payload).unwrap_or_default(),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// Saves the state to Redis, then publishes `news:story` and `news:clustered`, then
+    /// updates the local mirror; adds the Redis report to the summary.
+    ///
+    /// When the work cannot reach Redis nothing is published for it: with Redis down from
+    /// the start the work and its events are kept beside the mirror (the run succeeds, as a
+    /// local run); when the save itself fails (lost lock, a refused write) they are kept the
+    /// same way and the run fails with [`Error::NotSaved`]. `journal` reads the run's inputs
+    /// again for the mirror's journal (a failed run leaves its spool files in `claimed/`
+    /// instead of journaling them); None for callers without a mirror.
+    ///
+    /// # Errors
+    /// [`Error::NotSaved`] when the save failed (the caller must not report success or move
+    /// spool files on); [`Error::Io`] when neither the bus nor the local files could take
+    /// what had to be kept.
+    fn finish(
+        &mut self,
+        outcome: &mut crate::pipeline::RunOutcome,
+        journal: Option<&Journal<'_>>,
+    ) -> Result<()> {
+        if !self.down {
+            self.report.run_cache_stats = self.cache.run_stats();
+            self.report.cache_invalid = self.cache.invalid();
+            if self.cache.degraded() {
+                self.report.cache = "memory".into();
+            }
+        }
+        let events = self.story_events(outcome);
+        let mut saved_to_redis = false;
+        if self.owns_state {
+            let Some(lock) = self.lock.take() else {
+                // Redis was down from the start: the work stays with the mirror until a run
+                // reaches Redis, which continues it or runs it again.
+                self.report.round_trips =
+                    self.conns.main.round_trips() + self.conns.cache.round_trips();
+                outcome.summary.redis = Some(self.report.clone());
+                if let Some(m) = &self.mirror {
+                    let records = match journal {
+                        Some(j) => j.records(true)?,
+                        None => Vec::new(),
+                    };
+                    let mut kept = events;
+                    kept.push((
+                        crate::bus::NEWS_CLUSTERED,
+                        serde_json::to_value(&outcome.summary).unwrap_or_default(),
+                    ));
+                    m.keep(&outcome.state, m.base(), &records, &kept, false)?;
+                    tracing::warn!(articles = records.len(), mirror = %m.path().display(),
+                        "Redis is down: the run's work and events are kept with the local mirror; events spooled for the next run that reaches Redis.");
+                }
+                return Ok(());
+            };
+            let records: Vec<(String, String, i64)> = outcome
+                .stories
+                .iter()
+                .map(|s| {
+                    let json = serde_json::to_string(s).unwrap_or_default();
+                    (
+                        s.id.clone(),
+                        json,
+                        crate::time::parse_rfc3339(&s.last_published_at).unwrap_or(0),
+                    )
+                })
+                .collect();
+            let forgotten = std::mem::take(&mut outcome.state.forgotten);
+            let last_run = serde_json::to_string(&outcome.summary).unwrap_or_default();
+            let saved = store::redis::save_state(
+                &self.conns.main,
+                &lock,
+                &outcome.state,
+                &records,
+                &forgotten,
+                &last_run,
+            );
+            drop(lock);
+            match saved {
+                Ok(v) => {
+                    self.report.state_version = v;
+                    saved_to_redis = true;
+                }
+                Err(e) => {
+                    outcome.state.forgotten = forgotten;
+                    return Err(self.not_saved(e, outcome, journal, events));
+                }
+            }
+        }
+        self.lock = None;
+        let mut delivered = 0;
+        if saved_to_redis && let Some(m) = &self.mirror {
+            // The continued work is in the saved state now: its events go out first.
+            if self.mirror_work == MirrorWork::Continued {
+                let pending = m.events()?;
+                let refs: Vec<(&str, serde_json::Value)> = pending
+                    .iter()
+                    .map(|(c, p)| (c.as_str(), p.clone()))
+                    .collect();
+                if self.bus.publish_all_or_spool(&refs)? == crate::bus::Delivery::Published {
+                    delivered = refs.len();
+                }
+            }
+            if self.mirror_work != MirrorWork::None
+                && let Err(e) = m.clear_pending()
+            {
+                // The next run then re-applies work that is already saved (every article is
+                // known) and drops its events: nothing is counted twice.
+                tracing::error!(error = %e, "Pending mirror work could not be cleared.");
+            }
+            m.saved(&outcome.state, self.report.state_version);
+        }
+        self.report.spool_delivered += delivered;
+        // Story events go out after the state is saved (so a consumer can read the story),
+        // all in one round trip.
         if self.bus.publish_all_or_spool(&events)? == crate::bus::Delivery::Published {
             self.report.story_events = events.len();
         }
-        self.lock = None;
         self.report.round_trips = self.conns.main.round_trips() + self.conns.cache.round_trips();
         outcome.summary.redis = Some(self.report.clone());
         let payload = serde_json::to_value(&outcome.summary).unwrap_or_default();
@@ -830,33 +1008,135 @@ impl RedisSession {
         );
         Ok(())
     }
-}
 
-/// The Redis state version a pending local mirror was based on, if one is pending.
-fn pending_mirror(mirror: &std::path::Path) -> Option<u64> {
-    std::fs::read_to_string(pending_path(mirror))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn pending_path(mirror: &std::path::Path) -> std::path::PathBuf {
-    let mut p = mirror.as_os_str().to_owned();
-    p.push(".pending");
-    std::path::PathBuf::from(p)
-}
-
-fn mark_pending(mirror: &std::path::Path, base_version: u64) -> Result<()> {
-    if pending_mirror(mirror).is_some() {
-        return Ok(()); // keep the oldest base: that is the Redis version it continues
+    /// A save that failed: keeps the run's work with the mirror (when this run has one) and
+    /// says where it waits.
+    fn not_saved(
+        &self,
+        e: Error,
+        outcome: &crate::pipeline::RunOutcome,
+        journal: Option<&Journal<'_>>,
+        events: Vec<(&'static str, serde_json::Value)>,
+    ) -> Error {
+        let Some(m) = &self.mirror else {
+            return e;
+        };
+        let records = match journal.map(|j| j.records(false)).transpose() {
+            Ok(r) => r.unwrap_or_default(),
+            Err(k) => {
+                return Error::NotSaved {
+                    reason: e.to_string(),
+                    kept: format!(
+                        "nothing was published, and the inputs could not be read again for \
+                         the journal ({k}): spool files stay in claimed/, other inputs must be \
+                         run again"
+                    ),
+                };
+            }
+        };
+        let mut summary = outcome.summary.clone();
+        summary.redis = Some(self.report.clone());
+        let mut kept = events;
+        kept.push((
+            crate::bus::NEWS_CLUSTERED,
+            serde_json::to_value(&summary).unwrap_or_default(),
+        ));
+        let reason = e.to_string();
+        // Re-applied work has new events (in `kept`); the old ones described it on a state
+        // that lost the race.
+        let supersede = self.mirror_work == MirrorWork::Reapplied;
+        match m.keep(
+            &outcome.state,
+            Some(self.loaded_version),
+            &records,
+            &kept,
+            supersede,
+        ) {
+            Ok(()) => {
+                tracing::error!(error = %reason, mirror = %m.path().display(), articles = records.len(),
+                    "State not saved to Redis; the run's work waits with the local mirror and is re-applied by the next run.");
+                Error::NotSaved {
+                    reason,
+                    kept: format!(
+                        "nothing was published; the work waits in {} ({} articles journaled in {}; \
+                         spool files stay in claimed/) for the next run, which re-applies it",
+                        m.path().display(),
+                        records.len(),
+                        m.work_path().display()
+                    ),
+                }
+            }
+            Err(k) => Error::NotSaved {
+                reason,
+                kept: format!(
+                    "nothing was published, and the work could not be kept locally either \
+                     ({k}): spool files stay in claimed/, other inputs must be run again"
+                ),
+            },
+        }
     }
-    let p = pending_path(mirror);
-    std::fs::write(&p, format!("{base_version}\n")).map_err(|e| Error::io(&p, e))
 }
 
-fn clear_pending(mirror: &std::path::Path) {
-    let _ = std::fs::remove_file(pending_path(mirror));
+/// Where a run's articles come from, to be read again for the mirror's journal when its work
+/// cannot reach Redis: only then is the work copied (a run that saves pays nothing).
+struct Journal<'a> {
+    /// Input files named on the command line.
+    paths: Vec<&'a str>,
+    /// What the run read from stdin.
+    stdin: Option<&'a [u8]>,
+    /// The spool files the run claimed.
+    spooled: &'a [std::path::PathBuf],
+    max_article_bytes: usize,
+    pool: &'a rayon::ThreadPool,
+    ingest_time: i64,
+}
+
+impl Journal<'_> {
+    /// The accepted records of the run's inputs (with the spool files when `with_spool`),
+    /// times made explicit: an article without a publication time keeps this run's ingest
+    /// time when it is run again. Work re-applied from the journal or retried from the
+    /// state's deferred list is not among them: it is kept where it is.
+    fn records(&self, with_spool: bool) -> Result<Vec<serde_json::Value>> {
+        use crate::stages::ingest;
+        let mut inputs = Vec::new();
+        for p in &self.paths {
+            inputs.push(ingest::read_input(p)?);
+        }
+        if let Some(bytes) = self.stdin {
+            inputs.push(ingest::input_from_bytes("-", bytes.to_vec()));
+        }
+        if with_spool {
+            for p in self.spooled {
+                let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+                inputs.push(ingest::input_from_bytes(&p.display().to_string(), bytes));
+            }
+        }
+        let parsed = ingest::parse_inputs(&inputs, self.max_article_bytes, self.pool);
+        Ok(parsed
+            .articles
+            .iter()
+            .map(|a| {
+                let mut o = serde_json::Map::new();
+                o.insert("id".into(), a.id.clone().into());
+                o.insert("title".into(), a.title.clone().into());
+                o.insert("body".into(), a.body.clone().into());
+                if let Some(u) = &a.url {
+                    o.insert("url".into(), u.clone().into());
+                }
+                if let Some(src) = &a.source {
+                    o.insert("source".into(), src.clone().into());
+                }
+                o.insert(
+                    "published_at".into(),
+                    crate::time::format_rfc3339(a.time(self.ingest_time)).into(),
+                );
+                if let Some(l) = &a.lang {
+                    o.insert("lang".into(), l.clone().into());
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect())
+    }
 }
 
 /// The symbol dictionary the pipeline names (the shipped one by default).
@@ -883,9 +1163,8 @@ pub fn load_symbols(cfg: &crate::config::SignalsConfig) -> Result<crate::symbols
 pub fn stories(args: &StoriesArgs) -> Result<i32> {
     let mut cfg = PipelineConfig::load(args.pipeline.as_deref())?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = &args.redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(args.redis_url.as_deref());
     let embedder = embed::build(&cfg, &crate::api::Context::default())?;
     let state = match &args.state {
         Some(path) => store::file::load(path, &embedder.fingerprint(), embedder.dim())?,

@@ -32,6 +32,10 @@ pub struct PipelineConfig {
     pub redis: RedisConfig,
     /// The spool directory timer-driven runs read from.
     pub spool: SpoolConfig,
+    /// The queue worker (`perps-news worker`).
+    pub worker: WorkerConfig,
+    /// The dashboard HTTP server (`perps-news serve`).
+    pub serve: ServeConfig,
     /// Trader-facing signals: symbols, heat, breaking.
     pub signals: SignalsConfig,
     /// The OpenAI-compatible HTTP API behind the `openai` embedder and the `llm` labeler.
@@ -130,6 +134,64 @@ pub struct SpoolConfig {
     pub dir: String,
 }
 
+/// `[worker]`: what jobs of the queue worker may read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Directories `{"path": ...}` jobs may read from (after resolving symlinks; env
+    /// `NEWS_WORKER_ALLOWED_DIRS`, separated by `:`); empty =
+    /// the spool directory (`[spool] dir`), and with no spool directory path jobs are
+    /// refused. A job names a file; it must not be able to name any file the worker can read.
+    pub allowed_dirs: Vec<String>,
+    /// Largest file a path job may read, in bytes (a dump is read whole into memory).
+    pub max_job_bytes: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            allowed_dirs: Vec::new(),
+            max_job_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[serve]`: who may use `perps-news serve`, and how much of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Accepted `Host` header names (any port): a page of another origin that reaches the
+    /// server through DNS rebinding carries its own name and is refused.
+    pub allowed_hosts: Vec<String>,
+    /// The environment variable holding a bearer token; when it is set and not empty, every
+    /// endpoint but `/healthz` needs `Authorization: Bearer <token>`.
+    pub token_env: String,
+    /// Bus channel patterns `/api/events` relays (Redis glob patterns).
+    pub channels: Vec<String>,
+    /// Event-stream clients at once (they share one Redis subscription); more get a 503.
+    pub max_event_clients: usize,
+    /// Other connections being served at once; more get a 503.
+    pub max_connections: usize,
+    /// Time a client has to send its whole request header.
+    pub header_timeout_ms: u64,
+    /// Largest request header accepted.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            token_env: "PERPS_NEWS_SERVE_TOKEN".into(),
+            channels: vec!["news:*".into()],
+            max_event_clients: 32,
+            max_connections: 32,
+            header_timeout_ms: 5000,
+            max_header_bytes: 8192,
+        }
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
@@ -140,6 +202,8 @@ impl Default for PipelineConfig {
             label: LabelConfig::default(),
             redis: RedisConfig::default(),
             spool: SpoolConfig::default(),
+            worker: WorkerConfig::default(),
+            serve: ServeConfig::default(),
             signals: SignalsConfig::default(),
             api: ApiConfig::default(),
         }
@@ -426,8 +490,15 @@ pub struct RedisConfig {
     pub host: String,
     /// Main server port (the isolated instance, not the system Redis on 6379).
     pub port: u16,
-    /// Password (prefer `REDIS_PASSWORD` in the environment to a file).
+    /// ACL user name (env `REDIS_USERNAME`); empty = the URL's user, else `default`.
+    pub username: String,
+    /// Password (env `REDIS_PASSWORD`). Prefer the environment or `password_file` to this
+    /// file and to a password in `url` / `--redis-url`, which other users of the host can
+    /// read in the process list.
     pub password: String,
+    /// A file holding the password (env `REDIS_PASSWORD_FILE`; one line, read at start),
+    /// used when `password` is empty.
+    pub password_file: String,
     /// DB of the message bus and the story state.
     pub db: u8,
     /// DB of the cache.
@@ -449,10 +520,50 @@ pub struct RedisConfig {
     pub stream_maxlen: u64,
     /// How long a run waits for another run's state lock, in seconds.
     pub lock_wait_secs: u64,
+    /// Lease of the state lock, in milliseconds: a run that stalls longer (paused, swapped
+    /// out) loses the lock, and its save is refused. A heartbeat renews it every third.
+    pub lock_lease_ms: u64,
     /// Events that could not be published are kept here and sent by the next run.
     pub spool_path: String,
     /// A local copy of the story state, used when Redis is down at the start of a run.
     pub state_mirror_path: String,
+}
+
+impl RedisConfig {
+    /// Takes `--redis-url`, warning when it carries a password: command lines are visible
+    /// to every user of the host (`ps`, `/proc/*/cmdline`).
+    pub fn set_url_from_command_line(&mut self, url: Option<&str>) {
+        let Some(url) = url else {
+            return;
+        };
+        let has_password = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|authority| authority.rsplit_once('@'))
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        if has_password {
+            tracing::warn!(
+                "The password in --redis-url is visible to every user of this host in the process list; use REDIS_PASSWORD or REDIS_PASSWORD_FILE (or [redis] password_file) instead."
+            );
+        }
+        self.url = url.to_string();
+    }
+
+    /// The password to authenticate with: `password`, else the contents of `password_file`
+    /// (its first line), else none.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file when it cannot be read (never its contents).
+    pub fn resolved_password(&self) -> Result<String> {
+        if !self.password.is_empty() || self.password_file.is_empty() {
+            return Ok(self.password.clone());
+        }
+        let text = std::fs::read_to_string(&self.password_file).map_err(|e| Error::Config {
+            origin: format!("redis.password_file {}", self.password_file),
+            message: format!("cannot read the Redis password: {e}"),
+        })?;
+        Ok(text.lines().next().unwrap_or("").trim_end().to_string())
+    }
 }
 
 impl Default for RedisConfig {
@@ -462,7 +573,9 @@ impl Default for RedisConfig {
             url: String::new(),
             host: "127.0.0.1".into(),
             port: 6380,
+            username: String::new(),
             password: String::new(),
+            password_file: String::new(),
             db: 0,
             cache_db: 1,
             cache_prefix: "perps:cache:".into(),
@@ -473,6 +586,7 @@ impl Default for RedisConfig {
             retry_ms: 10_000,
             stream_maxlen: 10_000,
             lock_wait_secs: 30,
+            lock_lease_ms: 30_000,
             spool_path: "perps-news.spool.jsonl".into(),
             state_mirror_path: "perps-news.state.json".into(),
         }
@@ -529,8 +643,14 @@ impl PipelineConfig {
         if let Some(v) = var("REDIS_PORT") {
             r.port = num("REDIS_PORT", &v)?;
         }
+        if let Some(v) = var("REDIS_USERNAME") {
+            r.username = v;
+        }
         if let Some(v) = var("REDIS_PASSWORD") {
             r.password = v;
+        }
+        if let Some(v) = var("REDIS_PASSWORD_FILE") {
+            r.password_file = v;
         }
         if let Some(v) = var("REDIS_CACHE_DB") {
             r.cache_db = u8::try_from(num("REDIS_CACHE_DB", &v)?).unwrap_or(u8::MAX);
@@ -561,6 +681,12 @@ impl PipelineConfig {
         }
         if let Some(v) = var("OPENROUTER_FALLBACK_MODEL") {
             self.label.llm.fallback_model = v;
+        }
+        if let Some(v) = var("NEWS_WORKER_ALLOWED_DIRS") {
+            self.worker.allowed_dirs = std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.display().to_string())
+                .collect();
         }
         if let Some(v) = var("CLUSTER_BATCH_SIZE") {
             self.ingest.batch_size = v.trim().parse().map_err(|_| Error::Config {
@@ -616,6 +742,24 @@ impl PipelineConfig {
         }
         if self.redis.cache_db > 15 || self.redis.queue_db > 15 || self.redis.db > 15 {
             return bad("redis DB numbers must be 0..=15".into());
+        }
+        let sv = &self.serve;
+        if sv.max_event_clients == 0
+            || sv.max_connections == 0
+            || sv.header_timeout_ms == 0
+            || sv.max_header_bytes < 256
+        {
+            return bad(
+                "serve.max_event_clients, max_connections and header_timeout_ms must be > 0, \
+                 max_header_bytes at least 256"
+                    .into(),
+            );
+        }
+        if self.redis.lock_lease_ms < 100 {
+            return bad(format!(
+                "redis.lock_lease_ms must be at least 100, got {}",
+                self.redis.lock_lease_ms
+            ));
         }
         let api = &self.api;
         if api.concurrency == 0 || api.concurrency > 256 {

@@ -51,6 +51,15 @@ pub enum Error {
     /// Another run holds the story state.
     #[error("state is locked by another run ({0}); try again later")]
     Locked(String),
+    /// The run's work did not reach the story state in Redis (the lock was lost, or the save
+    /// failed): nothing was published for it, and it waits locally for the next run.
+    #[error("state not saved to Redis: {reason}; {kept}")]
+    NotSaved {
+        /// Why the save failed.
+        reason: String,
+        /// Where the work waits and what happens to it.
+        kept: String,
+    },
     /// `--strict` and an input record was rejected.
     #[error("rejected input (--strict): {0}")]
     Strict(String),

@@ -30,6 +30,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod http;
 pub mod kernels;
 pub mod label;
 pub mod ops;

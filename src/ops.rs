@@ -3,10 +3,14 @@
 //!
 //! `serve` endpoints: `GET /healthz`, `GET /api/cache/stats` (what `stats --json` prints),
 //! `GET /api/stories?page=1&per_page=50` (stories, most recently active first), and
-//! `GET /api/events` (server-sent events relayed from the Redis bus as they are published).
-//! Other paths get a 404, other methods a 405, both as JSON.
+//! `GET /api/events` (server-sent events relayed from the news channels of the Redis bus
+//! as they are published, all clients fed by one subscription). Other paths get a 404,
+//! other methods a 405, both as JSON. The server ([`crate::http`]) bounds connections,
+//! header time and size; requests must name an allowed `Host`, and carry the bearer token
+//! when one is configured (`[serve]`).
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,9 +24,8 @@ use crate::store::redis::{
 fn config(pipeline: Option<&Path>, redis_url: Option<&String>) -> Result<PipelineConfig> {
     let mut cfg = PipelineConfig::load(pipeline)?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(redis_url.map(String::as_str));
     Ok(cfg)
 }
 
@@ -164,6 +167,32 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
                 ),
                 Err(e) => add(Level::Fail, "main persistence", e.to_string()),
             }
+            // The shipped users file is a template: its CHANGE-ME passwords must not work.
+            let template = [
+                ("perps-news", "CHANGE-ME-app-password"),
+                ("admin", "CHANGE-ME-admin-password"),
+            ];
+            let open: Vec<&str> = template
+                .iter()
+                .filter(|(u, p)| conns.main.accepts(u, p))
+                .map(|(u, _)| *u)
+                .collect();
+            if open.is_empty() {
+                add(
+                    Level::Ok,
+                    "main passwords",
+                    "no template password accepted".into(),
+                );
+            } else {
+                add(
+                    Level::Fail,
+                    "main passwords",
+                    format!(
+                        "user(s) {} still have the CHANGE-ME password of systemd/perps-redis-users.conf: set real ones",
+                        open.join(", ")
+                    ),
+                );
+            }
             for (label, pool) in [("bus/state DB", &conns.main), ("queue DB", &conns.queue)] {
                 match pool.run("DBSIZE", |c| redis::cmd("DBSIZE").query::<u64>(c)) {
                     Ok(n) => add(Level::Ok, label, format!("{}: {n} keys", pool.name)),
@@ -257,25 +286,91 @@ fn host_port(name: &str) -> &str {
     name.rsplit_once('/').map_or(name, |(hp, _)| hp)
 }
 
-fn json_response(
-    status: u16,
-    body: &serde_json::Value,
-) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut r =
-        tiny_http::Response::from_data(body.to_string().into_bytes()).with_status_code(status);
-    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", "application/json") {
-        r.add_header(h);
-    }
-    r
-}
-
 fn query_param(url: &str, key: &str) -> Option<usize> {
     let q = url.split_once('?')?.1;
     q.split('&')
         .find_map(|kv| kv.strip_prefix(&format!("{key}="))?.parse().ok())
 }
 
+/// Longest a response write may block: a client that stops reading is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames queued per event-stream client; a client this far behind is dropped (it can
+/// reconnect and catch up from the stream) instead of holding memory for it.
+const EVENT_QUEUE: usize = 256;
+
+/// How often a quiet event stream gets a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The event-stream clients, fed by one Redis subscription.
+struct Hub {
+    clients: std::sync::Mutex<Vec<(u64, crossbeam_channel::Sender<std::sync::Arc<str>>)>>,
+    next: std::sync::atomic::AtomicU64,
+    max: usize,
+}
+
+impl Hub {
+    fn new(max: usize) -> Self {
+        Hub {
+            clients: std::sync::Mutex::new(Vec::new()),
+            next: std::sync::atomic::AtomicU64::new(0),
+            max,
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(u64, crossbeam_channel::Sender<std::sync::Arc<str>>)>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for one more client, if there is room.
+    fn join(&self) -> Option<(u64, crossbeam_channel::Receiver<std::sync::Arc<str>>)> {
+        let mut clients = self.lock();
+        if clients.len() >= self.max {
+            return None;
+        }
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+        clients.push((id, tx));
+        Some((id, rx))
+    }
+
+    fn leave(&self, id: u64) {
+        self.lock().retain(|(c, _)| *c != id);
+    }
+
+    /// Queues `frame` for every client; clients that are gone or too far behind are dropped.
+    fn broadcast(&self, frame: &str) {
+        let frame: std::sync::Arc<str> = frame.into();
+        self.lock().retain(|(id, tx)| {
+            let kept = tx.try_send(frame.clone()).is_ok();
+            if !kept {
+                tracing::debug!(client = id, "Event client dropped (gone or too slow).");
+            }
+            kept
+        });
+    }
+}
+
+/// Everything a connection handler needs.
+struct Served<'a> {
+    conns: &'a Connections,
+    cfg: &'a PipelineConfig,
+    hub: &'a Hub,
+    token: Option<String>,
+    hosts: Vec<String>,
+    limits: crate::http::Limits,
+}
+
 /// `perps-news serve`: answers until the process is stopped.
+///
+/// Bounded in every direction: at most `[serve] max_connections` requests and
+/// `max_event_clients` event streams at once (more get a 503 at once), one Redis
+/// subscription for all event streams, `header_timeout_ms` and `max_header_bytes` for each
+/// request header, a write timeout for each response.
 ///
 /// # Errors
 /// The port cannot be bound, or the pipeline file is unusable.
@@ -283,23 +378,140 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
     let cfg = config(args.pipeline.as_deref(), args.redis_url.as_ref())?;
     let conns = Connections::new(&cfg.redis)?;
     let addr = format!("{}:{}", args.bind, args.port);
-    let server = tiny_http::Server::http(&addr)
-        .map_err(|e| Error::io(addr.clone(), std::io::Error::other(e.to_string())))?;
-    tracing::info!(addr, redis = %conns.main.name, "Serving.");
+    let listener = std::net::TcpListener::bind(&addr).map_err(|e| Error::io(addr.clone(), e))?;
+    let sv = &cfg.serve;
+    let token = std::env::var(&sv.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let hub = Hub::new(sv.max_event_clients);
+    let served = Served {
+        conns: &conns,
+        cfg: &cfg,
+        hub: &hub,
+        token,
+        hosts: sv
+            .allowed_hosts
+            .iter()
+            .map(|h| crate::http::host_name(h))
+            .collect(),
+        limits: crate::http::Limits {
+            header_timeout: Duration::from_millis(sv.header_timeout_ms),
+            max_header_bytes: sv.max_header_bytes,
+        },
+    };
+    tracing::info!(addr, redis = %conns.main.name, channels = ?sv.channels, auth = served.token.is_some(), "Serving.");
     eprintln!("perps-news: serving on http://{addr}");
+    let busy = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for request in server.incoming_requests() {
-            let (conns, cfg) = (&conns, &cfg);
-            // One thread per request: event streams hold theirs for as long as they last.
-            s.spawn(move || handle(request, conns, cfg));
+        s.spawn(|| relay(&conns, &cfg.serve.channels, &hub));
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+            if busy.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= sv.max_connections {
+                busy.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                // Refused from the accept loop: a short write into an empty socket buffer.
+                let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+                let _ = crate::http::respond_json(
+                    &mut stream,
+                    503,
+                    &serde_json::json!({"error": "too many connections"}),
+                    &[("Retry-After", "1")],
+                );
+                // Whatever of the request has arrived is read and dropped without waiting,
+                // so the close is less likely to be a reset that eats the answer.
+                let _ = stream.set_nonblocking(true);
+                let _ = std::io::Read::read(&mut stream, &mut [0u8; 8192]);
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                continue;
+            }
+            let (served, busy) = (&served, &busy);
+            s.spawn(move || {
+                // The slot is held while the request is read and answered; an event stream
+                // moves to its own slot in the hub.
+                let release = || busy.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                handle(stream, served, release);
+            });
         }
     });
     Ok(0)
 }
 
-fn handle(request: tiny_http::Request, conns: &Connections, cfg: &PipelineConfig) {
-    let url = request.url().to_string();
-    let path = url.split('?').next().unwrap_or("").to_string();
+/// The one Redis subscription behind every event stream: forwards each message on the
+/// configured channels to the hub, reconnecting after errors.
+fn relay(conns: &Connections, channels: &[String], hub: &Hub) {
+    let client = conns.main.client();
+    loop {
+        let err = match client.get_connection_with_timeout(Duration::from_secs(5)) {
+            Err(e) => e,
+            Ok(mut conn) => {
+                let _ = conn.set_read_timeout(Some(KEEP_ALIVE));
+                let mut pubsub = conn.as_pubsub();
+                let subscribed = channels.iter().try_for_each(|c| pubsub.psubscribe(c));
+                match subscribed {
+                    Err(e) => e,
+                    Ok(()) => loop {
+                        match pubsub.get_message() {
+                            Ok(msg) => {
+                                let payload: String = msg.get_payload().unwrap_or_default();
+                                let data = payload.replace('\n', "\ndata: ");
+                                hub.broadcast(&format!(
+                                    "event: {}\ndata: {data}\n\n",
+                                    msg.get_channel_name()
+                                ));
+                            }
+                            // Quiet bus: keep listening while the connection answers a ping.
+                            Err(e) if e.is_timeout() => {
+                                if let Err(e) = pubsub.ping::<String>() {
+                                    break e;
+                                }
+                            }
+                            Err(e) => break e,
+                        }
+                    },
+                }
+            }
+        };
+        tracing::warn!(error = %err, "Event relay lost its Redis subscription; reconnecting.");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> usize) {
+    let reply = |stream: &mut TcpStream, status: u16, body: serde_json::Value| {
+        let _ = crate::http::respond_json(stream, status, &body, &[]);
+    };
+    let request = match crate::http::read_request(&mut stream, &served.limits) {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, what) = match e {
+                crate::http::ReadError::Timeout => (408, "request header not received in time"),
+                crate::http::ReadError::TooLarge => (431, "request header too large"),
+                crate::http::ReadError::Malformed => (400, "not an HTTP/1.x request"),
+                crate::http::ReadError::Closed => {
+                    release();
+                    return;
+                }
+            };
+            reply(&mut stream, status, serde_json::json!({ "error": what }));
+            crate::http::close_unread(stream);
+            release();
+            return;
+        }
+    };
+    // DNS rebinding: a page of another origin reaches us under its own name.
+    let host_ok = request
+        .header("host")
+        .is_some_and(|h| served.hosts.contains(&crate::http::host_name(h)));
+    if !host_ok {
+        reply(
+            &mut stream,
+            403,
+            serde_json::json!({"error": "host not allowed (see [serve] allowed_hosts)"}),
+        );
+        release();
+        return;
+    }
+    let path = request.path().to_string();
     let known = [
         "/healthz",
         "/api/cache/stats",
@@ -307,41 +519,72 @@ fn handle(request: tiny_http::Request, conns: &Connections, cfg: &PipelineConfig
         "/api/events",
     ];
     if !known.contains(&path.as_str()) {
-        let _ = request.respond(json_response(
-            404,
-            &serde_json::json!({"error": "not found", "path": path}),
-        ));
+        // Never echo the request back: 1 MiB in must not mean 1 MiB out.
+        reply(&mut stream, 404, serde_json::json!({"error": "not found"}));
+        release();
         return;
     }
-    if *request.method() != tiny_http::Method::Get {
+    if request.method != "GET" {
         let body = serde_json::json!({"error": "method not allowed", "allowed": ["GET"]});
-        let mut r = json_response(405, &body);
-        if let Ok(h) = tiny_http::Header::from_bytes("Allow", "GET") {
-            r.add_header(h);
-        }
-        let _ = request.respond(r);
+        let _ = crate::http::respond_json(&mut stream, 405, &body, &[("Allow", "GET")]);
+        release();
         return;
     }
-    let reply = |r: Result<serde_json::Value>| match r {
-        Ok(v) => json_response(200, &v),
-        Err(e) => json_response(503, &serde_json::json!({"error": e.to_string()})),
+    if path != "/healthz"
+        && let Some(token) = &served.token
+    {
+        let given = request
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::http::same_secret(given.trim().as_bytes(), token.as_bytes()) {
+            let _ = crate::http::respond_json(
+                &mut stream,
+                401,
+                &serde_json::json!({"error": "a bearer token is required"}),
+                &[("WWW-Authenticate", "Bearer")],
+            );
+            release();
+            return;
+        }
+    }
+    let (conns, cfg) = (served.conns, served.cfg);
+    let answer = |r: Result<serde_json::Value>| match r {
+        Ok(v) => (200, v),
+        Err(e) => (503, serde_json::json!({"error": e.to_string()})),
     };
-    match path.as_str() {
+    let (status, body) = match path.as_str() {
         "/healthz" => {
             let redis = conns.main.ping().is_ok();
             let body = serde_json::json!({"status": if redis { "ok" } else { "degraded" }, "redis": redis});
-            let _ = request.respond(json_response(if redis { 200 } else { 503 }, &body));
+            (if redis { 200 } else { 503 }, body)
         }
-        "/api/cache/stats" => {
-            let _ = request.respond(reply(stats_json(conns, cfg)));
-        }
+        "/api/cache/stats" => answer(stats_json(conns, cfg)),
         "/api/stories" => {
-            let page = query_param(&url, "page").unwrap_or(1).max(1);
-            let per_page = query_param(&url, "per_page").unwrap_or(50).clamp(1, 500);
-            let _ = request.respond(reply(stories_page(&conns.main, page, per_page)));
+            let page = query_param(&request.target, "page").unwrap_or(1).max(1);
+            let per_page = query_param(&request.target, "per_page")
+                .unwrap_or(50)
+                .clamp(1, 500);
+            answer(stories_page(&conns.main, page, per_page))
         }
-        _ => events(request, conns),
-    }
+        _ => {
+            let Some((id, rx)) = served.hub.join() else {
+                reply(
+                    &mut stream,
+                    503,
+                    serde_json::json!({"error": "too many event clients (see [serve] max_event_clients)"}),
+                );
+                release();
+                return;
+            };
+            release();
+            events(stream, &rx);
+            served.hub.leave(id);
+            return;
+        }
+    };
+    reply(&mut stream, status, body);
+    release();
 }
 
 /// Stories, most recently active first.
@@ -371,20 +614,9 @@ fn stories_page(pool: &Pool, page: usize, per_page: usize) -> Result<serde_json:
     Ok(serde_json::json!({"page": page, "perPage": per_page, "total": total, "stories": stories}))
 }
 
-/// Relays every bus message to the client as a server-sent event, flushing each one at once.
-fn events(request: tiny_http::Request, conns: &Connections) {
-    let client = conns.main.client();
-    let mut conn = match client.get_connection_with_timeout(Duration::from_secs(5)) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = request.respond(json_response(
-                503,
-                &serde_json::json!({"error": e.to_string()}),
-            ));
-            return;
-        }
-    };
-    let mut out = request.into_writer();
+/// Streams the hub's frames to one client as server-sent events, flushing each at once,
+/// until the client goes away or falls too far behind.
+fn events(mut out: TcpStream, rx: &crossbeam_channel::Receiver<std::sync::Arc<str>>) {
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: connected\n\n";
     if out
         .write_all(head.as_bytes())
@@ -393,22 +625,13 @@ fn events(request: tiny_http::Request, conns: &Connections) {
     {
         return;
     }
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(15)));
-    let mut pubsub = conn.as_pubsub();
-    if pubsub.psubscribe("*").is_err() {
-        return;
-    }
     loop {
-        let frame = match pubsub.get_message() {
-            Ok(msg) => {
-                let payload: String = msg.get_payload().unwrap_or_default();
-                let data = payload.replace('\n', "\ndata: ");
-                format!("event: {}\ndata: {data}\n\n", msg.get_channel_name())
-            }
-            // Quiet bus: a comment line keeps proxies from closing the stream and tells us
-            // when the client has gone.
-            Err(e) if e.is_timeout() => ": keep-alive\n\n".to_string(),
-            Err(_) => return,
+        let frame = match rx.recv_timeout(KEEP_ALIVE) {
+            Ok(f) => f,
+            // A comment line keeps proxies from closing the stream and tells us when the
+            // client has gone.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => ": keep-alive\n\n".into(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         };
         if out
             .write_all(frame.as_bytes())

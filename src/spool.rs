@@ -63,9 +63,10 @@ impl SpoolDir {
         })
     }
 
-    /// Claims work: files a crashed run left in `claimed/` first, then everything in
+    /// Claims work: files a crashed run left in `claimed/` first, then every regular file in
     /// `inbox/` (hidden files and `*.tmp` are still being written and are skipped), each
-    /// list in name order.
+    /// list in name order. Anything else in `inbox/` (a directory, a symlink, a FIFO) goes to
+    /// `failed/` with a note.
     ///
     /// # Errors
     /// [`Error::Io`] when a directory cannot be read or a file cannot be moved.
@@ -78,7 +79,21 @@ impl SpoolDir {
                 "Taking up files a previous run claimed but did not finish."
             );
         }
-        for f in list(&self.root.join("inbox"))? {
+        let inbox = self.root.join("inbox");
+        // Directories, symlinks, FIFOs, sockets: never read (a symlink could point anywhere,
+        // a FIFO would block), but not left to sit there unnoticed either.
+        for (f, kind) in irregular(&inbox)? {
+            let why = format!(
+                "not a regular file ({kind}): spool inputs must be regular files written \
+                 elsewhere and renamed into inbox/"
+            );
+            match self.fail(&f, &why) {
+                Ok(_) => {}
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for f in list(&inbox)? {
             let to = free_name(&claimed_dir, &f);
             match fs::rename(&f, &to) {
                 Ok(()) => claimed.push(to),
@@ -133,6 +148,32 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Visible entries of `dir` that are not regular files, by name, with what they are.
+fn irregular(dir: &Path) -> Result<Vec<(PathBuf, &'static str)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".tmp") {
+            continue;
+        }
+        // `file_type` does not follow symlinks: a link to a regular file is still a link.
+        let Ok(t) = entry.file_type() else { continue };
+        let kind = if t.is_file() {
+            continue;
+        } else if t.is_dir() {
+            "a directory"
+        } else if t.is_symlink() {
+            "a symbolic link"
+        } else {
+            "a FIFO, socket or device"
+        };
+        out.push((entry.path(), kind));
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// `dir/<file name>`, or `dir/<file name>.N` when that exists already.
 fn free_name(dir: &Path, file: &Path) -> PathBuf {
     let name = file
@@ -141,7 +182,7 @@ fn free_name(dir: &Path, file: &Path) -> PathBuf {
         .unwrap_or_default();
     let mut candidate = dir.join(&name);
     let mut n = 1;
-    while candidate.exists() {
+    while fs::symlink_metadata(&candidate).is_ok() {
         candidate = dir.join(format!("{name}.{n}"));
         n += 1;
     }
@@ -180,6 +221,31 @@ mod tests {
         let again = s.claim().unwrap();
         s.done(&again[1]).unwrap();
         assert!(t.path().join("done/a.jsonl.1").exists());
+    }
+
+    #[test]
+    fn directories_and_symlinks_in_the_inbox_go_to_failed_with_a_note() {
+        let t = tempfile::tempdir().unwrap();
+        let s = SpoolDir::open(t.path(), Duration::ZERO).unwrap();
+        let outside = t.path().join("secret.jsonl");
+        fs::write(&outside, "{\"title\":\"DB_PASSWORD=x\"}").unwrap();
+        fs::create_dir(t.path().join("inbox/sub.jsonl")).unwrap();
+        std::os::unix::fs::symlink(&outside, t.path().join("inbox/link.jsonl")).unwrap();
+        fs::write(t.path().join("inbox/ok.jsonl"), "{}").unwrap();
+        let got = s.claim().unwrap();
+        assert_eq!(got, [t.path().join("claimed/ok.jsonl")]);
+        for (name, kind) in [("sub.jsonl", "directory"), ("link.jsonl", "symbolic link")] {
+            let note = fs::read_to_string(t.path().join(format!("failed/{name}.err"))).unwrap();
+            assert!(note.contains(kind), "{note}");
+        }
+        assert!(
+            fs::symlink_metadata(t.path().join("failed/link.jsonl"))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link itself moved, its target untouched"
+        );
+        assert!(outside.exists());
     }
 
     #[test]

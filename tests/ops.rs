@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -49,10 +49,36 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         "ok    cache eviction",
         "allkeys-lru",
         "is writable",
+        "ok    main passwords",
         "0 failed",
     ] {
         assert!(report.contains(needle), "missing {needle:?}:\n{report}");
     }
+
+    // The users file installed without replacing its template passwords.
+    let template = RedisServer::start(
+        None,
+        &[
+            "--user",
+            "perps-news",
+            "on",
+            ">CHANGE-ME-app-password",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+    );
+    let url = format!(
+        "redis://perps-news:CHANGE-ME-app-password@127.0.0.1:{}/0",
+        template.port()
+    );
+    let out = run_in(t.path(), &["doctor", "--redis-url", &url], None, &[]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  main passwords") && report.contains("perps-news"),
+        "{report}"
+    );
 
     // An LRU, non-persistent instance holding the queues, shared with the cache.
     let bad = RedisServer::start(
@@ -99,9 +125,15 @@ impl Drop for Served {
 }
 
 fn serve(url: &str) -> (Served, String) {
+    serve_with(url, &[], &[])
+}
+
+fn serve_with(url: &str, args: &[&str], envs: &[(&str, &str)]) -> (Served, String) {
     let port = free_port();
     let child = bin()
         .args(["serve", "--port", &port.to_string(), "--redis-url", url])
+        .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -182,6 +214,14 @@ fn http_endpoints_answer_with_json_and_relay_events() {
 
     let (s, e) = get_json(&format!("{base}/nope"));
     assert_eq!((s, e["error"].as_str()), (404, Some("not found")));
+    // A 404 does not echo the request: a long path in, a short body out.
+    let long = "x".repeat(4000);
+    let (s, e) = get_json(&format!("{base}/{long}"));
+    assert_eq!(s, 404);
+    assert!(
+        e.to_string().len() < 100 && !e.to_string().contains("xxxx"),
+        "{e}"
+    );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -254,4 +294,204 @@ fn http_endpoints_answer_with_json_and_relay_events() {
     // Functional bound only (a loaded CI machine must not fail it); the latency itself is
     // printed and reported, measured well under the 100 ms target.
     assert!(latency < Duration::from_secs(2), "relayed in {latency:?}");
+}
+
+/// Sends `request` on a new connection and reads the whole answer (the server closes).
+fn exchange(addr: &str, request: &str) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+/// An event stream, open after its `: connected` line.
+fn open_events(addr: &str, token: &str) -> BufReader<TcpStream> {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        c,
+        "GET /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(c);
+    let mut head = String::new();
+    while !head.contains(": connected") {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "closed: {head}");
+        head.push_str(&line);
+    }
+    r
+}
+
+/// The next event's `event:` line, skipping comments.
+fn next_event(r: &mut BufReader<TcpStream>) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "stream closed");
+        if let Some(name) = line.strip_prefix("event: ") {
+            return name.trim().to_string();
+        }
+    }
+}
+
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+fn redis_clients(c: &mut redis::Connection) -> usize {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
+    list.lines().count()
+}
+
+#[test]
+fn serve_is_bounded_checks_host_and_token_and_relays_only_news() {
+    let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let url = redis.url(0);
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("serve.toml");
+    std::fs::write(
+        &p,
+        "[serve]\nmax_event_clients = 4\nmax_connections = 8\nheader_timeout_ms = 1500\n",
+    )
+    .unwrap();
+    let token = "t0k-3n";
+    let (server, base) = serve_with(
+        &url,
+        &["--pipeline", p.to_str().unwrap()],
+        &[("PERPS_NEWS_SERVE_TOKEN", token)],
+    );
+    let pid = server.0.id();
+    let addr = base.trim_start_matches("http://").to_string();
+    let get = |path: &str, host: &str, auth: &str| {
+        exchange(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n"),
+        )
+    };
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+
+    // Host allow-list (DNS rebinding) and the token.
+    assert!(get("/api/stories", "evil.example:3001", &bearer).starts_with("HTTP/1.1 403"));
+    assert!(get("/api/stories", &addr, "").starts_with("HTTP/1.1 401"));
+    assert!(
+        get("/api/stories", &addr, "Authorization: Bearer nope\r\n").starts_with("HTTP/1.1 401")
+    );
+    assert!(get("/api/stories", &addr, &bearer).starts_with("HTTP/1.1 200"));
+    assert!(get("/api/stories", "[::1]:9", &bearer).starts_with("HTTP/1.1 200"));
+    assert!(
+        get("/healthz", "localhost", "").starts_with("HTTP/1.1 200"),
+        "health needs no token"
+    );
+
+    // Event streams: bounded, one Redis subscription for all, only the news channels.
+    let mut c = redis.client(0);
+    let before_clients = redis_clients(&mut c);
+    let mut streams: Vec<_> = (0..4).map(|_| open_events(&addr, token)).collect();
+    let fifth = get("/api/events", "localhost", &bearer);
+    assert!(fifth.starts_with("HTTP/1.1 503"), "{fifth}");
+    let patterns: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
+    assert_eq!(patterns, 1, "one shared subscription");
+    assert_eq!(
+        redis_clients(&mut c),
+        before_clients,
+        "no Redis connection per client"
+    );
+    for (channel, payload) in [
+        (
+            "execution:filled",
+            r#"{"symbol":"BTC","side":"buy","size":1,"price":1}"#,
+        ),
+        ("news:clustered", r#"{"totalProcessed":7}"#),
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query(&mut c)
+            .unwrap();
+    }
+    for s in &mut streams {
+        assert_eq!(
+            next_event(s),
+            "news:clustered",
+            "execution:filled is not relayed"
+        );
+    }
+    drop(streams);
+
+    // Slow headers are cut at the header timeout; the threads stay bounded meanwhile.
+    let idle_threads = threads(pid);
+    let mut slow: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        threads(pid) <= idle_threads + 8,
+        "{} threads for 40 slow clients (idle: {idle_threads})",
+        threads(pid)
+    );
+    // Over the connection cap: refused at once (a 503, or a reset when the close beat it).
+    let t0 = Instant::now();
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut answer = Vec::new();
+    match c.read_to_end(&mut answer) {
+        Ok(_) => assert!(
+            answer.starts_with(b"HTTP/1.1 503"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        ),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "refused in {:?}",
+        t0.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    let mut closed = 0;
+    for c in &mut slow {
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = Vec::new();
+        // Closed: an end of stream, or a reset (the server closed with our bytes unread);
+        // still open: the read times out.
+        match c.read_to_end(&mut buf) {
+            Ok(_) => closed += 1,
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                closed += 1
+            }
+            Err(_) => {}
+        }
+    }
+    assert_eq!(closed, 40, "every slow client was closed by the server");
+    assert!(get("/healthz", "localhost", "").starts_with("HTTP/1.1 200"));
+
+    // A huge header is refused without being read whole.
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ");
+    let big = vec![b'a'; 64 << 10];
+    let _ = c.write_all(&big);
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    assert!(get("/healthz", "localhost", "").starts_with("HTTP/1.1 200"));
 }

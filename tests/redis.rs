@@ -355,20 +355,56 @@ fn a_real_subscriber_receives_news_clustered_and_the_stream_replays_it() {
 }
 
 #[test]
-fn redis_down_from_the_start_spools_and_the_next_run_delivers() {
+fn redis_down_from_the_start_keeps_work_with_the_mirror_and_the_next_run_delivers() {
     let dir = tempfile::tempdir().unwrap();
-    // Take a port with a server, then stop it: the run finds nobody there.
     let mut redis = main_server();
-    redis.stop();
     let url = redis.url(0);
     let f = fixture("fixtures/news-100.jsonl");
+    let later = generated(dir.path(), "later.jsonl", 300, 77);
+    // The generator numbers articles from zero, like the fixture: give these their own ids.
+    let text: String = std::fs::read_to_string(&later)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("later-{}", v["id"].as_str().unwrap()).into();
+            v["url"] = format!("{}-later", v["url"].as_str().unwrap()).into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&later, text).unwrap();
+    let later = later.to_str().unwrap();
     let envs = [("RUST_LOG", "warn")];
     let fast = dir.path().join("fast.toml");
     std::fs::write(&fast, "[redis]\nretry_ms = 300\ntimeout_ms = 300\n").unwrap();
     let fast = fast.to_str().unwrap();
-    let out = run_in(
+    // A run while Redis is up leaves the host a mirror of the state (version 1).
+    let first = json(&run_in(
         dir.path(),
         &["run", "--json", "--pipeline", fast, "--redis-url", &url, &f],
+        None,
+        &envs,
+    ));
+    assert_eq!(first["redis"]["stateVersion"], 1);
+    let first_story_events = first["redis"]["storyEvents"].as_u64().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("perps-news.state.json.version")).unwrap(),
+        "1\n"
+    );
+
+    // Redis goes away: the run continues the mirror and keeps its events with it.
+    redis.stop();
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--json",
+            "--pipeline",
+            fast,
+            "--redis-url",
+            &url,
+            later,
+        ],
         None,
         &envs,
     );
@@ -376,60 +412,78 @@ fn redis_down_from_the_start_spools_and_the_next_run_delivers() {
     assert_eq!(v["redis"]["published"], false);
     assert_eq!(v["redis"]["state"], "mirror");
     assert_eq!(v["redis"]["cache"], "memory");
-    assert_eq!(v["totalProcessed"], 100);
+    assert_eq!(v["totalProcessed"], 300);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("spooled"), "{err}");
+    assert!(
+        !dir.path().join("perps-news.spool.jsonl").exists(),
+        "work events wait with the mirror, not in the bus spool"
+    );
     // Every story's `news:story` (opened), then `news:clustered`, all kept.
-    let spool = std::fs::read_to_string(dir.path().join("perps-news.spool.jsonl")).unwrap();
-    let spooled: Vec<serde_json::Value> = spool
+    let kept =
+        std::fs::read_to_string(dir.path().join("perps-news.state.json.events.jsonl")).unwrap();
+    let kept: Vec<serde_json::Value> = kept
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // One `opened` per new story, plus one per story that turned breaking.
-    let stories = spooled.len() - 1;
-    let opened = spooled
-        .iter()
-        .filter(|e| e["channel"] == "news:story" && e["payload"]["size"] == 1)
-        .count();
+    let stories = kept.len() - 1;
     assert!(
-        stories >= v["newClusters"].as_u64().unwrap() as usize && opened >= 1,
-        "{spool}"
+        stories >= v["newClusters"].as_u64().unwrap() as usize,
+        "{kept:?}"
     );
-    assert!(
-        spooled[..stories]
-            .iter()
-            .all(|e| e["channel"] == "news:story")
-    );
-    assert_eq!(spooled[stories]["channel"], "news:clustered");
-    assert_eq!(spooled[stories]["payload"]["timestamp"], v["timestamp"]);
+    assert!(kept[..stories].iter().all(|e| e[0] == "news:story"));
+    assert_eq!(kept[stories][0], "news:clustered");
+    assert_eq!(kept[stories][1]["timestamp"], v["timestamp"]);
 
-    // The server comes up on that port; the next run delivers the spooled event first and
-    // continues the state made while Redis was down.
+    // The server comes up on that port. Nobody else wrote: the next run continues the
+    // mirror's state and publishes the kept events after its own save.
     redis.restart();
     let v2 = json(&run_in(
         dir.path(),
-        &["run", "--json", "--pipeline", fast, "--redis-url", &url, &f],
+        &[
+            "run",
+            "--json",
+            "--pipeline",
+            fast,
+            "--redis-url",
+            &url,
+            later,
+        ],
         None,
         &envs,
     ));
     assert_eq!(
         v2["redis"]["spoolDelivered"].as_u64(),
-        Some(stories as u64 + 1)
+        Some(stories as u64 + 1),
+        "{v2}\n{}",
+        redis.log()
     );
     assert_eq!(v2["redis"]["published"], true);
+    assert_eq!(v2["redis"]["reapplied"], 0);
     assert_eq!(
-        v2["alreadyKnown"], 100,
+        v2["alreadyKnown"], 300,
         "the mirror state carried over: {v2}"
     );
-    assert!(!dir.path().join("perps-news.spool.jsonl").exists());
+    for leftover in ["pending", "work.jsonl", "events.jsonl"] {
+        assert!(
+            !dir.path()
+                .join(format!("perps-news.state.json.{leftover}"))
+                .exists(),
+            "{leftover} left behind"
+        );
+    }
     let mut c = redis.client(0);
     let n: u64 = redis::cmd("XLEN")
         .arg("news:clustered")
         .query(&mut c)
         .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     let n: u64 = redis::cmd("XLEN").arg("news:story").query(&mut c).unwrap();
-    assert_eq!(n as usize, stories, "the second run opened nothing new");
+    assert_eq!(
+        n,
+        first_story_events + stories as u64,
+        "the last run opened nothing new"
+    );
 }
 
 #[test]
@@ -587,8 +641,10 @@ fn wrong_password_and_refused_connections_are_one_line_errors() {
         None,
         &[],
     );
-    // A wrong password is not "down": the cache degrades, but nothing is silently lost.
+    // A wrong password is not "down": it is a configuration error, named in one line.
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("refused the credentials"), "{err}");
     assert!(
         err.contains(&format!("127.0.0.1:{}", redis.port())),
         "{err}"

@@ -314,3 +314,274 @@ fn main_config_refuses_writes_instead_of_evicting() {
     // At the limit reads still work (intact_jobs above), and so do deletes: how the app recovers.
     let _: () = redis::cmd("DEL").arg("cache:0").query(&mut cache).unwrap();
 }
+
+/// `ACL DRYRUN user cmd...`: Ok when the user may run it, else the server's reason.
+fn dryrun(con: &mut redis::Connection, user: &str, args: &[&str]) -> Result<(), String> {
+    let reply: redis::Value = redis::cmd("ACL")
+        .arg("DRYRUN")
+        .arg(user)
+        .arg(args)
+        .query(con)
+        .map_err(|e| e.to_string())?;
+    match reply {
+        redis::Value::Okay => Ok(()),
+        redis::Value::SimpleString(s) if s == "OK" => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// What the engine (`run --redis`, worker, serve, stats, doctor, subscribe) and BullMQ (Node
+/// producers and workers, the Rust worker) send, with representative keys and channels.
+const APP_NEEDS: &[&[&str]] = &[
+    &["PING"],
+    &["SELECT", "2"],
+    &["CLIENT", "SETNAME", "bull:perps-news"],
+    &["INFO", "server"],
+    &["CONFIG", "GET", "maxmemory-policy"],
+    &["DBSIZE"],
+    &["SCAN", "0", "TYPE", "stream", "COUNT", "1000"],
+    // Story state, lock, records, last run.
+    &["GET", "perps:state"],
+    &["MGET", "perps:state", "perps:state:version"],
+    &["SET", "perps:state:lock", "t", "NX", "PX", "30000"],
+    &["PTTL", "perps:state:lock"],
+    &[
+        "EVALSHA",
+        "0123456789012345678901234567890123456789",
+        "1",
+        "perps:state:lock",
+        "t",
+    ],
+    &[
+        "EVAL",
+        "return 1",
+        "5",
+        "perps:state:lock",
+        "perps:state",
+        "perps:state:version",
+        "perps:stories",
+        "perps:runs:last",
+    ],
+    &["SCRIPT", "LOAD", "return 1"],
+    &["INCR", "perps:state:version"],
+    &["SET", "perps:story:s1", "{}"],
+    &["DEL", "perps:story:s1"],
+    &["ZADD", "perps:stories", "1", "s1"],
+    &["ZREM", "perps:stories", "s1"],
+    &["ZCARD", "perps:stories"],
+    &["ZREVRANGE", "perps:stories", "0", "49"],
+    // The cache when it shares this instance.
+    &["MGET", "perps:cache:emb:m:1", "perps:cache:emb:m:2"],
+    &["SET", "perps:cache:emb:m:1", "v", "EX", "604800"],
+    &["INCRBY", "perps:cache:stats:hits", "3"],
+    &["EXPIRE", "perps:cache:stats:hits", "604800"],
+    // The bus: pub/sub, streams, subscribers.
+    &["PUBLISH", "news:clustered", "{}"],
+    &["PUBLISH", "news:story", "{}"],
+    &["PUBLISH", "circuit:breaker:open", "{}"],
+    &[
+        "XADD",
+        "news:clustered",
+        "MAXLEN",
+        "~",
+        "10000",
+        "*",
+        "payload",
+        "{}",
+    ],
+    &[
+        "XADD",
+        "circuit:breaker:open",
+        "MAXLEN",
+        "~",
+        "10000",
+        "*",
+        "payload",
+        "{}",
+    ],
+    &["XRANGE", "news:story", "-", "+"],
+    &["PSUBSCRIBE", "news:*"],
+    &["PSUBSCRIBE", "news:clustered"],
+    &["PSUBSCRIBE", "news:story"],
+    // BullMQ.
+    &[
+        "EVALSHA",
+        "0123456789012345678901234567890123456789",
+        "2",
+        "bull:clustering:wait",
+        "bull:clustering:meta",
+    ],
+    &["BZPOPMIN", "bull:clustering:marker", "5"],
+    &["HGETALL", "bull:clustering:1"],
+    &["HSET", "bull:clustering:1", "progress", "1"],
+    &["HGET", "bull:clustering:meta", "paused"],
+    &[
+        "XADD",
+        "bull:clustering:events",
+        "MAXLEN",
+        "~",
+        "10000",
+        "*",
+        "event",
+        "added",
+    ],
+    &[
+        "XREAD",
+        "BLOCK",
+        "1000",
+        "STREAMS",
+        "bull:clustering:events",
+        "$",
+    ],
+    &["LLEN", "bull:clustering:wait"],
+    &["LRANGE", "bull:clustering:wait", "0", "-1"],
+    &["ZRANGE", "bull:clustering:completed", "0", "-1"],
+    &["ZCARD", "bull:clustering:prioritized"],
+    &["EXISTS", "bull:clustering:meta"],
+    &["TYPE", "bull:clustering:id"],
+    &["INCR", "bull:clustering:id"],
+    &["MULTI"],
+    &["EXEC"],
+];
+
+/// What nobody running as the application may do.
+const APP_REFUSED: &[&[&str]] = &[
+    &["FLUSHALL"],
+    &["FLUSHDB"],
+    &["KEYS", "*"],
+    &["SWAPDB", "0", "9"],
+    &["MOVE", "perps:state", "9"],
+    &["REPLICAOF", "127.0.0.1", "1"],
+    &["SLAVEOF", "127.0.0.1", "1"],
+    &["SHUTDOWN"],
+    &["DEBUG", "SLEEP", "0"],
+    &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    &["CONFIG", "SET", "appendonly", "no"],
+    &["CONFIG", "SET", "requirepass", "x"],
+    &["CONFIG", "REWRITE"],
+    &["ACL", "SETUSER", "perps-news", "+@all"],
+    &["ACL", "LIST"],
+    &["BGREWRITEAOF"],
+    &["SAVE"],
+    &["MONITOR"],
+    &["MODULE", "LOAD", "/tmp/x.so"],
+    &["MIGRATE", "127.0.0.1", "1", "perps:state", "0", "1000"],
+    &["SCRIPT", "FLUSH"],
+    &["CLIENT", "KILL", "127.0.0.1:1"],
+    &["SORT", "bull:clustering:wait"],
+    // Keys and channels of the rest of the trading system.
+    &["GET", "trading:positions"],
+    &["SET", "other:key", "x"],
+    &["PUBLISH", "execution:filled", "{}"],
+    &["PSUBSCRIBE", "*"],
+];
+
+#[test]
+fn the_application_user_may_run_what_the_engine_and_bullmq_need_and_nothing_dangerous() {
+    let server = RedisServer::start(Some(MAIN), &[]);
+    assert!(server.has_acl(), "{MAIN} defines its users");
+    let mut admin = server.client(0);
+    let user = common::redis::APP_USER;
+    for args in APP_NEEDS {
+        assert_eq!(
+            dryrun(&mut admin, user, args),
+            Ok(()),
+            "{user} needs {args:?}"
+        );
+    }
+    for args in APP_REFUSED {
+        assert!(
+            dryrun(&mut admin, user, args).is_err(),
+            "{user} may run {args:?}"
+        );
+    }
+    // The admin too is kept from wiping, swapping or moving data, and from changing users.
+    for args in [
+        &["FLUSHALL"][..],
+        &["FLUSHDB"],
+        &["KEYS", "*"],
+        &["SWAPDB", "0", "9"],
+        &["MOVE", "perps:state", "9"],
+        &["REPLICAOF", "127.0.0.1", "1"],
+        &["ACL", "SETUSER", "admin", "+flushall"],
+        &["DEBUG", "SLEEP", "0"],
+    ] {
+        assert!(
+            dryrun(&mut admin, "admin", args).is_err(),
+            "admin may run {args:?}"
+        );
+    }
+    for args in [
+        &["CONFIG", "SET", "maxmemory", "4gb"][..],
+        &["INFO"],
+        &["GET", "anything"],
+        &["SHUTDOWN"],
+    ] {
+        assert_eq!(
+            dryrun(&mut admin, "admin", args),
+            Ok(()),
+            "admin needs {args:?}"
+        );
+    }
+
+    // The default user is off: an unauthenticated connection can do nothing, and nobody
+    // can log in as `default`.
+    let flags: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("GETUSER")
+        .arg("default")
+        .query(&mut admin)
+        .unwrap();
+    assert!(format!("{flags:?}").contains("\"off\""), "{flags:?}");
+    let mut anon = redis::Client::open(server.plain_url(0))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let err = redis::cmd("GET")
+        .arg("perps:state")
+        .query::<Option<String>>(&mut anon)
+        .unwrap_err();
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+    let err = redis::cmd("AUTH")
+        .arg("default")
+        .arg("")
+        .query::<String>(&mut anon)
+        .unwrap_err();
+    assert!(err.to_string().contains("WRONGPASS"), "{err}");
+}
+
+#[test]
+fn scripted_writes_of_the_application_survive_a_restart_under_the_acl() {
+    // Redis replays the AOF as the default user and checks each MULTI/EXEC block (a Lua
+    // script's writes) against its ACL: a default user without permissions drops them.
+    let mut server = RedisServer::start(Some(MAIN), &[]);
+    let mut app = redis::Client::open(server.url(0))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: i64 = redis::cmd("EVAL")
+        .arg("redis.call('SET', KEYS[1], 'saved'); return redis.call('INCR', KEYS[2])")
+        .arg(2)
+        .arg("perps:state")
+        .arg("perps:state:version")
+        .query(&mut app)
+        .unwrap();
+    drop(app);
+    server.restart();
+    let mut app = redis::Client::open(server.url(0))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (state, version): (Option<String>, Option<u64>) = redis::pipe()
+        .cmd("GET")
+        .arg("perps:state")
+        .cmd("GET")
+        .arg("perps:state:version")
+        .query(&mut app)
+        .unwrap();
+    assert_eq!(
+        (state.as_deref(), version),
+        (Some("saved"), Some(1)),
+        "{}",
+        server.log()
+    );
+}

@@ -283,6 +283,9 @@ fn worker_unit() {
     u.assert_eq("Service", "ExecStart", &format!("{INSTALLED_BIN} worker"));
     u.assert_eq("Service", "Restart", "on-failure");
     u.assert_eq("Install", "WantedBy", "multi-user.target");
+    // A job cannot take the host down with it.
+    u.assert_eq("Service", "MemoryMax", "2G");
+    u.assert_eq("Service", "TasksMax", "256");
     assert_news_service(&u);
 }
 
@@ -370,6 +373,24 @@ fn redis_units() {
         "perps-redis.conf `dir` vs {REDIS} StateDirectory={state}"
     );
 
+    // Users come from a separate file (the passwords stay out of the world-readable
+    // config); the shipped one is a template with CHANGE-ME passwords.
+    assert_eq!(
+        redis_directive("perps-redis.conf", "include").as_deref(),
+        Some("/etc/perps-news/perps-redis-users.conf")
+    );
+    let users = read("perps-redis-users.conf");
+    for user in [
+        "default off",
+        "admin on >CHANGE-ME-admin-password",
+        "perps-news on >CHANGE-ME-app-password",
+    ] {
+        assert!(
+            users.contains(&format!("user {user}")),
+            "perps-redis-users.conf: user {user}"
+        );
+    }
+
     let cache = redis_unit(CACHE, "perps-redis-cache.conf");
     assert_eq!(redis_directive("perps-redis-cache.conf", "dir"), None);
     assert!(
@@ -407,7 +428,8 @@ fn example_environment_file() {
     for (key, want) in [
         ("REDIS_HOST", "127.0.0.1"),
         ("REDIS_PORT", "6380"),
-        ("REDIS_PASSWORD", ""),
+        ("REDIS_USERNAME", "perps-news"),
+        ("REDIS_PASSWORD", "replace-me"),
         ("REDIS_CACHE_URL", "redis://127.0.0.1:6381/1"),
         ("REDIS_CACHE_DB", "1"),
         ("REDIS_CACHE_PREFIX", "perps:cache:"),

@@ -70,6 +70,11 @@ impl WorkerProc {
             .env("RUST_LOG", "perps_news=debug")
             .env_remove("NEWS_WORKER_CONCURRENCY")
             .env_remove("PERPS_NEWS_TEST_JOB_DELAY_MS")
+            // Path jobs of these tests name the fixtures and files in the test's own dir.
+            .env(
+                "NEWS_WORKER_ALLOWED_DIRS",
+                format!("{}:{}", root("fixtures").display(), dir.display()),
+            )
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -299,7 +304,7 @@ fn node_producer_jobs_are_processed_by_the_rust_worker() {
     for (r, reason) in [
         (&jobs[2], "unknown job name \"summarize\""),
         (&jobs[3], "payload must be"),
-        (&jobs[4], "/nonexistent/dump.jsonl"),
+        (&jobs[4], "\"/nonexistent/dump.jsonl\" refused"),
     ] {
         assert_eq!(r["state"], "failed", "{r}");
         assert_eq!(r["attemptsMade"], 1, "bad input is not retried: {r}");
@@ -693,4 +698,187 @@ fn clustering_jobs_match_sequential_runs(processes: usize, concurrency: &str) {
         v.sort();
     }
     assert_eq!(redis_stories(&redis), local);
+}
+
+/// Job ids of the Node producer's report, by state.
+fn states(out: &Value) -> Vec<(&str, &str)> {
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["state"].as_str().unwrap_or("?"),
+                r["failedReason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn path_jobs_read_only_bounded_regular_files_inside_the_allowed_dirs() {
+    let redis = RedisServer::start(None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("spool");
+    std::fs::create_dir(&allowed).unwrap();
+    std::fs::copy(root("fixtures/news-100.jsonl"), allowed.join("ok.jsonl")).unwrap();
+    std::fs::copy(root("fixtures/news-1000.jsonl"), allowed.join("big.jsonl")).unwrap();
+    let fifo = allowed.join("pipe.jsonl");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A JSON-lines file elsewhere on the host, and a link to it from the allowed dir.
+    let secret = dir.path().join("secret.jsonl");
+    std::fs::write(
+        &secret,
+        "{\"id\":\"x1\",\"title\":\"DB_PASSWORD=hunter2 in the deploy notes\"}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret, allowed.join("link.jsonl")).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        format!(
+            "[spool]\ndir = \"{}\"\n[worker]\nmax_job_bytes = 200000\n",
+            allowed.display()
+        ),
+    )
+    .unwrap();
+    // Only the pipeline's spool dir: the default when allowed_dirs is empty.
+    let mut w = WorkerProc::start(
+        &redis,
+        dir.path(),
+        &["--pipeline", "p.toml", "--shutdown-timeout", "2"],
+        &[("NEWS_WORKER_ALLOWED_DIRS", "")],
+    );
+    let p = |path: &Path| path.display().to_string();
+    let jobs: Vec<Value> = [
+        p(&allowed.join("ok.jsonl")),
+        p(&secret),
+        p(&dir.path().join("no-such-file.jsonl")),
+        format!("{}/../secret.jsonl", allowed.display()),
+        p(&allowed.join("link.jsonl")),
+        "/dev/zero".to_string(),
+        p(&fifo),
+        p(&allowed.join("big.jsonl")),
+    ]
+    .into_iter()
+    .map(|path| json!({"name": "clustering", "data": {"path": path}, "opts": {"attempts": 3}}))
+    .collect();
+    let paths: Vec<String> = jobs
+        .iter()
+        .map(|j| j["data"]["path"].as_str().unwrap().to_string())
+        .collect();
+    let out = node(
+        "producer.js",
+        &json!({"url": redis.url(QUEUE_DB), "queue": "clustering", "timeoutMs": 20000, "jobs": jobs}),
+    );
+    let got = states(&out);
+    assert_eq!(got[0].0, "completed", "{out}");
+    assert_eq!(out[0]["returnvalue"]["totalProcessed"], 100);
+    // Outside the allowed dir, existing or not, through `..` or a symlink: one answer.
+    let refusals: Vec<String> = (1..6)
+        .map(|i| {
+            assert_eq!(got[i].0, "failed", "{}: {out}", paths[i]);
+            assert_eq!(out[i]["attemptsMade"], 1, "not retried: {}", out[i]);
+            got[i].1.replace(&format!("{:?}", paths[i]), "PATH")
+        })
+        .collect();
+    assert!(refusals.iter().all(|r| r == &refusals[0]), "{refusals:#?}");
+    assert!(refusals[0].contains("refused"), "{}", refusals[0]);
+    assert_eq!(got[6].0, "failed", "a FIFO is refused at once: {out}");
+    assert!(got[6].1.contains("not a regular file"), "{}", got[6].1);
+    assert_eq!(got[7].0, "failed", "{out}");
+    assert!(got[7].1.contains("max_job_bytes"), "{}", got[7].1);
+    // Nothing of the secret file became a story.
+    let mut c0 = redis.client(0);
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg("perps:stories")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c0)
+        .unwrap();
+    for id in ids {
+        let rec: String = redis::cmd("GET")
+            .arg(format!("perps:story:{id}"))
+            .query(&mut c0)
+            .unwrap();
+        assert!(!rec.contains("DB_PASSWORD"), "{rec}");
+    }
+    // And the worker is still responsive.
+    w.signal("-TERM");
+    assert_eq!(
+        w.wait(Duration::from_secs(10)).code(),
+        Some(0),
+        "{}",
+        w.log()
+    );
+}
+
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_even_when_a_job_runs_on() {
+    let redis = RedisServer::start(None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let slow = [("PERPS_NEWS_TEST_JOB_DELAY_MS", "30000")];
+    let mut w = WorkerProc::start(&redis, dir.path(), &["--shutdown-timeout", "2"], &slow);
+    let ids = add_jobs(
+        &redis,
+        "categorization",
+        vec![json!({"name": "categorization", "data": {"articles": [{"title": "SEC sues"}]}})],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while llen(&redis, "bull:categorization:active") == 0 {
+        assert!(Instant::now() < deadline, "job never became active");
+        sleep(Duration::from_millis(20));
+    }
+    let t0 = Instant::now();
+    w.signal("-TERM");
+    let status = w.wait(Duration::from_secs(30));
+    let took = t0.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", w.log());
+    // 2 s of timeout, the bounded close around it, and process start/stop noise.
+    assert!(
+        took < Duration::from_secs(6),
+        "exited {took:?} after SIGTERM with --shutdown-timeout 2:\n{}",
+        w.log()
+    );
+    assert!(w.log().contains("abandoned"), "{}", w.log());
+    assert!(!job(&redis, "categorization", &ids[0]).contains_key("finishedOn"));
+}
+
+#[test]
+fn node_bullmq_and_the_worker_run_as_the_application_user_under_the_project_acl() {
+    // The project's own config: default user off, the application user's rules.
+    let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    assert!(redis.has_acl());
+    let dir = tempfile::tempdir().unwrap();
+    let _w = WorkerProc::start(&redis, dir.path(), &["--concurrency", "2"], &[]);
+    let articles = fixture_records("fixtures/news-100.jsonl");
+    let out = node(
+        "producer.js",
+        &json!({"url": redis.url(QUEUE_DB), "queue": "clustering", "timeoutMs": 30000, "jobs": [
+            {"name": "clustering", "data": {"articles": articles}},
+            {"name": "clustering", "data": {"path": root("fixtures/news-100.jsonl")}, "opts": {"delay": 200}},
+        ]}),
+    );
+    assert_eq!(out[0]["state"], "completed", "{out}");
+    assert_eq!(out[0]["returnvalue"]["totalProcessed"], 100, "{out}");
+    assert_eq!(out[1]["state"], "completed", "{out}");
+    assert_eq!(out[1]["returnvalue"]["alreadyKnown"], 100, "{out}");
+    let out = node(
+        "producer.js",
+        &json!({"url": redis.url(QUEUE_DB), "queue": "categorization", "timeoutMs": 30000, "jobs": [
+            {"name": "categorization", "data": {"articles": [{"id": "h1", "title": "Bybit hacked"}]}},
+        ]}),
+    );
+    assert_eq!(out[0]["state"], "completed", "{out}");
+    assert_eq!(stream_len(&redis, "news:clustered"), 2);
+    // Nothing was refused along the way.
+    let log: Vec<Vec<redis::Value>> = redis::cmd("ACL")
+        .arg("LOG")
+        .query(&mut redis.client(0))
+        .unwrap();
+    assert!(log.is_empty(), "ACL refusals: {log:?}");
 }

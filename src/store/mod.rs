@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod file;
 pub mod memory;
+pub mod mirror;
 pub mod redis;
 
 use serde::{Deserialize, Serialize};

@@ -41,6 +41,7 @@ pub const LAST_RUN_KEY: &str = "perps:runs:last";
 pub struct Pool {
     pool: r2d2::Pool<Manager>,
     client: redis::Client,
+    auth_failed: std::sync::Arc<AtomicBool>,
     round_trips: std::sync::Arc<AtomicU64>,
     /// `host:port/db`, for messages.
     pub name: String,
@@ -57,6 +58,8 @@ impl std::fmt::Debug for Pool {
 struct Manager {
     client: redis::Client,
     timeout: Duration,
+    /// Set when the server refused our credentials (r2d2 only hands back a message).
+    auth_failed: std::sync::Arc<AtomicBool>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -64,14 +67,27 @@ impl r2d2::ManageConnection for Manager {
     type Error = redis::RedisError;
 
     fn connect(&self) -> std::result::Result<redis::Connection, redis::RedisError> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .inspect_err(|e| {
+                if auth_error(e) {
+                    self.auth_failed.store(true, Ordering::Relaxed);
+                }
+            })?;
         conn.set_read_timeout(Some(self.timeout))?;
         conn.set_write_timeout(Some(self.timeout))?;
         Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut redis::Connection) -> std::result::Result<(), redis::RedisError> {
-        redis::cmd("PING").query::<String>(conn).map(|_| ())
+        // A server that needs a password lets an unauthenticated client connect and
+        // refuses its first command.
+        let r = redis::cmd("PING").query::<String>(conn).map(|_| ());
+        // The latest answer decides: credentials fixed at run time clear it again.
+        self.auth_failed
+            .store(r.as_ref().is_err_and(auth_error), Ordering::Relaxed);
+        r
     }
 
     fn has_broken(&self, conn: &mut redis::Connection) -> bool {
@@ -91,13 +107,51 @@ fn transient(e: &redis::RedisError) -> bool {
         )
 }
 
+/// Whether the server refused the credentials (wrong password or user, or none given to a
+/// server that needs one): a configuration error, not an outage.
+fn auth_error(e: &redis::RedisError) -> bool {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        return true;
+    }
+    let text = e.to_string();
+    [
+        "NOAUTH",
+        "WRONGPASS",
+        "Authentication required",
+        "invalid username-password",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+/// Longest error text kept from a server reply: a failed pipeline lists every command.
+const MAX_ERROR_CHARS: usize = 400;
+
+/// `message`, cut to [`MAX_ERROR_CHARS`] with a note of what was left out.
+fn brief(message: String) -> String {
+    if message.len() <= MAX_ERROR_CHARS {
+        return message;
+    }
+    let mut end = MAX_ERROR_CHARS;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &message[..end], message.len() - end)
+}
+
 impl Pool {
-    /// A pool for `url` with `db` (overriding the URL's own DB) and `password` (when not
-    /// empty). Does not connect yet.
+    /// A pool for `url` with `db` (overriding the URL's own DB), `username` and `password`
+    /// (each when not empty, overriding the URL's). Does not connect yet.
     ///
     /// # Errors
     /// [`Error::Config`] for a URL that does not parse.
-    pub fn new(url: &str, db: u8, password: &str, cfg: &RedisConfig) -> Result<Self> {
+    pub fn new(
+        url: &str,
+        db: u8,
+        username: &str,
+        password: &str,
+        cfg: &RedisConfig,
+    ) -> Result<Self> {
         let bad = |m: String| Error::Config {
             origin: "redis".into(),
             message: m,
@@ -106,6 +160,9 @@ impl Pool {
             .into_connection_info()
             .map_err(|e| bad(format!("bad Redis URL: {e}")))?;
         let mut settings = info.redis_settings().clone().set_db(i64::from(db));
+        if !username.is_empty() {
+            settings = settings.set_username(username);
+        }
         if !password.is_empty() {
             settings = settings.set_password(password);
         }
@@ -113,6 +170,7 @@ impl Pool {
         let info = info.set_redis_settings(settings);
         let client = redis::Client::open(info).map_err(|e| bad(format!("{name}: {e}")))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
+        let auth_failed = std::sync::Arc::new(AtomicBool::new(false));
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(0))
@@ -122,10 +180,12 @@ impl Pool {
             .build_unchecked(Manager {
                 client: client.clone(),
                 timeout,
+                auth_failed: auth_failed.clone(),
             });
         Ok(Pool {
             pool,
             client,
+            auth_failed,
             round_trips: std::sync::Arc::new(AtomicU64::new(0)),
             name,
             retry: Duration::from_millis(cfg.retry_ms),
@@ -136,7 +196,8 @@ impl Pool {
     /// timed out, loading) until `retry_ms` has passed.
     ///
     /// # Errors
-    /// [`Error::Redis`] naming the server when it still fails.
+    /// [`Error::Redis`] naming the server when it still fails; [`Error::Config`] when the
+    /// server refuses the credentials (retrying cannot help).
     pub fn run<T>(
         &self,
         what: &str,
@@ -148,24 +209,56 @@ impl Pool {
             let attempt = match self.pool.get() {
                 Ok(mut conn) => match f(self.count_trip(&mut conn)) {
                     Ok(v) => return Ok(v),
+                    Err(e) if auth_error(&e) => return Err(self.auth_refused()),
                     Err(e) => {
                         let retry = transient(&e);
                         (retry, e.to_string())
                     }
                 },
+                Err(_) if self.auth_failed.load(Ordering::Relaxed) => {
+                    return Err(self.auth_refused());
+                }
                 Err(e) => (true, format!("cannot connect: {e}")),
             };
             let (retry, message) = attempt;
             if !retry || start.elapsed() + wait > self.retry {
                 return Err(Error::Redis {
                     server: self.name.clone(),
-                    message: format!("{what}: {message}"),
+                    message: brief(format!("{what}: {message}")),
                 });
             }
             tracing::debug!(server = %self.name, what, error = %message, "Redis call failed; retrying.");
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(1000));
         }
+    }
+
+    fn auth_refused(&self) -> Error {
+        Error::Config {
+            origin: format!("redis {}", self.name),
+            message: "the server refused the credentials (wrong or missing password or user); \
+                      set REDIS_USERNAME and REDIS_PASSWORD (or REDIS_PASSWORD_FILE) to the \
+                      application user's credentials"
+                .into(),
+        }
+    }
+
+    /// Whether the server lets `user` in with `password` (one connection, no retries): the
+    /// doctor's check that a template password was replaced.
+    pub fn accepts(&self, user: &str, password: &str) -> bool {
+        let info = self.client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_username(user)
+            .set_password(password);
+        let Ok(client) = redis::Client::open(info.set_redis_settings(settings)) else {
+            return false;
+        };
+        client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
     }
 
     /// A client for a dedicated connection (pub/sub), with the pool's address and DB.
@@ -218,21 +311,23 @@ impl Connections {
     /// Resolves the URLs: `url`, else `redis://host:port`; the cache on `cache_url` when set.
     ///
     /// # Errors
-    /// [`Error::Config`] for URLs that do not parse.
+    /// [`Error::Config`] for URLs that do not parse, or an unreadable `password_file`.
     pub fn new(cfg: &RedisConfig) -> Result<Self> {
         let main_url = if cfg.url.is_empty() {
             format!("redis://{}:{}", cfg.host, cfg.port)
         } else {
             cfg.url.clone()
         };
-        let main = Pool::new(&main_url, cfg.db, &cfg.password, cfg)?;
-        let queue = Pool::new(&main_url, cfg.queue_db, &cfg.password, cfg)?;
+        let password = cfg.resolved_password()?;
+        let user = cfg.username.as_str();
+        let main = Pool::new(&main_url, cfg.db, user, &password, cfg)?;
+        let queue = Pool::new(&main_url, cfg.queue_db, user, &password, cfg)?;
         let cache = if cfg.cache_url.is_empty() {
-            Pool::new(&main_url, cfg.cache_db, &cfg.password, cfg)?
+            Pool::new(&main_url, cfg.cache_db, user, &password, cfg)?
         } else {
-            // The cache server's own URL carries its password, if any.
+            // The cache server's own URL carries its user and password, if any.
             let db = cache_url_db(&cfg.cache_url).unwrap_or(cfg.cache_db);
-            Pool::new(&cfg.cache_url, db, "", cfg)?
+            Pool::new(&cfg.cache_url, db, "", "", cfg)?
         };
         Ok(Connections { main, cache, queue })
     }
@@ -243,6 +338,14 @@ fn cache_url_db(url: &str) -> Option<u8> {
     let after_host = url.split_once("://")?.1;
     let path = after_host.split_once('/')?.1;
     path.split(['?', '#']).next()?.parse().ok()
+}
+
+/// xxh3-64 of a cache key and the payload stored under it.
+fn key_digest(k: u128, payload: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&k.to_le_bytes());
+    h.update(payload);
+    h.digest()
 }
 
 /// The embedding cache in Redis. A batch is looked up with one `MGET` and written back
@@ -260,6 +363,8 @@ pub struct RedisCache {
     ttl: u64,
     fallback: super::memory::MemoryCache,
     degraded: AtomicBool,
+    /// Entries found but unusable (see [`RedisCache::invalid`]).
+    invalid: AtomicU64,
     /// This process's counters.
     hits: AtomicU64,
     misses: AtomicU64,
@@ -284,6 +389,7 @@ impl RedisCache {
             ttl: cfg.cache_ttl_secs.max(1),
             fallback: super::memory::MemoryCache::default(),
             degraded: AtomicBool::new(false),
+            invalid: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             pending_hits: AtomicU64::new(0),
@@ -307,6 +413,33 @@ impl RedisCache {
         } else {
             format!("{}emb:{}:{k:032x}", self.prefix, self.model)
         }
+    }
+
+    /// The stored form of `payload` under key `k`: [model tag: 8 bytes LE][xxh3-64 of the
+    /// key and the payload: 8 bytes LE][payload]. The digest ties the value to its key, so an
+    /// entry that ends up under another key is never taken for that key's vector.
+    fn seal(&self, k: u128, payload: &[u8]) -> Vec<u8> {
+        let mut value = Vec::with_capacity(16 + payload.len());
+        value.extend_from_slice(&self.model_tag.to_le_bytes());
+        value.extend_from_slice(&key_digest(k, payload).to_le_bytes());
+        value.extend_from_slice(payload);
+        value
+    }
+
+    /// The payload of a stored value when it was sealed by this model under key `k`.
+    fn open<'v>(&self, k: u128, value: &'v [u8]) -> Option<&'v [u8]> {
+        let (tag, rest) = value.split_first_chunk::<8>()?;
+        let (digest, payload) = rest.split_first_chunk::<8>()?;
+        (u64::from_le_bytes(*tag) == self.model_tag
+            && !payload.is_empty()
+            && u64::from_le_bytes(*digest) == key_digest(k, payload))
+        .then_some(payload)
+    }
+
+    /// Entries read this run that were unusable (another model's, under another key,
+    /// corrupt or truncated): each was a miss.
+    pub fn invalid(&self) -> u64 {
+        self.invalid.load(Ordering::Relaxed)
     }
 
     /// Whether the cache fell back to memory during this run.
@@ -404,19 +537,21 @@ impl Cache for RedisCache {
                 return self.fallback.get_many(keys);
             }
         };
-        // A value is [model tag: 8 bytes LE][embedding bytes]. Another model's entry, or one
-        // that does not decode (corrupt, truncated, wrong dimension), is a miss.
-        let tag = self.model_tag.to_le_bytes();
+        // A value is [model tag: 8][key digest: 8][payload] (see `seal`). Another model's
+        // entry, one stored under another key (copied, renamed, a hash collision), or one
+        // that does not decode (corrupt, truncated, wrong dimension) is a miss, counted.
         let out: Vec<Option<Vec<u8>>> = values
             .into_iter()
-            .map(|v| {
-                v.filter(|b| {
-                    b.len() > 8
-                        && b[..8] == tag
-                        && (self.llm
-                            || crate::embed::Embedding::from_bytes(&b[8..], self.dim).is_some())
-                })
-                .map(|b| b[8..].to_vec())
+            .zip(keys)
+            .map(|(v, &k)| {
+                let v = v?;
+                let payload = self.open(k, &v).filter(|p| {
+                    self.llm || crate::embed::Embedding::from_bytes(p, self.dim).is_some()
+                });
+                if payload.is_none() {
+                    self.invalid.fetch_add(1, Ordering::Relaxed);
+                }
+                payload.map(<[u8]>::to_vec)
             })
             .collect();
         let hits = out.iter().filter(|v| v.is_some()).count() as u64;
@@ -441,16 +576,12 @@ impl Cache for RedisCache {
         let h = format!("{}stats:hits", self.prefix);
         let m = format!("{}stats:misses", self.prefix);
         let ttl = self.ttl;
-        let tag = self.model_tag.to_le_bytes();
         let result = self.pool.run("SET embeddings", |c| {
             let mut p = redis::pipe();
             for (k, v) in items {
-                let mut value = Vec::with_capacity(8 + v.len());
-                value.extend_from_slice(&tag);
-                value.extend_from_slice(v);
                 p.cmd("SET")
                     .arg(self.key(*k))
-                    .arg(value)
+                    .arg(self.seal(*k, v))
                     .arg("EX")
                     .arg(ttl)
                     .ignore();
@@ -514,10 +645,6 @@ pub struct StateLock {
     heartbeat: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Lock lease: long enough to survive a slow batch, short enough that a crashed run frees the
-/// state quickly. Refreshed every third of it.
-const LOCK_LEASE: Duration = Duration::from_secs(30);
-
 /// How often a waiting run retries the lock (one `SET NX` each).
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
@@ -539,7 +666,10 @@ impl StateLock {
     /// # Errors
     /// [`Error::Locked`] when another run still holds it after `wait`; [`Error::Redis`] when
     /// the server cannot be reached.
-    pub fn acquire(pool: &Pool, wait: Duration) -> Result<StateLock> {
+    /// `lease` (`[redis] lock_lease_ms`): long enough to survive a slow batch, short enough
+    /// that a crashed run frees the state quickly; refreshed every third of it.
+    pub fn acquire(pool: &Pool, wait: Duration, lease: Duration) -> Result<StateLock> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         let token = format!(
             "{}-{}-{:x}",
             std::process::id(),
@@ -554,7 +684,7 @@ impl StateLock {
                     .arg(&token)
                     .arg("NX")
                     .arg("PX")
-                    .arg(LOCK_LEASE.as_millis() as u64)
+                    .arg(lease_ms)
                     .query(c)
             })?;
             if got.is_some() {
@@ -582,14 +712,13 @@ impl StateLock {
         let hb_pool = pool.without_retry();
         let hb_token = token.clone();
         let heartbeat = std::thread::spawn(move || {
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(LOCK_LEASE / 3)
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(lease / 3)
             {
                 let r = hb_pool.run("refresh lock", |c| {
                     redis::Script::new(REFRESH_LOCK)
                         .key(STATE_LOCK_KEY)
                         .arg(&hb_token)
-                        .arg(LOCK_LEASE.as_millis() as u64)
+                        .arg(lease_ms)
                         .invoke::<i64>(c)
                 });
                 match r {
@@ -706,7 +835,7 @@ pub fn save_state(
     forgotten: &[String],
     last_run: &str,
 ) -> Result<u64> {
-    let json = serde_json::to_vec(state).map_err(|e| Error::Redis {
+    let json = super::file::encode(state).map_err(|e| Error::Redis {
         server: pool.name.clone(),
         message: format!("encode state: {e}"),
     })?;

@@ -11,6 +11,7 @@
 //! Redis trouble or a busy state lock is [`JobError::Transient`] (the producer's `attempts`
 //! and `backoff` apply).
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +60,7 @@ impl From<Error> for JobError {
             // Servers and locks come back; the embedder's API may too.
             Error::Redis { .. }
             | Error::Locked(_)
+            | Error::NotSaved { .. }
             | Error::Embed { .. }
             | Error::Queue { .. }
             | Error::StagePanic { .. } => JobError::Transient(e.to_string()),
@@ -92,6 +94,8 @@ pub struct Engine {
     /// others wait here instead of polling Redis. It keeps the state this process saved last,
     /// with its version, so the next job skips loading it when nobody wrote since.
     pub state_gate: Mutex<Option<(u64, crate::story::StoryState)>>,
+    /// Which files path jobs may read, and how much of them.
+    pub paths: PathPolicy,
     /// Test knob (env `PERPS_NEWS_TEST_JOB_DELAY_MS`, documented as test-only): every job
     /// sleeps this long before its work, so tests can kill a worker mid-job.
     pub test_delay: Duration,
@@ -120,7 +124,7 @@ impl Engine {
 
     /// Embeds the articles into the cache outside the lock, then clusters them under it.
     fn clustering(&self, data: &Value) -> Result<Value, JobError> {
-        let (name, bytes) = articles_input(data)?;
+        let (name, bytes) = articles_input(data, &self.paths)?;
         let parsed = self.parse(&name, bytes.clone());
         if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
             return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
@@ -189,7 +193,7 @@ impl Engine {
         };
         let categorizer = RuleCategorizer::with_categories(&categories)
             .map_err(|e| JobError::Bad(e.to_string()))?;
-        let (name, bytes) = articles_input(data)?;
+        let (name, bytes) = articles_input(data, &self.paths)?;
         let parsed = self.parse(&name, bytes);
         if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
             return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
@@ -254,7 +258,8 @@ impl Engine {
         // This job writes the state: whatever the process kept is stale after it.
         *kept = None;
         let wait = Duration::from_secs(self.cfg.redis.lock_wait_secs);
-        let lock = StateLock::acquire(&self.conns.main, wait)?;
+        let lease = Duration::from_millis(self.cfg.redis.lock_lease_ms);
+        let lock = StateLock::acquire(&self.conns.main, wait, lease)?;
         let (mut state, _) = load_state(&self.conns.main, &fingerprint, dim)?;
         let mut labeled = Vec::new();
         let mut missing = Vec::new();
@@ -375,12 +380,140 @@ fn snapshot(
         })
 }
 
+/// Which files `{"path": ...}` jobs may read: regular files under the allowed directories
+/// (`[worker] allowed_dirs`, else the spool directory), at most `max_job_bytes` long.
+#[derive(Debug, Clone)]
+pub struct PathPolicy {
+    /// Each allowed directory as configured (made absolute) and with symlinks resolved.
+    allowed: Vec<(PathBuf, PathBuf)>,
+    /// What the refusal names.
+    shown: String,
+    max_bytes: u64,
+}
+
+impl PathPolicy {
+    /// The policy of `cfg`. A configured directory that does not exist allows nothing (it
+    /// is logged).
+    pub fn new(cfg: &PipelineConfig) -> Self {
+        let dirs: Vec<String> = if !cfg.worker.allowed_dirs.is_empty() {
+            cfg.worker.allowed_dirs.clone()
+        } else if !cfg.spool.dir.is_empty() {
+            vec![cfg.spool.dir.clone()]
+        } else {
+            Vec::new()
+        };
+        let allowed = dirs
+            .iter()
+            .filter_map(|d| {
+                let abs = std::path::absolute(d).ok()?;
+                match std::fs::canonicalize(&abs) {
+                    Ok(real) => Some((normalize(&abs)?, real)),
+                    Err(e) => {
+                        tracing::warn!(dir = %d, error = %e, "A [worker] allowed_dirs entry is not usable; path jobs cannot read from it.");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let shown = if dirs.is_empty() {
+            "none: set [worker] allowed_dirs or [spool] dir".to_string()
+        } else {
+            dirs.join(", ")
+        };
+        PathPolicy {
+            allowed,
+            shown,
+            max_bytes: cfg.worker.max_job_bytes,
+        }
+    }
+
+    /// The one answer for every path outside the allowed directories, whether or not it
+    /// exists (the check looks at the path before it touches the file system).
+    fn refused(&self, path: &str) -> JobError {
+        JobError::Bad(format!(
+            "path {path:?} refused: path jobs read only regular files under [worker] \
+             allowed_dirs ({})",
+            self.shown
+        ))
+    }
+
+    /// Reads the file a path job names.
+    ///
+    /// # Errors
+    /// [`JobError::Bad`]: a path outside the allowed directories (also through a symlink),
+    /// not absolute, with `.`/`..` parts, not a regular file (a FIFO, a device, a
+    /// directory), larger than `max_job_bytes`, or unreadable.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, JobError> {
+        use std::io::Read;
+        let p = Path::new(path);
+        let Some(lexical) = normalize(p) else {
+            return Err(self.refused(path));
+        };
+        if !self
+            .allowed
+            .iter()
+            .any(|(abs, real)| lexical.starts_with(abs) || lexical.starts_with(real))
+        {
+            return Err(self.refused(path));
+        }
+        let unreadable = |e: std::io::Error| JobError::Bad(format!("cannot read {path}: {e}"));
+        // Symlinks resolved: the file itself must be inside too.
+        let real = std::fs::canonicalize(p).map_err(unreadable)?;
+        if !self.allowed.iter().any(|(_, dir)| real.starts_with(dir)) {
+            return Err(self.refused(path));
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+            options.custom_flags(0o4000);
+        }
+        let file = options.open(&real).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        if !meta.is_file() {
+            return Err(JobError::Bad(format!(
+                "{path} is not a regular file (a FIFO, device or directory); path jobs read dump files"
+            )));
+        }
+        let too_big = |n: u64| {
+            JobError::Bad(format!(
+                "{path} is {n} bytes, more than [worker] max_job_bytes ({})",
+                self.max_bytes
+            ))
+        };
+        if meta.len() > self.max_bytes {
+            return Err(too_big(meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.take(self.max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(too_big(bytes.len() as u64));
+        }
+        Ok(bytes)
+    }
+}
+
+/// `p` when it is absolute and has no `.` or `..` parts (which would let a path look
+/// inside a directory and point outside it).
+fn normalize(p: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    (p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_))))
+    .then(|| p.components().collect())
+}
+
 /// The dump a `clustering` or `categorization` payload names: `{"articles": [...]}` (the
-/// records, serialised back to a JSON array for the ingest stage) or `{"path": "..."}`.
+/// records, serialised back to a JSON array for the ingest stage) or `{"path": "..."}`
+/// (read under `paths`).
 ///
 /// # Errors
-/// [`JobError::Bad`] for any other shape, or a path that cannot be read.
-pub fn articles_input(data: &Value) -> Result<(String, Vec<u8>), JobError> {
+/// [`JobError::Bad`] for any other shape, or a path `paths` refuses or cannot read.
+pub fn articles_input(data: &Value, paths: &PathPolicy) -> Result<(String, Vec<u8>), JobError> {
     let shape = || {
         JobError::Bad(
             "payload must be {\"articles\": [ {...}, ... ]} or {\"path\": \"<dump file>\"}".into(),
@@ -392,11 +525,7 @@ pub fn articles_input(data: &Value) -> Result<(String, Vec<u8>), JobError> {
             let bytes = serde_json::to_vec(records).map_err(|_| shape())?;
             Ok(("job articles".into(), bytes))
         }
-        (None, Some(Value::String(path))) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| JobError::Bad(format!("cannot read {path}: {e}")))?;
-            Ok((path.clone(), bytes))
-        }
+        (None, Some(Value::String(path))) => Ok((path.clone(), paths.read(path)?)),
         _ => Err(shape()),
     }
 }
@@ -419,9 +548,18 @@ pub fn nothing_usable(rejects: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn policy(dir: &Path, max: u64) -> PathPolicy {
+        let mut cfg = PipelineConfig::default();
+        cfg.worker.allowed_dirs = vec![dir.display().to_string()];
+        cfg.worker.max_job_bytes = max;
+        PathPolicy::new(&cfg)
+    }
+
     #[test]
     fn payload_shapes() {
-        let (name, bytes) = articles_input(&json!({"articles": [{"title": "a"}]})).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let paths = policy(t.path(), 1 << 20);
+        let (name, bytes) = articles_input(&json!({"articles": [{"title": "a"}]}), &paths).unwrap();
         assert_eq!(name, "job articles");
         assert_eq!(bytes, br#"[{"title":"a"}]"#);
         for bad in [
@@ -433,15 +571,55 @@ mod tests {
             json!({"path": 3}),
         ] {
             assert!(
-                matches!(articles_input(&bad), Err(JobError::Bad(_))),
+                matches!(articles_input(&bad, &paths), Err(JobError::Bad(_))),
                 "{bad}"
             );
         }
-        let Err(JobError::Bad(m)) = articles_input(&json!({"path": "/nonexistent/dump.jsonl"}))
+        let missing = t.path().join("missing.jsonl");
+        let Err(JobError::Bad(m)) =
+            articles_input(&json!({"path": missing.display().to_string()}), &paths)
         else {
             panic!("a missing file is bad input");
         };
-        assert!(m.contains("/nonexistent/dump.jsonl"), "{m}");
+        assert!(m.contains("missing.jsonl"), "{m}");
+    }
+
+    #[test]
+    fn path_jobs_read_only_regular_files_inside_the_allowed_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let inside = t.path().join("in");
+        std::fs::create_dir(&inside).unwrap();
+        let secret = t.path().join("secret.jsonl");
+        std::fs::write(&secret, "{\"title\":\"DB_PASSWORD=x\"}\n").unwrap();
+        std::fs::write(inside.join("ok.jsonl"), "{\"title\":\"a\"}\n").unwrap();
+        std::fs::write(inside.join("big.jsonl"), vec![b' '; 100]).unwrap();
+        std::os::unix::fs::symlink(&secret, inside.join("link.jsonl")).unwrap();
+        let paths = policy(&inside, 64);
+        let s = |p: &Path| p.display().to_string();
+        assert!(paths.read(&s(&inside.join("ok.jsonl"))).is_ok());
+        let refused = |p: String| match paths.read(&p) {
+            Err(JobError::Bad(m)) => m.replace(&p, "P"),
+            other => panic!("{p}: {other:?}"),
+        };
+        // Outside, existing or not, through `..` or a symlink: the same answer.
+        let answers = [
+            refused(s(&secret)),
+            refused(s(&t.path().join("nope.jsonl"))),
+            refused(format!("{}/../secret.jsonl", inside.display())),
+            refused(format!("{}/../nope.jsonl", inside.display())),
+            refused(s(&inside.join("link.jsonl"))),
+            refused("relative.jsonl".into()),
+        ];
+        assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+        assert!(answers[0].contains("refused"), "{}", answers[0]);
+        assert!(refused(s(&inside.join("big.jsonl"))).contains("max_job_bytes"));
+        assert!(refused(s(&inside)).contains("not a regular file"));
+        // No allowed dir at all: every path job is refused.
+        let none = PathPolicy::new(&PipelineConfig::default());
+        assert!(matches!(
+            none.read(&s(&inside.join("ok.jsonl"))),
+            Err(JobError::Bad(_))
+        ));
     }
 
     #[test]

@@ -43,6 +43,10 @@ const RUNTIME_THREADS: usize = 2;
 /// default is 15 s; a Redis restart takes about one).
 const RUN_RETRY_DELAY: Duration = Duration::from_millis(1000);
 
+/// Beyond `--shutdown-timeout`, how long closing the queues may take before the worker exits
+/// anyway (BullMQ's close honours the timeout; this is the bound around it).
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
+
 /// Counters of the summary line.
 #[derive(Default)]
 struct Stats {
@@ -84,9 +88,8 @@ fn load_config(
 ) -> Result<PipelineConfig> {
     let mut cfg = PipelineConfig::load(pipeline)?;
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(url) = redis_url {
-        cfg.redis.url.clone_from(url);
-    }
+    cfg.redis
+        .set_url_from_command_line(redis_url.map(String::as_str));
     Ok(cfg)
 }
 
@@ -119,11 +122,14 @@ pub fn queue_connection(cfg: &RedisConfig) -> Result<RedisConnectionOptions> {
         _ => return Err(bad("the job queues need a TCP Redis URL".into())),
     };
     let settings = info.redis_settings();
-    if let Some(user) = settings.username() {
+    if !cfg.username.is_empty() {
+        opts = opts.username(cfg.username.clone());
+    } else if let Some(user) = settings.username() {
         opts = opts.username(user);
     }
-    if !cfg.password.is_empty() {
-        opts = opts.password(cfg.password.clone());
+    let password = cfg.resolved_password()?;
+    if !password.is_empty() {
+        opts = opts.password(password);
     } else if let Some(pw) = settings.password() {
         opts = opts.password(pw);
     }
@@ -182,6 +188,7 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         symbols: crate::app::load_symbols(&cfg.signals)?,
         pool,
         state_gate: std::sync::Mutex::new(None),
+        paths: jobs::PathPolicy::new(&cfg),
         test_delay,
         cfg,
     });
@@ -191,7 +198,12 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
-    runtime.block_on(serve(args, engine))
+    let result = runtime.block_on(serve(args, engine));
+    // Dropping the runtime would wait for every blocking job thread, however long past the
+    // shutdown timeout it runs (a job waiting on the state lock, a slow API): abandon them.
+    // Their BullMQ locks expire and another worker takes the jobs over.
+    runtime.shutdown_background();
+    result
 }
 
 async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
@@ -241,8 +253,18 @@ async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
         })
         .collect();
     let mut unfinished = 0;
-    for c in closing {
-        unfinished += c.await.unwrap_or(0);
+    // `close` honours its timeout; this bounds the whole stop whatever happens inside it.
+    let bound = Duration::from_millis(timeout_ms) + SHUTDOWN_SLACK;
+    let all = async {
+        let mut n = 0;
+        for c in closing {
+            n += c.await.unwrap_or(0);
+        }
+        n
+    };
+    match tokio::time::timeout(bound, all).await {
+        Ok(n) => unfinished += n,
+        Err(_) => unfinished += 1,
     }
     summary.abort();
     let (done, failed, mean) = stats.take();

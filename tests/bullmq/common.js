@@ -11,14 +11,16 @@ function spec() {
   return JSON.parse(raw.startsWith('@') ? require('fs').readFileSync(raw.slice(1), 'utf8') : raw);
 }
 
-// redis://host:port/db -> ioredis options (BullMQ workers need maxRetriesPerRequest null).
+// redis://[user:password@]host:port/db -> ioredis options (BullMQ workers need
+// maxRetriesPerRequest null). The user is the ACL user of the project's Redis config.
 function connection(url) {
   const u = new URL(url);
   return {
     host: u.hostname,
     port: Number(u.port || 6379),
     db: Number((u.pathname || '/0').slice(1) || 0),
-    password: u.password || undefined,
+    username: decodeURIComponent(u.username) || undefined,
+    password: decodeURIComponent(u.password) || undefined,
     maxRetriesPerRequest: null,
   };
 }

@@ -11,6 +11,12 @@
 //! directives commented out (every other line is kept verbatim), then sets both on the command
 //! line: `redis-server COPY --port N --bind 127.0.0.1 --dir TMP --logfile TMP/redis.log
 //! --daemonize no EXTRA...`. `extra` comes last, so a test can override any setting.
+//!
+//! The project config includes its ACL users from `/etc/perps-news/perps-redis-users.conf`;
+//! the harness points that `include` at a copy of the shipped template
+//! (`systemd/perps-redis-users.conf`) with known test passwords, connects as `admin` itself,
+//! and hands out URLs of the application user (`url`), so the tests run against exactly the
+//! production rules.
 
 #![allow(dead_code)]
 
@@ -41,6 +47,14 @@ const RESERVED_PORTS: [u16; 3] = [6379, 6380, 6381];
 const START_ATTEMPTS: usize = 5;
 /// Config directives that Redis applies while parsing and that the harness overrides.
 const OVERRIDDEN: [&str; 2] = ["dir", "logfile"];
+/// The ACL users file the project config includes (a template with CHANGE-ME passwords).
+const USERS_FILE: &str = "perps-redis-users.conf";
+/// The passwords the harness puts into its copy of the users file.
+pub const TEST_ADMIN_PASSWORD: &str = "test-admin-password";
+/// The application user's password in the harness's copy of the users file.
+pub const TEST_APP_PASSWORD: &str = "test-app-password";
+/// The application user of the project's ACL.
+pub const APP_USER: &str = "perps-news";
 
 /// A `redis-server` child process with its own port and temp dir.
 pub struct RedisServer {
@@ -52,6 +66,9 @@ pub struct RedisServer {
     config_path: Option<PathBuf>,
     /// Everything after the config path, except the port (which `spawn` adds).
     args: Vec<String>,
+    /// The config defines the project's ACL users: the harness connects as `admin`, and
+    /// `url` names the application user.
+    acl: bool,
     /// Dropped after `child` is killed (see `Drop`).
     tmp: tempfile::TempDir,
 }
@@ -74,12 +91,26 @@ impl RedisServer {
             .tempdir()
             .expect("create temp dir for redis-server");
         let dir = tmp.path().to_path_buf();
+        let mut acl = false;
         let config_path = config.map(|rel| {
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
             let text = fs::read_to_string(&src)
                 .unwrap_or_else(|e| panic!("read redis config {}: {e}", src.display()));
+            let users = dir.join(USERS_FILE);
+            let (text, has_users) = neutralize(&text, &users);
+            if has_users {
+                // The shipped template with known test passwords, loaded exactly as in
+                // production.
+                let template = src.with_file_name(USERS_FILE);
+                let rules = fs::read_to_string(&template)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", template.display()))
+                    .replace("CHANGE-ME-admin-password", TEST_ADMIN_PASSWORD)
+                    .replace("CHANGE-ME-app-password", TEST_APP_PASSWORD);
+                fs::write(&users, rules).expect("write users file copy");
+                acl = true;
+            }
             let copy = dir.join("redis.conf");
-            fs::write(&copy, neutralize(&text)).expect("write redis config copy");
+            fs::write(&copy, text).expect("write redis config copy");
             copy
         });
         let mut args: Vec<String> = vec![
@@ -103,6 +134,7 @@ impl RedisServer {
             config: config.map(String::from),
             config_path,
             args,
+            acl,
             tmp,
         };
         for _ in 0..START_ATTEMPTS {
@@ -149,16 +181,46 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT/DB`
+    /// The URL the application connects with: `redis://127.0.0.1:PORT/DB`, with the
+    /// application user and its test password when the config defines users.
     pub fn url(&self, db: u8) -> String {
+        if self.acl {
+            format!(
+                "redis://{APP_USER}:{TEST_APP_PASSWORD}@127.0.0.1:{}/{db}",
+                self.port
+            )
+        } else {
+            format!("redis://127.0.0.1:{}/{db}", self.port)
+        }
+    }
+
+    /// The URL without credentials.
+    pub fn plain_url(&self, db: u8) -> String {
         format!("redis://127.0.0.1:{}/{db}", self.port)
     }
 
-    /// A connected sync connection to database `db`, with 5 s read/write timeouts so a test
-    /// never hangs on a dead server.
+    /// Whether the server runs the project's ACL users.
+    pub fn has_acl(&self) -> bool {
+        self.acl
+    }
+
+    /// The harness's own URL: the admin user when the config defines users.
+    fn admin_url(&self, db: u8) -> String {
+        if self.acl {
+            format!(
+                "redis://admin:{TEST_ADMIN_PASSWORD}@127.0.0.1:{}/{db}",
+                self.port
+            )
+        } else {
+            self.plain_url(db)
+        }
+    }
+
+    /// A connected sync connection to database `db` (as `admin` when the config defines
+    /// users), with 5 s read/write timeouts so a test never hangs on a dead server.
     pub fn client(&self, db: u8) -> redis::Connection {
         self.try_client(db)
-            .unwrap_or_else(|e| self.fail(&format!("connect to {}: {e}", self.url(db))))
+            .unwrap_or_else(|e| self.fail(&format!("connect to {}: {e}", self.plain_url(db))))
     }
 
     /// The server's working directory (`dir`): AOF and RDB files live here, next to the
@@ -260,7 +322,8 @@ impl RedisServer {
 
     /// Connects without panicking.
     fn try_client(&self, db: u8) -> redis::RedisResult<redis::Connection> {
-        let con = redis::Client::open(self.url(db))?.get_connection_with_timeout(IO_TIMEOUT)?;
+        let con =
+            redis::Client::open(self.admin_url(db))?.get_connection_with_timeout(IO_TIMEOUT)?;
         con.set_read_timeout(Some(IO_TIMEOUT))?;
         con.set_write_timeout(Some(IO_TIMEOUT))?;
         Ok(con)
@@ -360,18 +423,32 @@ pub fn config_get(con: &mut redis::Connection, name: &str) -> redis::RedisResult
     }
 }
 
-/// The config text with the directives the harness overrides commented out.
-fn neutralize(text: &str) -> String {
-    text.lines()
+/// The config text with the directives the harness overrides commented out, and an
+/// `include` of the users file pointed at `users` (the harness's copy); says whether there
+/// was one.
+fn neutralize(text: &str, users: &Path) -> (String, bool) {
+    let mut has_users = false;
+    let out = text
+        .lines()
         .map(|line| {
-            let directive = line.split_whitespace().next().unwrap_or("");
+            let mut words = line.split_whitespace();
+            let directive = words.next().unwrap_or("");
             if OVERRIDDEN.iter().any(|d| directive.eq_ignore_ascii_case(d)) {
                 format!("# [tests/common/redis.rs: set on the command line] {line}\n")
+            } else if directive.eq_ignore_ascii_case("include")
+                && words.next().is_some_and(|p| p.ends_with(USERS_FILE))
+            {
+                has_users = true;
+                format!(
+                    "# [tests/common/redis.rs: the template with test passwords] {line}\ninclude {}\n",
+                    path_arg(users)
+                )
             } else {
                 format!("{line}\n")
             }
         })
-        .collect()
+        .collect();
+    (out, has_users)
 }
 
 fn path_arg(path: &Path) -> String {
