@@ -139,11 +139,13 @@ fn measure(fixture: &str) -> Truth {
 #[test]
 fn story_symbols_named_by_no_title_baseline() {
     // (fixture, ceiling on stories with a tag no title names, ceiling on stories with a tag
-    // no title of their own event names), as measured with the defaults at 0529c13 (41
-    // symbols): news-100 2 and 5 of 12 tagged stories, news-1000 13 and 37 of 89.
+    // no title of their own event names), as measured with the defaults and the 117-symbol
+    // dictionary: news-100 2 and 5 of 14 tagged stories, news-1000 15 and 40 of 96. (With
+    // the 41 symbols of 0529c13: 2 and 5 of 12, 13 and 37 of 89; the new tags come from
+    // Monero, Kaspa, Algorand and Starknet stories, whose leads now count.)
     for (fixture, max_not_in_titles, max_not_in_own) in [
         ("fixtures/news-100.jsonl", 2, 5),
-        ("fixtures/news-1000.jsonl", 13, 37),
+        ("fixtures/news-1000.jsonl", 15, 40),
     ] {
         let t = measure(fixture);
         let pct = |n: usize, d: usize| 100.0 * n as f64 / d.max(1) as f64;
