@@ -22,6 +22,13 @@ fn ok(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The story state in a state file (inside its checksummed wrapper).
+fn state_of(path: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v.get("state").cloned().unwrap_or(v)
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -56,8 +63,7 @@ fn one_future_date_does_not_move_the_clock_of_a_state_file() {
         err.contains("future-dated") && err.contains("fut.jsonl:1: field `published_at`"),
         "{err}"
     );
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    let saved = state_of(state);
     let now = perps_news::time::now_millis() / 1000;
     assert!(
         saved["clock"].as_i64().unwrap() <= now + 3600,
@@ -133,8 +139,7 @@ fn a_state_with_a_clock_in_the_future_is_repaired_on_load() {
         None,
         &[],
     ));
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    let saved = state_of(state);
     assert_eq!(saved["clock"], 4_070_908_800i64);
 
     let out = run(
@@ -157,8 +162,7 @@ fn a_state_with_a_clock_in_the_future_is_repaired_on_load() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["newClusters"], fixture_stories_alone(), "{v}");
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    let saved = state_of(state);
     let now = perps_news::time::now_millis() / 1000;
     assert!(saved["clock"].as_i64().unwrap() <= now + 60);
 }
