@@ -455,35 +455,8 @@ fn stories_on_the_fixtures_match_their_gold_labels() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.jsonl");
         let f = root(fixture);
-        assert!(
-            run(
-                &[
-                    "run",
-                    "-q",
-                    "--assignments",
-                    a.to_str().unwrap(),
-                    f.to_str().unwrap()
-                ],
-                None,
-                &[]
-            )
-            .status
-            .success()
-        );
-        let out = run(
-            &[
-                "eval",
-                "--json",
-                "--gold",
-                f.to_str().unwrap(),
-                "--assignments",
-                a.to_str().unwrap(),
-            ],
-            None,
-            &[],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        common::run_quiet(&f, &["--assignments", a.to_str().unwrap()]);
+        let v = common::eval_json(&f, &a);
         let f1 = v["bcubed_f1"].as_f64().unwrap();
         assert!(f1 >= min_f1, "{fixture}: B-cubed F1 {f1:.4} < {min_f1}");
     }

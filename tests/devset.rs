@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{json, root, run};
+use common::root;
 
 /// A file of `../shared/`, which must exist.
 fn data(rel: &str) -> PathBuf {
@@ -23,44 +23,19 @@ fn data(rel: &str) -> PathBuf {
     p
 }
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// B-cubed F1 of `assignments` against the dev set's labels.
 fn f1(gold: &Path, assignments: &Path) -> f64 {
-    let v = json(&run(
-        &[
-            "eval",
-            "--json",
-            "--gold",
-            gold.to_str().unwrap(),
-            "--assignments",
-            assignments.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    ));
-    v["bcubed_f1"].as_f64().unwrap()
+    common::eval_json(gold, assignments)["bcubed_f1"]
+        .as_f64()
+        .unwrap()
 }
 
 fn cluster(input: &Path, state: Option<&Path>, out: &Path) {
-    let mut args = vec![
-        "run",
-        "-q",
-        input.to_str().unwrap(),
-        "--assignments",
-        out.to_str().unwrap(),
-    ];
+    let mut extra = vec!["--assignments", out.to_str().unwrap()];
     if let Some(s) = state {
-        args.extend(["--state", s.to_str().unwrap()]);
+        extra.extend(["--state", s.to_str().unwrap()]);
     }
-    let o = run(&args, None, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    common::run_quiet(input, &extra);
 }
 
 /// FNV-1a: a hash that is the same on every platform and release.
@@ -78,35 +53,8 @@ fn eval_matches_the_reference_scorer_on_the_dev_set() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.jsonl");
     let gold = data("data/news-events-dev.jsonl");
-    assert!(
-        run(
-            &[
-                "run",
-                "-q",
-                "--assignments",
-                a.to_str().unwrap(),
-                gold.to_str().unwrap()
-            ],
-            None,
-            &[]
-        )
-        .status
-        .success()
-    );
-    let ours = run(
-        &[
-            "eval",
-            "--json",
-            "--gold",
-            gold.to_str().unwrap(),
-            "--assignments",
-            a.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    assert!(ours.status.success(), "{}", stderr(&ours));
-    let ours: serde_json::Value = serde_json::from_str(stdout(&ours).trim()).unwrap();
+    cluster(&gold, None, &a);
+    let ours = common::eval_json(&gold, &a);
     let reference = std::process::Command::new("python3")
         .arg(data("tools/bcubed.py"))
         .args([gold.to_str().unwrap(), a.to_str().unwrap(), "--json"])

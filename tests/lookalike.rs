@@ -27,7 +27,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use common::{assignments, jsonl, root, run};
+use common::{assignments, jsonl, root};
 
 /// Within-group pairs decided right with the defaults, as measured at 0529c13 (40 of 87:
 /// 4 of the 50 apart pairs, 36 of the 37 join pairs; see the module docs).
@@ -158,22 +158,7 @@ fn lookalike_pairs_decided_right_with_the_defaults() {
     let fixture = root("fixtures/lookalike.jsonl");
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.jsonl");
-    let out = run(
-        &[
-            "run",
-            "-q",
-            "--assignments",
-            a.to_str().unwrap(),
-            fixture.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_quiet(&fixture, &["--assignments", a.to_str().unwrap()]);
     let story: HashMap<String, String> = assignments(&a).into_iter().collect();
     assert_eq!(story.len(), items.len(), "every article is assigned once");
     let s = score(&items, &story);
@@ -190,20 +175,7 @@ fn lookalike_pairs_decided_right_with_the_defaults() {
             }
         }
     }
-    let eval = run(
-        &[
-            "eval",
-            "--json",
-            "--gold",
-            fixture.to_str().unwrap(),
-            "--assignments",
-            a.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    assert!(eval.status.success());
-    let e: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let e = common::eval_json(&fixture, &a);
     println!(
         "look-alike set, defaults: {right}/{total} within-group pairs right ({:.3}); \
          apart {}/{} ({:.3}), join {}/{} ({:.3}); cross-group pairs joined {}/{}; \

@@ -23,7 +23,7 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 
-use common::{jsonl, root, run};
+use common::{jsonl, root};
 use perps_news::symbols::SymbolBook;
 
 /// Counts over one fixture's stories.
@@ -44,22 +44,7 @@ fn measure(fixture: &str) -> Truth {
     let path = root(fixture);
     let dir = tempfile::tempdir().unwrap();
     let stories_path = dir.path().join("stories.jsonl");
-    let out = run(
-        &[
-            "run",
-            "-q",
-            "--stories",
-            stories_path.to_str().unwrap(),
-            path.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_quiet(&path, &["--stories", stories_path.to_str().unwrap()]);
     let book = SymbolBook::builtin();
     // id -> (symbols its title names, gold label)
     let articles: HashMap<String, (BTreeSet<String>, String)> = jsonl(&path)

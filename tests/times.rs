@@ -6,20 +6,10 @@ mod common;
 use std::path::Path;
 
 use common::redis::RedisServer;
-use common::{assignments, generated, json, partition, root, run, run_in};
+use common::{assignments, generated, json, ok, partition, root, run, run_in};
 
 fn fixture(name: &str) -> String {
     root(name).to_str().unwrap().to_string()
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The story state in a state file (inside its checksummed wrapper).

@@ -164,3 +164,39 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Asserts that a command succeeded (its exit code and stderr in the message) and returns its
+/// stderr.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `perps-news run -q INPUT` with `extra` flags (`--assignments`, `--stories`, `--state`…),
+/// which must succeed.
+pub fn run_quiet(input: &Path, extra: &[&str]) {
+    let mut args = vec!["run", "-q", input.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ok(&run(&args, None, &[]));
+}
+
+/// `perps-news eval --json` of an assignments file against a labelled dump.
+pub fn eval_json(gold: &Path, assignments: &Path) -> serde_json::Value {
+    json(&run(
+        &[
+            "eval",
+            "--json",
+            "--gold",
+            gold.to_str().unwrap(),
+            "--assignments",
+            assignments.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    ))
+}
