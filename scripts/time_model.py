@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 
+from split_half import sweep  # the same `perps-news sweep --json` call
+
 
 def h(text, salt):
     return int(hashlib.sha256((salt + text).encode()).hexdigest(), 16)
@@ -81,14 +83,6 @@ def variants(rows):
         "skewed": moved(rows, skew),
         "followups": moved(rows, follow),
     }
-
-
-def sweep(binary, gold, sets):
-    cmd = [binary, "sweep", "--json", "--gold", gold]
-    for s in sets:
-        cmd += ["--set", s]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def main():

@@ -176,6 +176,25 @@ fn known_in_shared_state(redis: &RedisServer, dumps: &[&Path]) -> u64 {
     v["alreadyKnown"].as_u64().unwrap()
 }
 
+/// `run --json --pipeline P --redis-url U --spool SP` in `host`, which must succeed.
+fn spool_run(host: &Path, pipeline: &str, url: &str, sp: &str) -> serde_json::Value {
+    common::json(&run_in(
+        host,
+        &[
+            "run",
+            "--json",
+            "--pipeline",
+            pipeline,
+            "--redis-url",
+            url,
+            "--spool",
+            sp,
+        ],
+        None,
+        &[],
+    ))
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|r| {
@@ -294,21 +313,7 @@ fn a_run_paused_past_its_lease_fails_publishes_nothing_and_its_spool_work_is_rea
     assert!(names(&spool.join("done")).is_empty());
 
     // The next run on A's host re-applies A's work on top of B's state.
-    let v = common::json(&run_in(
-        host_a.path(),
-        &[
-            "run",
-            "--json",
-            "--pipeline",
-            &fast,
-            "--redis-url",
-            &url,
-            "--spool",
-            sp,
-        ],
-        None,
-        &[],
-    ));
+    let v = spool_run(host_a.path(), &fast, &url, sp);
     assert_eq!(v["totalProcessed"], 2000, "{v}");
     assert_eq!(v["redis"]["stateVersion"], 2, "{v}");
     assert_eq!(names(&spool.join("done")), ["a.jsonl"]);
@@ -529,21 +534,7 @@ fn redis_down_on_a_host_without_a_mirror_fails_and_counts_nothing() {
     );
 
     redis.restart();
-    let v = common::json(&run_in(
-        host.path(),
-        &[
-            "run",
-            "--json",
-            "--pipeline",
-            &fast,
-            "--redis-url",
-            &url,
-            "--spool",
-            sp,
-        ],
-        None,
-        &[],
-    ));
+    let v = spool_run(host.path(), &fast, &url, sp);
     assert_eq!(v["totalProcessed"], 600, "{v}");
     assert_eq!(v["redis"]["spoolDelivered"], 0, "{v}");
     assert_counted_once(&redis, 600);
