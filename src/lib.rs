@@ -18,6 +18,8 @@
 //!   command line.
 //! - `worker` (feature `worker`): the BullMQ queue worker and `enqueue`, on tokio, handing
 //!   each job to the synchronous pipeline.
+//! - [`sentiment`]: the offline direction scorer (bullish / bearish / neutral per article,
+//!   per symbol and per story).
 //! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
 //!   for tests and benches.
 
@@ -35,6 +37,7 @@ pub mod label;
 pub mod ops;
 pub mod pipeline;
 pub mod report;
+pub mod sentiment;
 pub mod spool;
 pub mod stages;
 pub mod store;
