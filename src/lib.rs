@@ -20,6 +20,8 @@
 //!   each job to the synchronous pipeline.
 //! - [`sentiment`]: the offline direction scorer (bullish / bearish / neutral per article,
 //!   per symbol and per story).
+//! - [`syndication`]: syndicated-copy detection (MinHash sketches, an index over the active
+//!   stories' originals).
 //! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
 //!   for tests and benches.
 
@@ -43,6 +45,7 @@ pub mod stages;
 pub mod store;
 pub mod story;
 pub mod symbols;
+pub mod syndication;
 pub mod synth;
 pub mod text;
 pub mod time;

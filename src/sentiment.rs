@@ -1279,6 +1279,42 @@ impl DirectionTally {
     }
 }
 
+/// A story's direction as reported: overall and per symbol, and who decided it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoryDirection {
+    /// Which way.
+    pub direction: Direction,
+    /// −1 .. +1.
+    pub score: f32,
+    /// 0 .. 1.
+    pub confidence: f32,
+    /// One verdict per story symbol, in the story's symbol order.
+    pub symbols: Vec<SymbolVerdict>,
+    /// `offline` (the lexicon scorer) or `llm` (the chat model).
+    pub by: String,
+}
+
+impl DirectionTally {
+    /// The story's direction with a verdict for each of `symbols` (the story's symbols): the
+    /// tally of the articles that mentioned it, else the story's own verdict.
+    pub fn story_direction(&self, symbols: &[String]) -> StoryDirection {
+        let v = self.verdict();
+        StoryDirection {
+            direction: v.direction,
+            score: v.score,
+            confidence: v.confidence,
+            symbols: symbols
+                .iter()
+                .map(|s| SymbolVerdict {
+                    symbol: s.clone(),
+                    verdict: self.symbol(s).unwrap_or(v),
+                })
+                .collect(),
+            by: "offline".into(),
+        }
+    }
+}
+
 /// A verdict from `n` articles with Σ confidence `w` and Σ confidence × score `s`.
 fn tally_verdict(n: u32, w: f32, s: f32) -> Verdict {
     if n == 0 || w <= 0.0 {

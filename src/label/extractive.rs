@@ -84,6 +84,7 @@ mod tests {
             ],
             size: 3,
             titles: vec![],
+            symbols: vec![],
         };
         let got = l.label(&[snap]).unwrap();
         assert_eq!(got[0].label, "Bybit hacked");

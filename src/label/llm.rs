@@ -381,6 +381,7 @@ mod tests {
             terms: vec![],
             size: 3,
             titles: vec!["ETF approved".into(), "SEC approves spot ETF".into()],
+            symbols: vec![],
         };
         let p = l.prompt(&s);
         assert!(

@@ -372,6 +372,10 @@ fn snapshot(
             terms: s.terms.clone(),
             size: s.size,
             titles: Vec::new(),
+            symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+                .into_iter()
+                .map(|(sym, _)| sym)
+                .collect(),
         })
 }
 
