@@ -129,6 +129,50 @@ fn stories_carry_symbols_and_rank_by_heat() {
     ));
     assert_eq!(btc.len(), 1);
     assert_eq!(btc[0]["articles"][0], "btc0");
+    // Direction: an outage is bearish, an upgrade going live and record inflows bullish,
+    // overall and for each story's symbol.
+    let dirs: Vec<(&str, &str)> = top
+        .iter()
+        .map(|s| {
+            (
+                s["direction"]["direction"].as_str().unwrap(),
+                s["direction"]["symbols"][0]["direction"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dirs,
+        [
+            ("bearish", "bearish"),
+            ("bullish", "bullish"),
+            ("bullish", "bullish")
+        ]
+    );
+    assert_eq!(top[0]["direction"]["by"], "offline");
+    let only = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["stories", "--json", "--state", "s.json"];
+        a.extend_from_slice(args);
+        json_lines(&run_in(t.path(), &a, None, &[]))
+            .iter()
+            .map(|s| s["articles"][0].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(only(&["--direction", "bearish"]), ["sol0"]);
+    assert_eq!(only(&["--direction", "BULLISH"]), ["eth0", "btc0"]);
+    assert_eq!(
+        only(&["--symbol", "btc", "--direction", "bullish"]),
+        ["btc0"]
+    );
+    assert!(only(&["--symbol", "sol", "--direction", "bullish"]).is_empty());
+    assert!(only(&["--direction", "neutral"]).is_empty());
+    let bad = run_in(
+        t.path(),
+        &["stories", "--state", "s.json", "--direction", "up"],
+        None,
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bullish, bearish or neutral"));
 }
 
 fn story_subscriber(url: &str, count: usize) -> std::process::Child {

@@ -43,6 +43,7 @@ impl Extractive {
                 .map(|(t, _)| t.clone())
                 .collect(),
             category: None,
+            direction: None,
         }
     }
 }

@@ -209,6 +209,9 @@ pub fn run(
             if l.category.is_some() {
                 s.category.clone_from(&l.category);
             }
+            if l.direction.is_some() {
+                s.llm_direction.clone_from(&l.direction);
+            }
         }
     }
     for r in &mut state.retired {

@@ -290,6 +290,9 @@ impl Engine {
             let story = &mut state.stories[i];
             story.label.clone_from(&label.label);
             story.top_terms.clone_from(&label.top_terms);
+            if label.direction.is_some() {
+                story.llm_direction.clone_from(&label.direction);
+            }
             labeled.push(i);
         }
         let tau = self.cfg.signals.heat_tau_hours;
