@@ -278,7 +278,11 @@ fn one_run(
     let lines = outcome
         .assignments
         .iter()
-        .map(|(id, c)| perps_news::report::AssignmentLine { id, cluster: c });
+        .map(|(id, c)| perps_news::report::AssignmentLine {
+            id,
+            cluster: c,
+            duplicate_of: None,
+        });
     perps_news::report::write_jsonl(&out.join("assignments.jsonl"), lines).expect("write");
     perps_news::report::write_jsonl(&out.join("stories.jsonl"), &outcome.stories).expect("write");
     outcome

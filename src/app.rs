@@ -234,10 +234,11 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         }
     }
     if let Some(path) = &args.assignments {
-        let lines = outcome
-            .assignments
-            .iter()
-            .map(|(id, c)| AssignmentLine { id, cluster: c });
+        let lines = outcome.assignments.iter().map(|(id, c)| AssignmentLine {
+            id,
+            cluster: c,
+            duplicate_of: outcome.duplicate_of.get(id).map(String::as_str),
+        });
         write_jsonl(path, lines)?;
     }
     if let Some(path) = &args.stories {
@@ -868,6 +869,8 @@ impl RedisSession {
                     first_seen: rec.first_published_at,
                     last_seen: rec.last_published_at,
                     breaking: rec.breaking,
+                    outlets: rec.outlets,
+                    direction: Some(rec.direction),
                 };
                 (
                     crate::bus::NEWS_STORY,
@@ -1183,6 +1186,21 @@ pub fn stories(args: &StoriesArgs) -> Result<i32> {
                 .as_ref()
                 .is_none_or(|sym| r.symbols.iter().any(|s| s.eq_ignore_ascii_case(sym)))
         })
+        .filter(|r| {
+            // With --symbol, the direction for that symbol; else the story's.
+            args.direction.is_none_or(|want| {
+                let got = match &args.symbol {
+                    Some(sym) => r
+                        .direction
+                        .symbols
+                        .iter()
+                        .find(|s| s.symbol.eq_ignore_ascii_case(sym))
+                        .map(|s| s.verdict.direction),
+                    None => Some(r.direction.direction),
+                };
+                got == Some(want)
+            })
+        })
         .collect();
     records.sort_by(|a, b| {
         b.heat
@@ -1202,18 +1220,19 @@ pub fn stories(args: &StoriesArgs) -> Result<i32> {
     }
     let _ = writeln!(
         out,
-        "{:>6} {:>5} {:>4} {:<3} {:<14} label",
-        "heat", "size", "src", "brk", "symbols"
+        "{:>6} {:>5} {:>4} {:<3} {:<7} {:<14} label",
+        "heat", "size", "src", "brk", "dir", "symbols"
     );
     for r in &records {
         let syms = r.symbols.join(",");
         let _ = writeln!(
             out,
-            "{:>6.2} {:>5} {:>4} {:<3} {:<14} {}",
+            "{:>6.2} {:>5} {:>4} {:<3} {:<7} {:<14} {}",
             r.heat,
             r.size,
             r.sources,
             if r.breaking { "yes" } else { "" },
+            r.direction.direction.as_str(),
             syms.chars().take(14).collect::<String>(),
             r.label
         );

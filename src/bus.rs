@@ -66,6 +66,12 @@ pub struct NewsStory {
     pub last_seen: String,
     /// Whether the story is breaking.
     pub breaking: bool,
+    /// Distinct outlets, syndicated copies included (`sources` counts originals only).
+    #[serde(default)]
+    pub outlets: usize,
+    /// Which way the story points, overall and per symbol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<crate::sentiment::StoryDirection>,
 }
 
 /// `trading:cycle:complete` payload.

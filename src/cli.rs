@@ -359,6 +359,10 @@ pub struct StoriesArgs {
     /// Only stories touching this perp symbol (e.g. BTC).
     #[arg(long, value_name = "SYMBOL")]
     pub symbol: Option<String>,
+    /// Only stories pointing this way: bullish, bearish or neutral (with --symbol: for that
+    /// symbol).
+    #[arg(long, value_name = "DIRECTION", value_parser = parse_direction)]
+    pub direction: Option<crate::sentiment::Direction>,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -371,4 +375,10 @@ pub struct StoriesArgs {
     /// Redis URL (overrides the pipeline and REDIS_* variables).
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+}
+
+/// `--direction`: bullish, bearish or neutral.
+fn parse_direction(s: &str) -> Result<crate::sentiment::Direction, String> {
+    crate::sentiment::Direction::parse(s)
+        .ok_or_else(|| format!("expected bullish, bearish or neutral, got {s:?}"))
 }

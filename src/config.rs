@@ -40,6 +40,37 @@ pub struct PipelineConfig {
     pub signals: SignalsConfig,
     /// The OpenAI-compatible HTTP API behind the `openai` embedder and the `llm` labeler.
     pub api: ApiConfig,
+    /// Syndicated-copy detection.
+    pub syndication: crate::syndication::SyndicationConfig,
+    /// Per-source settings, keyed by the articles' `source` (domain or name, matched without
+    /// case).
+    pub sources: std::collections::BTreeMap<String, SourceConfig>,
+}
+
+/// `[sources."name"]`: settings for one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// Look for syndicated copies among this source's articles (`false` for a feed where
+    /// detection misfires: its articles are then never copies nor originals of copies).
+    pub syndication: bool,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig { syndication: true }
+    }
+}
+
+impl PipelineConfig {
+    /// Sources with `syndication = false`, lowercased.
+    pub fn syndication_off(&self) -> std::collections::HashSet<String> {
+        self.sources
+            .iter()
+            .filter(|(_, c)| !c.syndication)
+            .map(|(name, _)| name.to_lowercase())
+            .collect()
+    }
 }
 
 /// `[api]`: the OpenAI-compatible endpoint (OpenRouter by default) shared by the `openai`
@@ -206,6 +237,8 @@ impl Default for PipelineConfig {
             serve: ServeConfig::default(),
             signals: SignalsConfig::default(),
             api: ApiConfig::default(),
+            syndication: crate::syndication::SyndicationConfig::default(),
+            sources: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -786,6 +819,10 @@ impl PipelineConfig {
                 self.embed.openai.batch_size
             ));
         }
+        let t = self.syndication.threshold;
+        if t.is_nan() || t <= 0.0 || t > 1.0 {
+            return bad(format!("syndication.threshold must be in (0, 1], got {t}"));
+        }
         if self.label.llm.categories.is_empty() {
             return bad("label.llm.categories must name at least one category".into());
         }
@@ -888,6 +925,20 @@ mod tests {
         assert!(err.to_string().contains("batch_size"), "{err}");
         let err = PipelineConfig::parse("[embed]\nprovider = \"nope\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+        let err = PipelineConfig::parse("[syndication]\nthreshold = 1.5\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("syndication.threshold"), "{err}");
+        let err = PipelineConfig::parse("[sources.\"x.com\"]\nsyndicate = false\n", "t.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("syndicate"), "{err}");
+        let cfg = PipelineConfig::parse(
+            "[sources.\"Wire.example\"]\nsyndication = false\n[sources.\"b.com\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.syndication_off(),
+            std::collections::HashSet::from(["wire.example".to_string()])
+        );
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //!   command line.
 //! - `worker` (feature `worker`): the BullMQ queue worker and `enqueue`, on tokio, handing
 //!   each job to the synchronous pipeline.
+//! - [`sentiment`]: the offline direction scorer (bullish / bearish / neutral per article,
+//!   per symbol and per story).
+//! - [`syndication`]: syndicated-copy detection (MinHash sketches, an index over the active
+//!   stories' originals).
 //! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
 //!   for tests and benches.
 
@@ -36,11 +40,13 @@ pub mod label;
 pub mod ops;
 pub mod pipeline;
 pub mod report;
+pub mod sentiment;
 pub mod spool;
 pub mod stages;
 pub mod store;
 pub mod story;
 pub mod symbols;
+pub mod syndication;
 pub mod synth;
 pub mod text;
 pub mod time;

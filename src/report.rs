@@ -227,8 +227,15 @@ pub struct StoryRecord {
     pub top_terms: Vec<String>,
     /// Perp symbols the story touches, heaviest first.
     pub symbols: Vec<String>,
-    /// Distinct sources.
+    /// Distinct sources with an original article (syndicated copies do not count).
     pub sources: usize,
+    /// Distinct outlets, syndicated copies included.
+    pub outlets: usize,
+    /// Members that are syndicated copies, with their originals.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyRecord>,
+    /// Which way the story points, overall and per symbol.
+    pub direction: crate::sentiment::StoryDirection,
     /// Articles in the hour up to the state's clock.
     pub articles_last_hour: usize,
     /// Heat at the state's clock (see `Story::heat`).
@@ -247,6 +254,10 @@ impl StoryRecord {
         tau_hours: f64,
         terms: Option<Vec<String>>,
     ) -> Self {
+        let symbols: Vec<String> = crate::symbols::story_symbols_from(&s.symbols, s.size)
+            .into_iter()
+            .map(|(sym, _)| sym)
+            .collect();
         StoryRecord {
             id: s.id.clone(),
             label: s.label.clone(),
@@ -258,11 +269,11 @@ impl StoryRecord {
             top_terms: terms
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| s.top_terms.clone()),
-            symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
-                .into_iter()
-                .map(|(sym, _)| sym)
-                .collect(),
+            direction: s.direction(&symbols),
+            symbols,
             sources: s.sources.len(),
+            outlets: s.outlets.len(),
+            copies: copy_records(&s.copies),
             articles_last_hour: s.last_hour(now),
             heat: (s.heat(now, tau_hours) * 1000.0).round() / 1000.0,
             breaking: s.breaking_at.is_some(),
@@ -314,6 +325,12 @@ impl StoryRecord {
                             top_terms: terms.unwrap_or_default(),
                             symbols: s.symbols.clone(),
                             sources: s.sources,
+                            outlets: s.outlets,
+                            copies: copy_records(&s.copies),
+                            direction: s.direction.clone().unwrap_or_else(|| {
+                                crate::sentiment::DirectionTally::default()
+                                    .story_direction(&s.symbols)
+                            }),
                             articles_last_hour: 0,
                             heat: 0.0,
                             breaking: s.breaking,
@@ -355,4 +372,26 @@ pub struct AssignmentLine<'a> {
     pub id: &'a str,
     /// Story id.
     pub cluster: &'a str,
+    /// The original this article is a syndicated copy of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<&'a str>,
+}
+
+/// A syndicated copy in a story record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyRecord {
+    /// The copy's article id.
+    pub id: String,
+    /// The original's article id.
+    pub duplicate_of: String,
+}
+
+fn copy_records(copies: &[(String, String)]) -> Vec<CopyRecord> {
+    copies
+        .iter()
+        .map(|(id, of)| CopyRecord {
+            id: id.clone(),
+            duplicate_of: of.clone(),
+        })
+        .collect()
 }

@@ -69,6 +69,28 @@ pub struct Story {
     /// When the story turned breaking (fires once, ever).
     #[serde(default)]
     pub breaking_at: Option<i64>,
+    /// Distinct outlets that ran an article of the story, syndicated copies included (at
+    /// most [`MAX_SOURCES`]); `sources` counts only those with an original.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outlets: Vec<String>,
+    /// Syndicated copies among the members: (copy id, original id), in joining order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<(String, String)>,
+    /// Sketches of the members that are originals (see [`crate::syndication`]), so copies
+    /// arriving in a later run are still recognised.
+    #[serde(
+        default,
+        with = "crate::syndication::stored_b64",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub originals: Vec<crate::syndication::StoredSketch>,
+    /// The direction of the story's original articles (see [`crate::sentiment`]).
+    #[serde(default)]
+    pub direction: crate::sentiment::DirectionTally,
+    /// The chat model's direction for the story (`--labeler llm`), when it gave one; it
+    /// wins over the offline tally in outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_direction: Option<crate::sentiment::StoryDirection>,
 }
 
 /// Most distinct sources remembered per story.
@@ -159,6 +181,25 @@ impl Story {
             .count()
     }
 
+    /// Records the outlet of an article, original or copy.
+    pub fn note_outlet(&mut self, source: Option<&str>) {
+        if let Some(src) = source
+            && !self.outlets.iter().any(|s| s == src)
+            && self.outlets.len() < MAX_SOURCES
+        {
+            self.outlets.push(src.to_string());
+        }
+    }
+
+    /// The story's direction with one verdict per symbol in `symbols`: the chat model's
+    /// when it gave one, else the offline tally's.
+    pub fn direction(&self, symbols: &[String]) -> crate::sentiment::StoryDirection {
+        match &self.llm_direction {
+            Some(d) => d.clone(),
+            None => self.direction.story_direction(symbols),
+        }
+    }
+
     /// Records an article's source and time; returns whether the story just turned
     /// breaking: `sources_needed` distinct sources within `window` seconds up to `t`.
     pub fn note_source(
@@ -230,6 +271,15 @@ pub struct RetiredStory {
     /// Whether it had turned breaking.
     #[serde(default)]
     pub breaking: bool,
+    /// Distinct outlets, syndicated copies included.
+    #[serde(default)]
+    pub outlets: usize,
+    /// Syndicated copies: (copy id, original id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<(String, String)>,
+    /// Its direction when it retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<crate::sentiment::StoryDirection>,
 }
 
 /// Where a known article lives.
@@ -374,6 +424,9 @@ pub struct StoryState {
     /// Derived: ids of all stories, active and retired.
     #[serde(skip)]
     story_ids: HashSet<String>,
+    /// Derived: the originals of the active stories, for finding syndicated copies.
+    #[serde(skip)]
+    pub copy_index: crate::syndication::CopyIndex,
 }
 
 impl StoryState {
@@ -395,6 +448,7 @@ impl StoryState {
             urls: HashMap::new(),
             story_ids: HashSet::new(),
             forgotten: Vec::new(),
+            copy_index: crate::syndication::CopyIndex::default(),
         }
     }
 
@@ -427,6 +481,21 @@ impl StoryState {
             .retired
             .iter()
             .map(|s| (&s.id, &s.article_ids, &s.url_keys));
+        self.copy_index = crate::syndication::CopyIndex::default();
+        for s in &self.stories {
+            for o in &s.originals {
+                let m = o.member as usize;
+                let Some(id) = s.article_ids.get(m) else {
+                    return Err(format!(
+                        "story {} has a sketch of member {m} it lacks",
+                        s.id
+                    ));
+                };
+                let t = s.times.get(m).copied().unwrap_or(s.first_seen);
+                self.copy_index
+                    .insert(s.seq, o.member, id, t, o.sketch.clone());
+            }
+        }
         self.story_ids.clear();
         for (id, articles, urls) in active.chain(retired) {
             self.story_ids.insert(id.clone());
@@ -536,6 +605,12 @@ impl StoryState {
             if self.stories[i].last_seen < cutoff {
                 let s = self.stories.swap_remove(i);
                 self.cohesions.swap_remove(i);
+                self.copy_index.remove_story(s.seq);
+                let symbols: Vec<String> = crate::symbols::story_symbols_from(&s.symbols, s.size)
+                    .into_iter()
+                    .map(|(sym, _)| sym)
+                    .collect();
+                let direction = Some(s.direction(&symbols));
                 let last = self.stories.len();
                 if i != last {
                     let (head, tail) = self.centroids.split_at_mut(last * self.dim);
@@ -550,12 +625,12 @@ impl StoryState {
                     url_keys: s.url_keys,
                     first_seen: s.first_seen,
                     last_seen: s.last_seen,
-                    symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
-                        .into_iter()
-                        .map(|(sym, _)| sym)
-                        .collect(),
+                    symbols,
                     sources: s.sources.len(),
                     breaking: s.breaking_at.is_some(),
+                    outlets: s.outlets.len(),
+                    copies: s.copies,
+                    direction,
                 });
                 retired += 1;
             } else {

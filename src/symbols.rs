@@ -303,6 +303,17 @@ pub struct SymbolHit {
     pub count: u32,
 }
 
+/// One mention of a symbol in a text: which symbol, and where (byte range).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mention {
+    /// The perp symbol, e.g. `"BTC"`.
+    pub symbol: String,
+    /// Byte offset of the mention's first character.
+    pub start: usize,
+    /// Byte offset just past its last character.
+    pub end: usize,
+}
+
 /// The file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -491,13 +502,22 @@ impl SymbolBook {
     /// One article's symbols: those in its title, and those only in its body, with mention
     /// counts (the per-article input of the story rule in [`Self::story_symbols`]).
     pub fn article_symbols(&self, title: &str, body: &str) -> ArticleSymbols {
-        let title_hits = self.counts(title);
+        self.split_by_place(&self.counts(title), &self.counts(body))
+    }
+
+    /// Title counts and body counts (symbol index, mentions; sorted by index) as
+    /// [`ArticleSymbols`].
+    fn split_by_place(
+        &self,
+        title_hits: &[(usize, u32)],
+        body_hits: &[(usize, u32)],
+    ) -> ArticleSymbols {
         let mut body_only = Vec::new();
         let mut out_title: Vec<(String, u32)> = Vec::new();
-        for (sym, count) in &title_hits {
+        for (sym, count) in title_hits {
             out_title.push((self.symbols[*sym].clone(), *count));
         }
-        for (sym, count) in self.counts(body) {
+        for &(sym, count) in body_hits {
             match out_title.iter_mut().find(|(s, _)| *s == self.symbols[sym]) {
                 Some(t) => t.1 += count,
                 None => body_only.push((self.symbols[sym].clone(), count)),
@@ -507,6 +527,51 @@ impl SymbolBook {
             title: out_title,
             body_only,
         }
+    }
+
+    /// Every counted mention of a symbol in `text`, in text order, with its byte range (the
+    /// per-symbol direction scorer reads the words around each one).
+    pub fn mentions(&self, text: &str) -> Vec<Mention> {
+        self.occurrences(text)
+            .into_iter()
+            .map(|(sym, start, end)| Mention {
+                symbol: self.symbols[sym].clone(),
+                start,
+                end,
+            })
+            .collect()
+    }
+
+    /// [`Self::article_symbols`] and the [`Self::mentions`] of the title and of the body,
+    /// from one scan of each.
+    pub fn article_symbols_and_mentions(
+        &self,
+        title: &str,
+        body: &str,
+    ) -> (ArticleSymbols, Vec<Mention>, Vec<Mention>) {
+        let named = |occ: Vec<(usize, usize, usize)>| -> Vec<Mention> {
+            occ.into_iter()
+                .map(|(sym, start, end)| Mention {
+                    symbol: self.symbols[sym].clone(),
+                    start,
+                    end,
+                })
+                .collect()
+        };
+        let (t, b) = (self.occurrences(title), self.occurrences(body));
+        let tally = |occ: &[(usize, usize, usize)]| -> Vec<(usize, u32)> {
+            let mut counts: Vec<(usize, u32)> = Vec::new();
+            for &(sym, _, _) in occ {
+                match counts.iter_mut().find(|c| c.0 == sym) {
+                    Some(c) => c.1 += 1,
+                    None => counts.push((sym, 1)),
+                }
+            }
+            counts.sort_unstable_by_key(|c| c.0);
+            counts
+        };
+        let symbols = self.split_by_place(&tally(&t), &tally(&b));
+        (symbols, named(t), named(b))
     }
 
     /// The symbols of a story whose articles have these `titles` and `bodies` (article `i`
@@ -767,6 +832,20 @@ impl SymbolBook {
 
     /// Mention counts per symbol index, sorted by index.
     fn counts(&self, text: &str) -> Vec<(usize, u32)> {
+        let mut counts = vec![0u32; self.len()];
+        for (sym, _, _) in self.occurrences(text) {
+            counts[sym] += 1;
+        }
+        counts
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, c)| c > 0)
+            .collect()
+    }
+
+    /// Every counted mention as (symbol index, byte start, byte end), in text order; a
+    /// multi-word name is one mention spanning its words.
+    fn occurrences(&self, text: &str) -> Vec<(usize, usize, usize)> {
         if self.is_empty() {
             return Vec::new();
         }
@@ -776,12 +855,12 @@ impl SymbolBook {
         let mut strong_at: Vec<Option<usize>> = vec![None; n];
         let mut strong_sym = vec![false; self.len()];
         let mut pending: Vec<(usize, usize, bool)> = Vec::new(); // (sym, token, after_only)
-        let mut counts = vec![0u32; self.len()];
+        let mut out: Vec<(usize, usize, usize)> = Vec::new();
         let mut i = 0;
         while i < n {
             let entry = self.words.get(sc.word(i));
             if let Some((sym, len)) = entry.and_then(|e| phrase_at(&e.phrases, &sc, i)) {
-                counts[sym] += 1;
+                out.push((sym, sc.toks[i].start, sc.toks[i + len - 1].end));
                 strong_sym[sym] = true;
                 strong_at[i..i + len]
                     .iter_mut()
@@ -798,7 +877,7 @@ impl SymbolBook {
             };
             match found {
                 Some((sym, Need::Nothing)) => {
-                    counts[sym] += 1;
+                    out.push((sym, sc.toks[i].start, sc.toks[i].end));
                     strong_sym[sym] = true;
                     strong_at[i] = Some(sym);
                 }
@@ -810,14 +889,11 @@ impl SymbolBook {
         // Pass 2: guarded occurrences, confirmed by the symbol itself or by a cue.
         for (sym, i, after_only) in pending {
             if strong_sym[sym] || self.cue_near(&sc, &strong_at, sym, i, after_only) {
-                counts[sym] += 1;
+                out.push((sym, sc.toks[i].start, sc.toks[i].end));
             }
         }
-        counts
-            .into_iter()
-            .enumerate()
-            .filter(|&(_, c)| c > 0)
-            .collect()
+        out.sort_unstable_by_key(|&(_, start, _)| start);
+        out
     }
 
     /// What an occurrence of `form` at token `i` needs to count; `None`: it does not count.
@@ -1543,6 +1619,32 @@ mod tests {
             story_symbols_from(&tallies, 3),
             b.story_symbols(&titles, &bodies)
         );
+    }
+
+    #[test]
+    fn mentions_carry_byte_ranges_and_agree_with_the_counts() {
+        let b = book();
+        let text = "Bitcoin Cash slides while $BTC and Ether climb; ETH/BTC ratio up";
+        let m = b.mentions(text);
+        let got: Vec<(&str, &str)> = m
+            .iter()
+            .map(|x| (x.symbol.as_str(), &text[x.start..x.end]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("BCH", "Bitcoin Cash"),
+                ("BTC", "BTC"),
+                ("ETH", "Ether"),
+                ("ETH", "ETH"),
+                ("BTC", "BTC")
+            ]
+        );
+        let (syms, t, l) = b.article_symbols_and_mentions(text, "Solana too.");
+        assert_eq!(syms, b.article_symbols(text, "Solana too."));
+        assert_eq!(t, m);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].symbol, "SOL");
     }
 
     #[test]

@@ -515,6 +515,39 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
     );
     let prompt = &api.requests()[0].texts[0];
     assert!(prompt.contains("crypto, macro, regulation, exchange, security, other"));
+    // The same reply carries the direction, overall and for each of the story's symbols.
+    for s in &stories {
+        let d = &s["direction"];
+        assert_eq!(d["by"], "llm", "{s}");
+        let syms: Vec<&str> = s["symbols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect();
+        let given: Vec<&str> = d["symbols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x["symbol"].as_str())
+            .collect();
+        assert_eq!(syms, given, "{s}");
+        let way = d["direction"].as_str().unwrap();
+        assert!(
+            d["symbols"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["direction"] == way),
+            "{s}"
+        );
+    }
+    assert!(
+        stories
+            .iter()
+            .any(|s| !s["symbols"].as_array().unwrap().is_empty())
+    );
+    assert_eq!(v["api"]["directionFallbacks"], 0, "{v}");
     let mut c = redis.client(1);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("perps:cache:llm:*")
@@ -538,6 +571,14 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
             .collect()
     };
     assert_eq!(labels(&again), labels(&stories));
+    let directions = |s: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        s.iter().map(|s| s["direction"].clone()).collect()
+    };
+    assert_eq!(
+        directions(&again),
+        directions(&stories),
+        "directions come from the cache too"
+    );
 
     // Replies that do not parse: the extractive label, counted. (A new cache prefix: no hits.)
     api.always("chat-a", Some(Fault::Prose));
@@ -553,6 +594,10 @@ fn llm_labels_are_cached_in_redis_and_fall_back_when_replies_fail() {
             .all(|s| !s["label"].as_str().unwrap().starts_with("LLM: "))
     );
     assert!(prose.iter().all(|s| s.get("category").is_none()));
+    assert!(
+        prose.iter().all(|s| s["direction"]["by"] == "offline"),
+        "the offline direction stands"
+    );
 
     // The primary fails: the fallback model labels, all failed stories at once.
     api.always("chat-a", Some(Fault::Status(500, None)));

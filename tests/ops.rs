@@ -209,6 +209,20 @@ fn http_endpoints_answer_with_json_and_relay_events() {
         last.windows(2).all(|w| w[0] >= w[1]),
         "newest first: {last:?}"
     );
+    // Every story says which way it points, overall and per symbol, and counts outlets.
+    for st in stories {
+        let d = &st["direction"];
+        assert!(
+            ["bullish", "bearish", "neutral"].contains(&d["direction"].as_str().unwrap_or("")),
+            "{st}"
+        );
+        assert_eq!(
+            d["symbols"].as_array().map(Vec::len),
+            st["symbols"].as_array().map(Vec::len),
+            "{st}"
+        );
+        assert!(st["outlets"].as_u64() >= st["sources"].as_u64(), "{st}");
+    }
     let (_, page2) = get_json(&format!("{base}/api/stories?page=2&per_page=5"));
     assert_ne!(page2["stories"][0]["id"], stories[0]["id"]);
 

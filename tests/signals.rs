@@ -9,7 +9,8 @@ use common::redis::RedisServer;
 use common::{bin, json_lines, run_in};
 
 fn article(id: &str, title: &str, source: &str, t: &str) -> String {
-    // Each outlet words the story its own way (identical texts would be folded as duplicates).
+    // Each outlet words the story its own way: identical texts would be folded as duplicates,
+    // and the same headline and lead from several outlets are syndicated copies, one source.
     let body = format!(
         "{title}, {source} reported. Traders reacted across perpetual markets, according to {id}."
     );
@@ -38,17 +39,28 @@ fn signal_dump(dir: &std::path::Path) -> String {
     .iter()
     .enumerate()
     {
+        let titles = [
+            "Solana network outage halts block production for hours",
+            "Solana suffers hours-long outage as validators halt block production",
+            "Block production stops on Solana in major network outage",
+            "Solana outage: validators scramble to restart the halted network",
+            "Hours-long Solana outage freezes block production",
+        ];
         l.push(article(
             &format!("sol{i}"),
-            "Solana network outage halts block production for hours",
+            titles[i],
             src,
             &format!("2026-11-20T11:{:02}:00Z", 10 + i * 8),
         ));
     }
     for (i, src) in ["coindesk.com", "theblock.co"].iter().enumerate() {
+        let titles = [
+            "Ethereum Pectra upgrade goes live on mainnet",
+            "Pectra is live: Ethereum mainnet completes its upgrade",
+        ];
         l.push(article(
             &format!("eth{i}"),
-            "Ethereum Pectra upgrade goes live on mainnet",
+            titles[i],
             src,
             &format!("2026-11-20T11:{:02}:00Z", 55 + i * 4),
         ));
@@ -64,9 +76,17 @@ fn signal_dump(dir: &std::path::Path) -> String {
     .iter()
     .enumerate()
     {
+        let titles = [
+            "BlackRock spot Bitcoin ETF sees record inflows",
+            "Record inflows pour into BlackRock's spot Bitcoin ETF",
+            "BlackRock Bitcoin ETF posts its biggest day of inflows",
+            "Spot Bitcoin ETF from BlackRock draws record inflows",
+            "Investors pour record sums into BlackRock spot Bitcoin ETF",
+            "BlackRock's spot Bitcoin ETF inflows hit a record",
+        ];
         l.push(article(
             &format!("btc{i}"),
-            "BlackRock spot Bitcoin ETF sees record inflows",
+            titles[i],
             src,
             &format!("2026-11-20T02:{:02}:00Z", i * 4),
         ));
@@ -129,6 +149,50 @@ fn stories_carry_symbols_and_rank_by_heat() {
     ));
     assert_eq!(btc.len(), 1);
     assert_eq!(btc[0]["articles"][0], "btc0");
+    // Direction: an outage is bearish, an upgrade going live and record inflows bullish,
+    // overall and for each story's symbol.
+    let dirs: Vec<(&str, &str)> = top
+        .iter()
+        .map(|s| {
+            (
+                s["direction"]["direction"].as_str().unwrap(),
+                s["direction"]["symbols"][0]["direction"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dirs,
+        [
+            ("bearish", "bearish"),
+            ("bullish", "bullish"),
+            ("bullish", "bullish")
+        ]
+    );
+    assert_eq!(top[0]["direction"]["by"], "offline");
+    let only = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["stories", "--json", "--state", "s.json"];
+        a.extend_from_slice(args);
+        json_lines(&run_in(t.path(), &a, None, &[]))
+            .iter()
+            .map(|s| s["articles"][0].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(only(&["--direction", "bearish"]), ["sol0"]);
+    assert_eq!(only(&["--direction", "BULLISH"]), ["eth0", "btc0"]);
+    assert_eq!(
+        only(&["--symbol", "btc", "--direction", "bullish"]),
+        ["btc0"]
+    );
+    assert!(only(&["--symbol", "sol", "--direction", "bullish"]).is_empty());
+    assert!(only(&["--direction", "neutral"]).is_empty());
+    let bad = run_in(
+        t.path(),
+        &["stories", "--state", "s.json", "--direction", "up"],
+        None,
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bullish, bearish or neutral"));
 }
 
 fn story_subscriber(url: &str, count: usize) -> std::process::Child {
@@ -152,31 +216,38 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
     let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
     let url = redis.url(0);
     let t = tempfile::tempdir().unwrap();
-    let title = "Bybit hacked: $1.4B in ether drained from cold wallet";
+    let titles = [
+        "Bybit hacked: $1.4B in ether drained from cold wallet",
+        "Hackers drain $1.4 billion of ether from Bybit cold wallet",
+        "Bybit loses $1.4B in ether to a cold wallet hack",
+        "Bybit cold wallet hack: attackers take $1.4 billion in ether",
+        "$1.4 billion ether theft hits Bybit's cold wallet",
+        "Bybit cold wallet drained of $1.4B in ether by hackers",
+    ];
     // Run 1: two outlets. Then two processes at once, each with one more outlet and one
     // repeat: the story breaks when the third distinct outlet arrives, whoever brings it.
     let r1 = write(
         t.path(),
         "r1.jsonl",
         &[
-            article("h1", title, "coindesk.com", "2026-11-20T10:00:00Z"),
-            article("h2", title, "theblock.co", "2026-11-20T10:05:00Z"),
+            article("h1", titles[0], "coindesk.com", "2026-11-20T10:00:00Z"),
+            article("h2", titles[1], "theblock.co", "2026-11-20T10:05:00Z"),
         ],
     );
     let r2 = write(
         t.path(),
         "r2.jsonl",
         &[
-            article("h3", title, "decrypt.co", "2026-11-20T10:10:00Z"),
-            article("h4", title, "coindesk.com", "2026-11-20T10:12:00Z"),
+            article("h3", titles[2], "decrypt.co", "2026-11-20T10:10:00Z"),
+            article("h4", titles[3], "coindesk.com", "2026-11-20T10:12:00Z"),
         ],
     );
     let r3 = write(
         t.path(),
         "r3.jsonl",
         &[
-            article("h5", title, "dlnews.com", "2026-11-20T10:14:00Z"),
-            article("h6", title, "reuters.com", "2026-11-20T10:16:00Z"),
+            article("h5", titles[4], "dlnews.com", "2026-11-20T10:14:00Z"),
+            article("h6", titles[5], "reuters.com", "2026-11-20T10:16:00Z"),
         ],
     );
     // Opened once + breaking once = 2 events in all.
@@ -230,12 +301,16 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
         "firstSeen",
         "lastSeen",
         "breaking",
+        "outlets",
+        "direction",
     ];
     let mut got = keys.clone();
     got.sort();
     want.sort();
     assert_eq!(got, want, "exact payload fields");
     assert_eq!(breaking["symbols"], serde_json::json!(["ETH"]));
+    assert_eq!(breaking["direction"]["direction"], "bearish", "{breaking}");
+    assert_eq!(breaking["direction"]["symbols"][0]["symbol"], "ETH");
     assert!(breaking["sources"].as_u64().unwrap() >= 3);
     assert_eq!(opened["firstSeen"], "2026-11-20T10:00:00Z");
 

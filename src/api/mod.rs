@@ -170,6 +170,9 @@ pub struct ApiReport {
     pub label_fallbacks: u64,
     /// LLM replies answered from the cache.
     pub llm_cache_hits: u64,
+    /// Stories whose LLM reply carried no usable direction and that got the offline one.
+    #[serde(default)]
+    pub direction_fallbacks: u64,
 }
 
 impl ApiReport {
@@ -182,6 +185,7 @@ impl ApiReport {
         self.bytes_received += o.bytes_received;
         self.deferred += o.deferred;
         self.fallback_items += o.fallback_items;
+        self.direction_fallbacks += o.direction_fallbacks;
         self.label_fallbacks += o.label_fallbacks;
         self.llm_cache_hits += o.llm_cache_hits;
     }

@@ -43,6 +43,7 @@ impl Extractive {
                 .map(|(t, _)| t.clone())
                 .collect(),
             category: None,
+            direction: None,
         }
     }
 }
@@ -84,6 +85,7 @@ mod tests {
             ],
             size: 3,
             titles: vec![],
+            symbols: vec![],
         };
         let got = l.label(&[snap]).unwrap();
         assert_eq!(got[0].label, "Bybit hacked");

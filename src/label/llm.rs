@@ -40,6 +40,7 @@ pub struct LlmLabeler {
     label_fallbacks: AtomicU64,
     fallback_items: AtomicU64,
     cache_hits: AtomicU64,
+    direction_fallbacks: AtomicU64,
 }
 
 /// Registry constructor.
@@ -69,14 +70,37 @@ pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
         label_fallbacks: AtomicU64::new(0),
         fallback_items: AtomicU64::new(0),
         cache_hits: AtomicU64::new(0),
+        direction_fallbacks: AtomicU64::new(0),
     }))
 }
 
 /// A parsed reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Reply {
     headline: String,
     category: String,
+    /// `None` when the reply's direction part is missing or malformed (the offline
+    /// direction is used; the label still counts).
+    direction: Option<crate::sentiment::StoryDirection>,
+}
+
+/// The score and confidence given to a chat model's direction: it names a direction, not a
+/// strength.
+const LLM_SCORE: f32 = 0.5;
+const LLM_CONFIDENCE: f32 = 0.7;
+
+fn llm_verdict(d: crate::sentiment::Direction) -> crate::sentiment::Verdict {
+    use crate::sentiment::Direction;
+    let score = match d {
+        Direction::Bullish => LLM_SCORE,
+        Direction::Bearish => -LLM_SCORE,
+        Direction::Neutral => 0.0,
+    };
+    crate::sentiment::Verdict {
+        direction: d,
+        score,
+        confidence: LLM_CONFIDENCE,
+    }
 }
 
 impl LlmLabeler {
@@ -99,10 +123,25 @@ impl LlmLabeler {
         for (i, t) in titles.iter().enumerate() {
             p.push_str(&format!("{}. {t}\n", i + 1));
         }
+        let symbols: Vec<String> = s
+            .symbols
+            .iter()
+            .map(|x| format!("\"{x}\": \"...\""))
+            .collect();
+        if !s.symbols.is_empty() {
+            p.push_str(&format!(
+                "Perp markets it touches: {}.\n",
+                s.symbols.join(", ")
+            ));
+        }
         p.push_str(&format!(
-            "\nWrite one neutral headline of at most 12 words naming the event, and pick the \
-             story's category from: {}.\nReply with only: {{\"headline\": \"...\", \"category\": \"...\"}}",
-            self.categories.join(", ")
+            "\nWrite one neutral headline of at most 12 words naming the event, pick the \
+             story's category from: {}, and say which way the story points for prices \
+             (bullish, bearish or neutral), overall and for each market listed.\nReply with \
+             only: {{\"headline\": \"...\", \"category\": \"...\", \"direction\": \"...\", \
+             \"symbols\": {{{}}}}}",
+            self.categories.join(", "),
+            symbols.join(", ")
         ));
         p
     }
@@ -110,7 +149,7 @@ impl LlmLabeler {
     /// The cache key of `prompt` for `model`.
     fn key(&self, model: &str, prompt: &str) -> u128 {
         let mut material = Vec::with_capacity(model.len() + prompt.len() + 64);
-        material.extend_from_slice(b"chat-v1\0");
+        material.extend_from_slice(b"chat-v2\0");
         material.extend_from_slice(model.as_bytes());
         material.push(0);
         material.extend_from_slice(&self.max_tokens.to_le_bytes());
@@ -126,8 +165,10 @@ impl LlmLabeler {
 
     /// Strict parse of a reply's text: a JSON object with a non-empty string `headline` and
     /// a `category` from the list (matched without case). Nothing else is accepted: no code
-    /// fences, no prose around the object.
-    fn parse(&self, content: &str) -> Option<Reply> {
+    /// fences, no prose around the object. Its direction part is strict too (see
+    /// [`parse_direction`]) but on its own: a reply with a good label and a bad direction
+    /// keeps the label and gets the offline direction.
+    fn parse(&self, content: &str, symbols: &[String]) -> Option<Reply> {
         let v: serde_json::Value = serde_json::from_str(content.trim()).ok()?;
         let headline = v.get("headline")?.as_str()?.trim();
         let category = v.get("category")?.as_str()?.trim();
@@ -138,8 +179,42 @@ impl LlmLabeler {
         (!headline.is_empty()).then(|| Reply {
             headline: shorten(headline, MAX_HEADLINE_CHARS),
             category: category.clone(),
+            direction: parse_direction(&v, symbols),
         })
     }
+}
+
+/// The direction part of a reply: `direction` one of bullish / bearish / neutral (any case),
+/// and `symbols` an object with exactly the story's `symbols` as keys, each with one of the
+/// three. Anything else (a missing key, an unknown symbol, another word) is `None`.
+fn parse_direction(
+    v: &serde_json::Value,
+    symbols: &[String],
+) -> Option<crate::sentiment::StoryDirection> {
+    use crate::sentiment::{Direction, StoryDirection, SymbolVerdict};
+    let overall = Direction::parse(v.get("direction")?.as_str()?)?;
+    let given = v.get("symbols")?.as_object()?;
+    if given.len() != symbols.len() {
+        return None;
+    }
+    let per = symbols
+        .iter()
+        .map(|s| {
+            let d = Direction::parse(given.get(s)?.as_str()?)?;
+            Some(SymbolVerdict {
+                symbol: s.clone(),
+                verdict: llm_verdict(d),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let o = llm_verdict(overall);
+    Some(StoryDirection {
+        direction: o.direction,
+        score: o.score,
+        confidence: o.confidence,
+        symbols: per,
+        by: "llm".into(),
+    })
 }
 
 /// One chat completion (temperature 0, a JSON-object reply asked for when `json_mode`); the
@@ -202,6 +277,7 @@ impl Labeler for LlmLabeler {
         r.label_fallbacks = self.label_fallbacks.load(Ordering::Relaxed);
         r.fallback_items = self.fallback_items.load(Ordering::Relaxed);
         r.llm_cache_hits = self.cache_hits.load(Ordering::Relaxed);
+        r.direction_fallbacks = self.direction_fallbacks.load(Ordering::Relaxed);
         Some(r)
     }
 
@@ -213,7 +289,8 @@ impl Labeler for LlmLabeler {
             .cache
             .get_many(&keys)
             .into_iter()
-            .map(|b| b.and_then(|b| self.parse(&String::from_utf8_lossy(&b))))
+            .zip(stories)
+            .map(|(b, s)| b.and_then(|b| self.parse(&String::from_utf8_lossy(&b), &s.symbols)))
             .collect();
         let hits = replies.iter().filter(|r| r.is_some()).count();
         self.cache_hits.fetch_add(hits as u64, Ordering::Relaxed);
@@ -256,10 +333,19 @@ impl Labeler for LlmLabeler {
         let mut puts: Vec<(u128, Vec<u8>)> = Vec::new();
         for (&i, answer) in todo.iter().zip(&answers) {
             match answer {
-                Ok(text) => match self.parse(text) {
+                Ok(text) => match self.parse(text, &stories[i].symbols) {
                     Some(r) => {
-                        let canonical =
+                        let mut canonical =
                             serde_json::json!({"headline": r.headline, "category": r.category});
+                        if let Some(d) = &r.direction {
+                            canonical["direction"] = d.direction.as_str().into();
+                            canonical["symbols"] = d
+                                .symbols
+                                .iter()
+                                .map(|s| (s.symbol.clone(), s.verdict.direction.as_str().into()))
+                                .collect::<serde_json::Map<String, serde_json::Value>>()
+                                .into();
+                        }
                         puts.push((keys[i], canonical.to_string().into_bytes()));
                         for &j in &sharing[&keys[i]] {
                             replies[j] = Some(r.clone());
@@ -287,6 +373,10 @@ impl Labeler for LlmLabeler {
                     Some(r) => {
                         label.label = r.headline;
                         label.category = Some(r.category);
+                        if r.direction.is_none() {
+                            self.direction_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        label.direction = r.direction;
                     }
                     None => {
                         self.label_fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +427,7 @@ mod tests {
             label_fallbacks: AtomicU64::new(0),
             fallback_items: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            direction_fallbacks: AtomicU64::new(0),
         }
     }
 
@@ -344,12 +435,40 @@ mod tests {
     fn replies_parse_strictly() {
         let l = labeler();
         assert_eq!(
-            l.parse(r#"{"headline": " Bybit hacked ", "category": "Security"}"#),
+            l.parse(
+                r#"{"headline": " Bybit hacked ", "category": "Security"}"#,
+                &[]
+            ),
             Some(Reply {
                 headline: "Bybit hacked".into(),
-                category: "security".into()
+                category: "security".into(),
+                direction: None,
             })
         );
+        // The direction part: exactly the story's symbols, each one of the three words.
+        let syms = ["ETH".to_string(), "BTC".to_string()];
+        let good = r#"{"headline": "Bybit hacked", "category": "security", "direction": "Bearish",
+            "symbols": {"ETH": "bearish", "BTC": "neutral"}}"#;
+        let d = l.parse(good, &syms).unwrap().direction.unwrap();
+        assert_eq!(d.by, "llm");
+        assert_eq!(d.direction, crate::sentiment::Direction::Bearish);
+        assert_eq!(
+            d.symbols
+                .iter()
+                .map(|s| (s.symbol.as_str(), s.verdict.direction.as_str()))
+                .collect::<Vec<_>>(),
+            [("ETH", "bearish"), ("BTC", "neutral")]
+        );
+        for bad in [
+            r#"{"headline": "x", "category": "crypto", "direction": "up", "symbols": {"ETH": "bearish", "BTC": "neutral"}}"#,
+            r#"{"headline": "x", "category": "crypto", "direction": "bearish", "symbols": {"ETH": "bearish"}}"#,
+            r#"{"headline": "x", "category": "crypto", "direction": "bearish", "symbols": {"ETH": "bearish", "SOL": "neutral"}}"#,
+            r#"{"headline": "x", "category": "crypto", "direction": "bearish", "symbols": {"ETH": "bearish", "BTC": 1}}"#,
+            r#"{"headline": "x", "category": "crypto", "symbols": {"ETH": "bearish", "BTC": "neutral"}}"#,
+        ] {
+            let r = l.parse(bad, &syms).expect("the label still parses");
+            assert_eq!(r.direction, None, "{bad}");
+        }
         for bad in [
             "```json\n{\"headline\": \"x\", \"category\": \"crypto\"}\n```",
             "Sure! {\"headline\": \"x\", \"category\": \"crypto\"}",
@@ -359,7 +478,7 @@ mod tests {
             r#"["x", "crypto"]"#,
             "",
         ] {
-            assert_eq!(l.parse(bad), None, "{bad}");
+            assert_eq!(l.parse(bad, &[]), None, "{bad}");
         }
     }
 
@@ -381,6 +500,7 @@ mod tests {
             terms: vec![],
             size: 3,
             titles: vec!["ETF approved".into(), "SEC approves spot ETF".into()],
+            symbols: vec![],
         };
         let p = l.prompt(&s);
         assert!(

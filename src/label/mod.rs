@@ -25,6 +25,10 @@ pub struct StoryLabel {
     /// The story's category (from `label.llm.categories`), when the labeler gives one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// The story's direction, when the labeler gives one (the `llm` labeler); otherwise
+    /// the offline scorer's stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<crate::sentiment::StoryDirection>,
 }
 
 /// Names stories from what the cluster stage knows about them.

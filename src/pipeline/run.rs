@@ -68,6 +68,9 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// (article id, story id) for every accepted article, in input order, each id once.
     pub assignments: Vec<(String, String)>,
+    /// Article id → the original it copies, for this run's syndicated copies (and records
+    /// folded into one of them or into an earlier copy's original).
+    pub duplicate_of: HashMap<String, String>,
     /// The stories this run opened or joined, in first-touched order.
     pub stories: Vec<StoryRecord>,
     /// Rejected records, in input order.
@@ -145,13 +148,15 @@ pub fn run(
         symbols,
         cfg.signals.symbols_body_chars,
         &deferred,
-    );
+    )
+    .with_sketches(cfg.syndication.enabled);
     // A remote embedder fills its concurrent requests from one batch.
     let batch_size = cfg.ingest.batch_size.max(embedder.preferred_batch());
     let breaking_window = (cfg.signals.breaking_window_minutes * 60.0) as i64;
     let cluster = ClusterStage::new(
         Clusterer::new(cfg.cluster.clone(), state)
-            .with_breaking(cfg.signals.breaking_sources, breaking_window),
+            .with_breaking(cfg.signals.breaking_sources, breaking_window)
+            .with_syndication(cfg.syndication.clone(), cfg.syndication_off()),
         opts.ingest_time,
         pool,
     );
@@ -213,6 +218,9 @@ pub fn run(
             if l.category.is_some() {
                 s.category.clone_from(&l.category);
             }
+            if l.direction.is_some() {
+                s.llm_direction.clone_from(&l.direction);
+            }
         }
     }
     for r in &mut state.retired {
@@ -238,6 +246,22 @@ pub fn run(
         }
     }
     ordered.sort_unstable_by_key(|x| x.0);
+    let mut duplicate_of: HashMap<String, String> = collected
+        .assignments
+        .iter()
+        .filter_map(|a| Some((a.article_id.clone(), a.duplicate_of.clone()?)))
+        .collect();
+    // A record folded by ingest is a copy of what it was folded into (or of that one's
+    // original).
+    for d in &ingested.duplicates {
+        let root = duplicate_of
+            .get(&d.of)
+            .cloned()
+            .unwrap_or_else(|| d.of.clone());
+        if root != d.id {
+            duplicate_of.insert(d.id.clone(), root);
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     let assignments: Vec<(String, String)> = ordered
         .into_iter()
@@ -289,6 +313,7 @@ pub fn run(
     Ok(RunOutcome {
         summary,
         assignments,
+        duplicate_of,
         stories,
         rejects: ingested.rejects,
         duplicates: ingested.duplicates,

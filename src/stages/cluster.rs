@@ -117,6 +117,20 @@ pub struct Assignment {
     pub story_id: String,
     /// How it got there.
     pub placement: Placement,
+    /// The original it is a syndicated copy of (see [`crate::syndication`]).
+    pub duplicate_of: Option<String>,
+}
+
+/// Per-article signals found by the embed stage, parallel to a batch's articles (an empty
+/// slice means none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchSignals<'a> {
+    /// Perp symbols.
+    pub symbols: &'a [crate::symbols::ArticleSymbols],
+    /// Directions.
+    pub directions: &'a [crate::sentiment::ArticleDirection],
+    /// Syndication sketches.
+    pub sketches: &'a [Option<crate::syndication::Sketch>],
 }
 
 /// What the label stage needs to know about a story that changed.
@@ -133,6 +147,9 @@ pub struct StorySnapshot {
     /// Titles of the story's articles in this batch (up to [`SNAPSHOT_TITLES`], first
     /// seen first), for labelers that read them.
     pub titles: Vec<String>,
+    /// The story's perp symbols, heaviest first (the `llm` labeler asks a direction for
+    /// each).
+    pub symbols: Vec<String>,
 }
 
 /// Batch titles kept per touched story in a [`StorySnapshot`].
@@ -184,6 +201,9 @@ pub struct Clusterer {
     stats: ClusterStats,
     /// Similarity blocks kept between chunks.
     scratch: Vec<Vec<f32>>,
+    /// Syndicated-copy detection settings, and the sources it is off for (lowercase).
+    syndication: crate::syndication::SyndicationConfig,
+    syndication_off: HashSet<String>,
 }
 
 impl Clusterer {
@@ -200,7 +220,33 @@ impl Clusterer {
             opened: 0,
             stats: ClusterStats::default(),
             scratch: Vec::new(),
+            // Off unless configured: callers that pass no sketches get the plain clusterer.
+            syndication: crate::syndication::SyndicationConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            syndication_off: HashSet::new(),
         }
+    }
+
+    /// Turns on syndicated-copy detection with `cfg`, except for the `off` sources
+    /// (lowercase names).
+    pub fn with_syndication(
+        mut self,
+        cfg: crate::syndication::SyndicationConfig,
+        off: HashSet<String>,
+    ) -> Self {
+        self.syndication = cfg;
+        self.syndication_off = off;
+        self
+    }
+
+    /// Whether copy detection applies to an article of this source.
+    fn syndicates(&self, source: Option<&str>) -> bool {
+        self.syndication.enabled
+            && source.is_none_or(|s| {
+                self.syndication_off.is_empty() || !self.syndication_off.contains(&s.to_lowercase())
+            })
     }
 
     /// Work done by the similarity products so far.
@@ -260,6 +306,36 @@ impl Clusterer {
         ingest_time: i64,
         pool: &rayon::ThreadPool,
     ) -> ClusteredBatch {
+        let signals = BatchSignals {
+            symbols,
+            ..BatchSignals::default()
+        };
+        self.assign_signals(articles, embeddings, signals, ingest_time, pool)
+    }
+
+    /// [`Self::assign_batch`] with every per-article signal: symbols, directions and
+    /// syndication sketches. An article that copies an original of the story it joins is
+    /// recorded as a copy (the assignment's `duplicate_of`, the story's `copies`) and counts
+    /// as an outlet, not as a source, and not in the story's direction. Which story an
+    /// article joins does not depend on copy detection.
+    pub fn assign_signals(
+        &mut self,
+        articles: &[Article],
+        embeddings: Vec<Embedding>,
+        signals: BatchSignals<'_>,
+        ingest_time: i64,
+        pool: &rayon::ThreadPool,
+    ) -> ClusteredBatch {
+        let symbols = signals.symbols;
+        // Story slots by `seq`, for copies found in the index (slots only change when a
+        // batch ends and stories retire, or when a story opens, which is added below).
+        let mut slot_of: HashMap<u64, usize> = self
+            .state
+            .stories
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.seq, i))
+            .collect();
         // Articles already in the state are neither counted nor clustered again. (Ingest has
         // folded duplicates within the run, so no article of this batch can make another one
         // of it known.)
@@ -328,11 +404,19 @@ impl Clusterer {
                 self.run_latest = self.run_latest.max(t);
                 let ukey = a.url_key;
                 if let Some(story) = &known[i] {
+                    let duplicate_of = self
+                        .state
+                        .stories
+                        .iter()
+                        .find(|s| s.id == *story)
+                        .and_then(|s| s.copies.iter().find(|c| c.0 == a.id))
+                        .map(|c| c.1.clone());
                     out.assignments.push(Assignment {
                         seq: a.seq,
                         article_id: a.id.clone(),
                         story_id: story.clone(),
                         placement: Placement::Known,
+                        duplicate_of,
                     });
                     continue;
                 }
@@ -345,48 +429,73 @@ impl Clusterer {
                 if t < late_before {
                     self.late += 1;
                 }
-                let exact = sparse[i].as_deref();
-                // Stories whose dense score reaches `reach` are candidates: the threshold
-                // itself, or `margin` below it when the decision is made on exact vectors.
-                let reach = threshold - if exact.is_some() { margin } else { 0.0 };
-                let floor = reach - GEMM_SLACK;
-                pre.clear();
-                let mut consider = |slot: usize, state: &StoryState| {
-                    let s = &state.stories[slot];
-                    if s.last_seen < cutoff || s.first_seen > horizon {
-                        return;
-                    }
-                    let time = cfg.time_penalty(s.gap_hours(t, until));
-                    let link = match linkage {
-                        Linkage::Average => state.cohesions[slot],
-                        Linkage::Centroid => 1.0,
+                // A syndicated copy of an original of a story still in the window: marked as
+                // a copy when the scores place it in that story too (look-alike reports that
+                // share boilerplate but land elsewhere are not copies, and copy detection
+                // never changes which story an article joins).
+                let sketch = signals
+                    .sketches
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .filter(|_| self.syndicates(a.source.as_deref()));
+                let copy = sketch.and_then(|sk| {
+                    let stories = &self.state.stories;
+                    let live = |seq: u64| {
+                        slot_of.get(&seq).is_some_and(|&slot| {
+                            stories[slot].last_seen >= cutoff && stories[slot].first_seen <= horizon
+                        })
                     };
-                    let score = kernels::dot(v, state.centroid(slot)) * link - time;
-                    if score >= reach {
-                        pre.push(Candidate {
-                            score,
-                            seq: s.seq,
-                            slot,
-                            time,
-                        });
+                    let m =
+                        self.state
+                            .copy_index
+                            .find_live(sk, self.syndication.threshold, live)?;
+                    Some((slot_of[&m.story], m.original))
+                });
+                let exact = sparse[i].as_deref();
+                let best = {
+                    // Stories whose dense score reaches `reach` are candidates: the threshold
+                    // itself, or `margin` below it when the decision is made on exact vectors.
+                    let reach = threshold - if exact.is_some() { margin } else { 0.0 };
+                    let floor = reach - GEMM_SLACK;
+                    pre.clear();
+                    let mut consider = |slot: usize, state: &StoryState| {
+                        let s = &state.stories[slot];
+                        if s.last_seen < cutoff || s.first_seen > horizon {
+                            return;
+                        }
+                        let time = cfg.time_penalty(s.gap_hours(t, until));
+                        let link = match linkage {
+                            Linkage::Average => state.cohesions[slot],
+                            Linkage::Centroid => 1.0,
+                        };
+                        let score = kernels::dot(v, state.centroid(slot)) * link - time;
+                        if score >= reach {
+                            pre.push(Candidate {
+                                score,
+                                seq: s.seq,
+                                slot,
+                                time,
+                            });
+                        }
+                    };
+                    let row = i - lo;
+                    for &slot in &scored.hits[row] {
+                        let slot = slot as usize;
+                        if start_row[slot] == u32::MAX {
+                            consider(slot, &self.state);
+                        }
                     }
+                    for &(slot, part, col) in &moved {
+                        if scored.parts[part][row * scored.step + col] + drift[slot] >= floor {
+                            consider(slot, &self.state);
+                        }
+                    }
+                    for slot in chunk_start_slots..self.state.stories.len() {
+                        consider(slot, &self.state);
+                    }
+                    decide(&mut pre, exact, &self.state, linkage, threshold)
                 };
-                let row = i - lo;
-                for &slot in &scored.hits[row] {
-                    let slot = slot as usize;
-                    if start_row[slot] == u32::MAX {
-                        consider(slot, &self.state);
-                    }
-                }
-                for &(slot, part, col) in &moved {
-                    if scored.parts[part][row * scored.step + col] + drift[slot] >= floor {
-                        consider(slot, &self.state);
-                    }
-                }
-                for slot in chunk_start_slots..self.state.stories.len() {
-                    consider(slot, &self.state);
-                }
-                let best = decide(&mut pre, exact, &self.state, linkage, threshold);
+                let copy = copy.filter(|(slot, _)| best == Some(*slot));
 
                 let no_symbols = crate::symbols::ArticleSymbols::default();
                 let syms = symbols.get(i).unwrap_or(&no_symbols);
@@ -404,12 +513,14 @@ impl Clusterer {
                             // A little over the f32 rounding of the distance itself.
                             drift[slot] = distance(self.state.centroid(slot), c0) * 1.0001 + 1e-6;
                         }
-                        out.assignments
-                            .push(self.assignment(a, slot, Placement::Joined));
+                        let mut asg = self.assignment(a, slot, Placement::Joined);
+                        asg.duplicate_of = copy.as_ref().map(|c| c.1.clone());
+                        out.assignments.push(asg);
                         slot
                     }
                     None => {
                         let slot = self.open(a, v, exact, (t, until));
+                        slot_of.insert(self.state.stories[slot].seq, slot);
                         out.assignments
                             .push(self.assignment(a, slot, Placement::Opened));
                         slot
@@ -426,11 +537,35 @@ impl Clusterer {
                         kind: StoryEventKind::Opened,
                     });
                 }
-                if s.note_source(a.source.as_deref(), t, needed, window) {
-                    out.events.push(StoryEvent {
-                        story_id: s.id.clone(),
-                        kind: StoryEventKind::Breaking,
-                    });
+                s.note_outlet(a.source.as_deref());
+                if let Some((_, original)) = copy {
+                    // A copy is one more outlet, not one more source: no heat, no
+                    // breaking, no vote in the direction.
+                    s.times.push(t);
+                    s.copies.push((a.id.clone(), original));
+                } else {
+                    if let Some(d) = signals.directions.get(i) {
+                        s.direction.add(d);
+                    }
+                    if let Some(sk) = sketch {
+                        let member = u32::try_from(s.article_ids.len().saturating_sub(1))
+                            .unwrap_or(u32::MAX);
+                        s.originals.push(crate::syndication::StoredSketch {
+                            member,
+                            sketch: sk.clone(),
+                        });
+                        let seq = s.seq;
+                        self.state
+                            .copy_index
+                            .insert(seq, member, &a.id, t, sk.clone());
+                    }
+                    let s = &mut self.state.stories[slot];
+                    if s.note_source(a.source.as_deref(), t, needed, window) {
+                        out.events.push(StoryEvent {
+                            story_id: s.id.clone(),
+                            kind: StoryEventKind::Breaking,
+                        });
+                    }
                 }
                 if touched_set.insert(slot) {
                     touched_order.push(slot);
@@ -455,6 +590,10 @@ impl Clusterer {
                     terms: s.terms.clone(),
                     size: s.size,
                     titles: titles.remove(&slot).unwrap_or_default(),
+                    symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+                        .into_iter()
+                        .map(|(sym, _)| sym)
+                        .collect(),
                 }
             })
             .collect();
@@ -472,6 +611,7 @@ impl Clusterer {
             article_id: a.id.clone(),
             story_id: self.state.stories[slot].id.clone(),
             placement,
+            duplicate_of: None,
         }
     }
 
@@ -656,6 +796,11 @@ impl Clusterer {
             sources: Vec::new(),
             times: Vec::new(),
             breaking_at: None,
+            outlets: Vec::new(),
+            copies: Vec::new(),
+            originals: Vec::new(),
+            direction: crate::sentiment::DirectionTally::default(),
+            llm_direction: None,
         };
         self.state.next_seq += 1;
         // Normalised the same way a reloaded state normalises it, bit for bit.
@@ -778,10 +923,15 @@ impl crate::pipeline::Stage for ClusterStage<'_> {
     }
 
     fn process(&mut self, batch: super::EmbeddedBatch) -> crate::Result<ClusteredBatch> {
-        Ok(self.clusterer.assign_batch(
+        let signals = BatchSignals {
+            symbols: &batch.symbols,
+            directions: &batch.directions,
+            sketches: &batch.sketches,
+        };
+        Ok(self.clusterer.assign_signals(
             &batch.articles,
             batch.embeddings,
-            &batch.symbols,
+            signals,
             self.ingest_time,
             self.pool,
         ))

@@ -53,6 +53,8 @@ pub struct EmbedStage<'a> {
     symbols_body_chars: usize,
     fingerprint: String,
     deferred: &'a std::sync::Mutex<Vec<Deferred>>,
+    /// Compute syndication sketches (off when copy detection is).
+    sketches: bool,
 }
 
 impl<'a> EmbedStage<'a> {
@@ -75,7 +77,14 @@ impl<'a> EmbedStage<'a> {
             symbols_body_chars,
             fingerprint: embedder.fingerprint(),
             deferred,
+            sketches: true,
         }
+    }
+
+    /// Whether to compute syndication sketches (not needed when detection is off).
+    pub fn with_sketches(mut self, on: bool) -> Self {
+        self.sketches = on;
+        self
     }
 }
 
@@ -150,22 +159,38 @@ impl EmbedStage<'_> {
             .collect())
     }
 
-    fn article_symbols(
-        &self,
-        articles: &[crate::article::Article],
-    ) -> Vec<crate::symbols::ArticleSymbols> {
-        // Symbols of the title and the lead: where a story says which markets it is about.
-        articles
-            .iter()
-            .map(|a| {
-                let lead = match a.body.char_indices().nth(self.symbols_body_chars) {
-                    Some((i, _)) => &a.body[..i],
-                    None => &a.body,
-                };
-                self.symbols.article_symbols(&a.title, lead)
-            })
-            .collect()
+    /// Each article's symbols, direction and syndication sketch.
+    fn article_signals(&self, articles: &[crate::article::Article]) -> Signals {
+        let scorer = crate::sentiment::Scorer::builtin();
+        let mut out = Signals::default();
+        for a in articles {
+            // Symbols and direction of the title and the lead: where a story says which
+            // markets it is about and which way.
+            let lead = match a.body.char_indices().nth(self.symbols_body_chars) {
+                Some((i, _)) => &a.body[..i],
+                None => &a.body,
+            };
+            let (syms, in_title, in_lead) =
+                self.symbols.article_symbols_and_mentions(&a.title, lead);
+            out.directions
+                .push(scorer.score(&a.title, lead, &in_title, &in_lead));
+            out.symbols.push(syms);
+            out.sketches.push(if self.sketches {
+                crate::syndication::sketch(&a.title, &a.body)
+            } else {
+                None
+            });
+        }
+        out
     }
+}
+
+/// Per-article signals of a batch, parallel to its articles.
+#[derive(Debug, Default)]
+struct Signals {
+    symbols: Vec<crate::symbols::ArticleSymbols>,
+    directions: Vec<crate::sentiment::ArticleDirection>,
+    sketches: Vec<Option<crate::syndication::Sketch>>,
 }
 
 /// The cache key of a document under an embedder fingerprint.
@@ -191,23 +216,35 @@ impl Stage for EmbedStage<'_> {
         // Symbols are found on a second worker while the batch is embedded: the pipeline is
         // otherwise mostly one thread busy at a time on this 2-core budget.
         let this = &*self;
-        let (embeddings, symbols) = self.pool.join(
+        let (embeddings, signals) = self.pool.join(
             || this.embed_articles(&batch.articles),
-            || this.article_symbols(&batch.articles),
+            || this.article_signals(&batch.articles),
         );
         let embeddings = embeddings?;
+        let n = batch.articles.len();
         let mut out = EmbeddedBatch {
-            articles: Vec::with_capacity(batch.articles.len()),
-            embeddings: Vec::with_capacity(batch.articles.len()),
-            symbols: Vec::with_capacity(batch.articles.len()),
+            articles: Vec::with_capacity(n),
+            embeddings: Vec::with_capacity(n),
+            symbols: Vec::with_capacity(n),
+            directions: Vec::with_capacity(n),
+            sketches: Vec::with_capacity(n),
         };
         let mut deferred = Vec::new();
-        for ((article, e), sym) in batch.articles.into_iter().zip(embeddings).zip(symbols) {
+        let per_article = signals
+            .symbols
+            .into_iter()
+            .zip(signals.directions)
+            .zip(signals.sketches);
+        for ((article, e), ((sym, dir), sk)) in
+            batch.articles.into_iter().zip(embeddings).zip(per_article)
+        {
             match e {
                 Ok(e) => {
                     out.articles.push(article);
                     out.embeddings.push(e);
                     out.symbols.push(sym);
+                    out.directions.push(dir);
+                    out.sketches.push(sk);
                 }
                 Err(reason) => {
                     tracing::warn!(origin = %article.origin, id = %article.id, %reason, "No embedding; the article is kept for the next run.");

@@ -27,4 +27,8 @@ pub struct EmbeddedBatch {
     pub embeddings: Vec<Embedding>,
     /// Their perp symbols, parallel to `articles`.
     pub symbols: Vec<crate::symbols::ArticleSymbols>,
+    /// Their directions, parallel to `articles`.
+    pub directions: Vec<crate::sentiment::ArticleDirection>,
+    /// Their syndication sketches (`None`: too short), parallel to `articles`.
+    pub sketches: Vec<Option<crate::syndication::Sketch>>,
 }

@@ -295,6 +295,9 @@ impl Engine {
             let story = &mut state.stories[i];
             story.label.clone_from(&label.label);
             story.top_terms.clone_from(&label.top_terms);
+            if label.direction.is_some() {
+                story.llm_direction.clone_from(&label.direction);
+            }
             labeled.push(i);
         }
         let tau = self.cfg.signals.heat_tau_hours;
@@ -377,6 +380,10 @@ fn snapshot(
             terms: s.terms.clone(),
             size: s.size,
             titles: Vec::new(),
+            symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+                .into_iter()
+                .map(|(sym, _)| sym)
+                .collect(),
         })
 }
 

@@ -419,8 +419,27 @@ fn ok_body(chat: bool, texts: &[String], dim: usize, reversed: bool) -> String {
             .first()
             .and_then(|p| p.lines().find_map(|l| l.strip_prefix("1. ")))
             .unwrap_or("untitled");
-        let content =
-            serde_json::json!({"headline": format!("LLM: {first}"), "category": "crypto"});
+        // A direction for the story and each market the prompt lists: bearish when the
+        // first headline says "hack", else bullish.
+        let markets: Vec<&str> = texts
+            .first()
+            .and_then(|p| {
+                p.lines()
+                    .find_map(|l| l.strip_prefix("Perp markets it touches: "))
+            })
+            .map(|l| l.trim_end_matches('.').split(", ").collect())
+            .unwrap_or_default();
+        let way = if first.to_lowercase().contains("hack") {
+            "bearish"
+        } else {
+            "bullish"
+        };
+        let symbols: serde_json::Map<String, serde_json::Value> = markets
+            .iter()
+            .map(|m| (m.to_string(), way.into()))
+            .collect();
+        let content = serde_json::json!({"headline": format!("LLM: {first}"), "category": "crypto",
+            "direction": way, "symbols": symbols});
         return chat_body(&content.to_string()).to_string();
     }
     // Typed, so the server's own cost stays small next to the client's.

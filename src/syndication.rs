@@ -1,0 +1,516 @@
+//! Syndicated copies: the same report republished under another headline, with a standfirst
+//! added or removed, a footer, or cut short. A copy joins its original's story but is not a
+//! new source: it never raises `heat`, never turns a story `breaking`, and is not counted in
+//! the story's direction.
+//!
+//! # Sketches
+//!
+//! An article's text is its body when the body has at least [`MIN_BODY_WORDS`] words (the
+//! first [`MAX_WORDS`], boilerplate sentences dropped, since headlines are what syndication
+//! rewrites), else its title plus the body's lead sentence. The text's lowercase words form
+//! shingles of [`SHINGLE_WORDS`] consecutive words, each hashed to 32 bits; the sketch keeps
+//! the [`SKETCH_SIZE`] smallest distinct hashes (a bottom-k MinHash) and the number of
+//! distinct shingles. Texts with fewer than [`MIN_SHINGLES`] shingles get no sketch: there
+//! is too little to tell a copy from a coincidence.
+//!
+//! # Deciding
+//!
+//! For sketches A and B, let τ be the smaller of their largest kept hashes (a sketch holding
+//! all of its set's hashes has τ = ∞). The hashes of A ≤ τ are a uniform sample of A's
+//! shingles, and such a hash is in B exactly when it is in B's sketch, so the share of the
+//! smaller text's sampled hashes found in the other sketch estimates the **containment** of
+//! the smaller text in the larger: 1 for a truncated copy, near 1 for a copy with a new
+//! headline or a footer, a few percent for two articles of the same event. An article is a
+//! copy when its containment with an indexed original reaches `syndication.threshold`
+//! (default [`DEFAULT_THRESHOLD`]) and at least [`MIN_SAMPLE`] hashes were compared.
+//!
+//! # The index
+//!
+//! Originals of the active stories are indexed by each of their sketch's hashes. A new
+//! article's candidates are the originals sharing at least [`MIN_SHARED`] of its hashes; a
+//! hash carried by more than [`MAX_POSTING`] originals (a phrase every article uses) is
+//! skipped. Copies are not indexed: every copy of a wire story is compared with the one
+//! original, so a story republished a hundred times keeps short lists. The best candidate is
+//! the highest containment, ties the earliest original by (time, id), which for a
+//! time-ordered stream is the earliest publication.
+//!
+//! Sketches live in the story state (with their story, dropped when it retires), and the index
+//! is rebuilt from them on load, so a copy arriving in the next run is found exactly as in
+//! one long run, and nothing depends on batch size or thread count.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use serde::{Deserialize, Serialize};
+
+use crate::story::IdHasher;
+
+/// Words per shingle.
+pub const SHINGLE_WORDS: usize = 4;
+/// Hashes kept per sketch.
+pub const SKETCH_SIZE: usize = 64;
+/// Body words read. Enough that a copy without a long first paragraph still overlaps the
+/// original (a 400-word cap missed those); a pathological page costs no more than this.
+pub const MAX_WORDS: usize = 1500;
+/// Bodies shorter than this fall back to the title plus the lead sentence.
+pub const MIN_BODY_WORDS: usize = 40;
+/// Fewer distinct shingles than this: no sketch.
+pub const MIN_SHINGLES: u32 = 12;
+/// Fewest sampled hashes a containment estimate may rest on.
+pub const MIN_SAMPLE: usize = 8;
+/// Fewest shared hashes that make an original a candidate.
+pub const MIN_SHARED: usize = 2;
+/// Hashes carried by more originals than this are not used to find candidates.
+pub const MAX_POSTING: usize = 64;
+/// Default containment needed to call an article a copy.
+pub const DEFAULT_THRESHOLD: f32 = 0.6;
+
+/// `[syndication]`: near-duplicate detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyndicationConfig {
+    /// Detect syndicated copies at all. Per source, `[sources."name"] syndication = false`
+    /// turns it off for one feed.
+    pub enabled: bool,
+    /// Estimated containment of the shorter text in the longer one (0..1) at which an
+    /// article is a copy of an indexed original.
+    pub threshold: f32,
+}
+
+impl Default for SyndicationConfig {
+    fn default() -> Self {
+        SyndicationConfig {
+            enabled: true,
+            threshold: DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+/// A bottom-k MinHash sketch of an article's shingles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sketch {
+    /// The smallest distinct shingle hashes, ascending, at most [`SKETCH_SIZE`].
+    pub hashes: Vec<u32>,
+    /// Distinct shingles of the text.
+    pub shingles: u32,
+}
+
+/// The sketch of an article (see the module docs), or `None` when its text is too short.
+pub fn sketch(title: &str, body: &str) -> Option<Sketch> {
+    let mut words: Vec<u64> = Vec::with_capacity(MAX_WORDS.min(body.len() / 4 + 8));
+    body_words(body, &mut words);
+    if words.len() < MIN_BODY_WORDS {
+        words.clear();
+        push_words(title, &mut words, usize::MAX);
+        let lead = crate::text::sentences(body).next().unwrap_or("");
+        push_words(lead, &mut words, usize::MAX);
+    }
+    if words.len() < SHINGLE_WORDS {
+        return None;
+    }
+    let mut hashes: Vec<u32> = words
+        .windows(SHINGLE_WORDS)
+        .map(|w| {
+            let mut h = 0u64;
+            for (k, x) in w.iter().enumerate() {
+                h ^= x.rotate_left(13 * k as u32);
+            }
+            (mix(h) >> 32) as u32
+        })
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let shingles = u32::try_from(hashes.len()).unwrap_or(u32::MAX);
+    if shingles < MIN_SHINGLES {
+        return None;
+    }
+    hashes.truncate(SKETCH_SIZE);
+    Some(Sketch { hashes, shingles })
+}
+
+/// splitmix64's finaliser: spreads the combined word hashes over all 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Lowercased word hashes of `text` appended to `out`, at most `limit` in all.
+fn push_words(text: &str, out: &mut Vec<u64>, limit: usize) {
+    let mut buf = String::new();
+    for tok in crate::text::tokens(text) {
+        if out.len() >= limit {
+            return;
+        }
+        let w = crate::text::lower_into(tok.raw, &mut buf);
+        out.push(crate::text::word_hash(w));
+    }
+}
+
+/// The body's words, boilerplate sentences ("Follow us on X", disclaimers) left out, up to
+/// [`MAX_WORDS`].
+fn body_words(body: &str, out: &mut Vec<u64>) {
+    let mut sentence: Vec<u64> = Vec::new();
+    for s in crate::text::sentences(body) {
+        if out.len() >= MAX_WORDS {
+            return;
+        }
+        sentence.clear();
+        push_words(s, &mut sentence, usize::MAX);
+        if !crate::text::is_boilerplate(&sentence) {
+            let room = MAX_WORDS - out.len();
+            out.extend(sentence.iter().take(room));
+        }
+    }
+}
+
+/// Estimated containment of the smaller text in the larger (see the module docs), with the
+/// number of sampled hashes it rests on.
+pub fn containment(a: &Sketch, b: &Sketch) -> (f32, usize) {
+    let cap = |s: &Sketch| {
+        if s.hashes.len() >= SKETCH_SIZE {
+            s.hashes.last().copied().unwrap_or(u32::MAX)
+        } else {
+            u32::MAX
+        }
+    };
+    let tau = cap(a).min(cap(b));
+    let below = |s: &Sketch| s.hashes.partition_point(|&h| h <= tau);
+    let (na, nb) = (below(a), below(b));
+    // Shared hashes at or below tau: a merge of two sorted lists.
+    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    while i < na && j < nb {
+        match a.hashes[i].cmp(&b.hashes[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let sample = if a.shingles <= b.shingles { na } else { nb };
+    if sample == 0 {
+        return (0.0, 0);
+    }
+    (shared as f32 / sample as f32, sample)
+}
+
+/// An indexed original.
+#[derive(Debug, Clone)]
+struct Entry {
+    story: u64,
+    member: u32,
+    article_id: String,
+    time: i64,
+    sketch: Sketch,
+}
+
+/// What a copy was matched to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyMatch {
+    /// The original's story (its `seq`).
+    pub story: u64,
+    /// The original's position among its story's members.
+    pub member: u32,
+    /// The original's article id.
+    pub original: String,
+    /// The estimated containment.
+    pub containment: f32,
+}
+
+/// The originals of the active stories, indexed by sketch hash.
+#[derive(Debug, Clone, Default)]
+pub struct CopyIndex {
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    postings: HashMap<u32, Vec<u32>, BuildHasherDefault<IdHasher>>,
+    by_story: HashMap<u64, Vec<u32>>,
+}
+
+impl CopyIndex {
+    /// Originals indexed.
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Indexes an original: member `member` (article `article_id`, time `time`) of story
+    /// `story`.
+    pub fn insert(&mut self, story: u64, member: u32, article_id: &str, time: i64, sketch: Sketch) {
+        let e = Entry {
+            story,
+            member,
+            article_id: article_id.to_string(),
+            time,
+            sketch,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.entries[id as usize] = Some(e);
+                id
+            }
+            None => {
+                self.entries.push(Some(e));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        if let Some(Some(e)) = self.entries.get(id as usize) {
+            for h in &e.sketch.hashes {
+                self.postings.entry(*h).or_default().push(id);
+            }
+        }
+        self.by_story.entry(story).or_default().push(id);
+    }
+
+    /// Forgets every original of `story` (it retired).
+    pub fn remove_story(&mut self, story: u64) {
+        let Some(ids) = self.by_story.remove(&story) else {
+            return;
+        };
+        for id in ids {
+            let Some(e) = self.entries.get_mut(id as usize).and_then(Option::take) else {
+                continue;
+            };
+            for h in &e.sketch.hashes {
+                if let Some(list) = self.postings.get_mut(h) {
+                    list.retain(|x| *x != id);
+                    if list.is_empty() {
+                        self.postings.remove(h);
+                    }
+                }
+            }
+            self.free.push(id);
+        }
+    }
+
+    /// The original `sketch` copies, if any reaches `threshold` (see the module docs).
+    pub fn find(&self, sketch: &Sketch, threshold: f32) -> Option<CopyMatch> {
+        self.find_live(sketch, threshold, |_| true)
+    }
+
+    /// [`Self::find`] among the originals whose story `live(story)` accepts (a story past
+    /// the window that has not retired yet takes no copies, as it takes no articles).
+    pub fn find_live(
+        &self,
+        sketch: &Sketch,
+        threshold: f32,
+        live: impl Fn(u64) -> bool,
+    ) -> Option<CopyMatch> {
+        let mut shared: HashMap<u32, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
+        for h in &sketch.hashes {
+            let Some(list) = self.postings.get(h) else {
+                continue;
+            };
+            if list.len() > MAX_POSTING {
+                continue;
+            }
+            for id in list {
+                *shared.entry(*id).or_default() += 1;
+            }
+        }
+        let mut best: Option<(&Entry, f32)> = None;
+        for (id, n) in shared {
+            if n < MIN_SHARED {
+                continue;
+            }
+            let Some(Some(e)) = self.entries.get(id as usize) else {
+                continue;
+            };
+            if !live(e.story) {
+                continue;
+            }
+            let (c, sample) = containment(sketch, &e.sketch);
+            if sample < MIN_SAMPLE || c < threshold {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((b, bc)) => {
+                    c > bc || (c == bc && (e.time, &e.article_id) < (b.time, &b.article_id))
+                }
+            };
+            if better {
+                best = Some((e, c));
+            }
+        }
+        best.map(|(e, c)| CopyMatch {
+            story: e.story,
+            member: e.member,
+            original: e.article_id.clone(),
+            containment: c,
+        })
+    }
+}
+
+/// An original's sketch as kept with its story: (member, distinct shingles, hashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSketch {
+    /// Position among the story's members.
+    pub member: u32,
+    /// The sketch.
+    pub sketch: Sketch,
+}
+
+/// Serde adapter: a story's stored sketches as base64 of `u32`s: per sketch its member,
+/// shingle count, hash count, then the hashes.
+pub mod stored_b64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{SKETCH_SIZE, Sketch, StoredSketch};
+    use crate::store::codec;
+
+    /// Encodes.
+    pub fn serialize<S: Serializer>(v: &[StoredSketch], s: S) -> Result<S::Ok, S::Error> {
+        let mut words = Vec::with_capacity(v.len() * (SKETCH_SIZE + 3));
+        for x in v {
+            words.push(x.member);
+            words.push(x.sketch.shingles);
+            words.push(x.sketch.hashes.len() as u32);
+            words.extend_from_slice(&x.sketch.hashes);
+        }
+        s.serialize_str(&codec::encode_u32s(&words))
+    }
+
+    /// Decodes, checking every length and that hashes ascend.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StoredSketch>, D::Error> {
+        let text = String::deserialize(d)?;
+        let words = codec::decode_u32s(&text).map_err(serde::de::Error::custom)?;
+        let bad = || serde::de::Error::custom("malformed stored sketch");
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let head = words.get(i..i + 3).ok_or_else(bad)?;
+            let n = head[2] as usize;
+            if n > SKETCH_SIZE {
+                return Err(bad());
+            }
+            let hashes = words.get(i + 3..i + 3 + n).ok_or_else(bad)?.to_vec();
+            if hashes.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(bad());
+            }
+            out.push(StoredSketch {
+                member: head[0],
+                sketch: Sketch {
+                    hashes,
+                    shingles: head[1],
+                },
+            });
+            i += 3 + n;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = "The exchange said on Tuesday that attackers had drained about $1.5 billion \
+        in ether from one of its cold wallets during a routine transfer to a warm wallet. \
+        Withdrawals were paused for several hours while the security team traced the funds, \
+        and the chief executive said customer assets were backed one to one. Blockchain \
+        analysts linked the addresses to a group behind several earlier thefts, and \
+        other exchanges froze deposits they could tie to the attack. The company said it \
+        would cover any losses from its own treasury and resume normal service by Wednesday.";
+
+    #[test]
+    fn copies_contain_their_original_and_other_reports_do_not() {
+        let orig = sketch("Exchange hacked for $1.5 billion", BODY).unwrap();
+        // New headline and a footer.
+        let copy = sketch(
+            "Hackers steal $1.5bn in ether",
+            &format!(
+                "{BODY} This story was syndicated from a wire service and has not been edited."
+            ),
+        )
+        .unwrap();
+        // Truncated to its first half.
+        let cut = &BODY[..BODY.len() / 2];
+        let short = sketch("Exchange loses ether", cut).unwrap();
+        let other = sketch(
+            "Exchange hacked for $1.5 billion",
+            "Security researchers said the theft of ether from the exchange was among the \
+             largest ever recorded, and warned that the attackers had used a new technique \
+             to trick the signers of the cold wallet. The exchange has asked for help from \
+             other platforms to freeze the stolen funds, and analysts expect the price of \
+             ether to stay under pressure while the coins are laundered over the coming weeks.",
+        )
+        .unwrap();
+        assert!(
+            containment(&copy, &orig).0 >= 0.9,
+            "{:?}",
+            containment(&copy, &orig)
+        );
+        assert!(
+            containment(&short, &orig).0 >= 0.9,
+            "{:?}",
+            containment(&short, &orig)
+        );
+        assert!(
+            containment(&other, &orig).0 < 0.2,
+            "{:?}",
+            containment(&other, &orig)
+        );
+        assert_eq!(containment(&orig, &orig), (1.0, orig.hashes.len()));
+    }
+
+    #[test]
+    fn short_bodies_fall_back_to_title_and_lead_and_tiny_texts_get_no_sketch() {
+        assert!(sketch("Bitcoin up", "").is_none());
+        let a = sketch(
+            "Bitcoin tops $110,000 as ETF inflows accelerate sharply",
+            "Spot funds took in $1 billion on Monday. More to follow.",
+        );
+        let b = sketch(
+            "Bitcoin tops $110,000 as ETF inflows accelerate sharply",
+            "Spot funds took in $1 billion on Monday. Different second sentence here.",
+        );
+        assert!(a.is_some());
+        assert_eq!(a, b, "only the lead sentence of a short body counts");
+    }
+
+    #[test]
+    fn index_finds_the_earliest_best_original_and_forgets_retired_stories() {
+        let orig = sketch("Exchange hacked", BODY).unwrap();
+        let mut idx = CopyIndex::default();
+        idx.insert(7, 0, "a2", 100, orig.clone());
+        idx.insert(9, 3, "a1", 100, orig.clone());
+        let copy = sketch("Another headline", BODY).unwrap();
+        let m = idx.find(&copy, 0.5).unwrap();
+        assert_eq!((m.story, m.member, m.original.as_str()), (9, 3, "a1"));
+        idx.remove_story(9);
+        assert_eq!(idx.find(&copy, 0.5).unwrap().original, "a2");
+        idx.remove_story(7);
+        assert!(idx.is_empty());
+        assert!(idx.find(&copy, 0.5).is_none());
+    }
+
+    #[test]
+    fn stored_sketches_round_trip_and_bad_ones_are_refused() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct W(#[serde(with = "stored_b64")] Vec<StoredSketch>);
+        let s = StoredSketch {
+            member: 4,
+            sketch: sketch("Exchange hacked", BODY).unwrap(),
+        };
+        let w = W(vec![s.clone(), StoredSketch { member: 9, ..s }]);
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<W>(&json).unwrap(), w);
+        let truncated = format!(
+            "\"{}\"",
+            crate::store::codec::encode_u32s(&[1, 20, 5, 1, 2])
+        );
+        assert!(serde_json::from_str::<W>(&truncated).is_err());
+        let unsorted = format!(
+            "\"{}\"",
+            crate::store::codec::encode_u32s(&[1, 20, 2, 9, 3])
+        );
+        assert!(serde_json::from_str::<W>(&unsorted).is_err());
+    }
+}
