@@ -31,7 +31,7 @@ struct Doc {
 }
 
 fn dev_set() -> Vec<Doc> {
-    let text = std::fs::read_to_string(DEV).expect("the dev set in ../shared/data");
+    let text = std::fs::read_to_string(DEV).unwrap_or_else(|e| panic!("{DEV}: {e}: the labelled dev set beside the checkout (../shared, not part of the repository)"));
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("dev line");
@@ -211,7 +211,10 @@ fn copy_detection_precision_and_recall_on_real_articles() {
 /// The dev set plus the 180 rewrites as one dump: each rewrite from its own outlet
 /// (`outlet-<variant>.example`), 5 to 30 minutes after its original. Returns the JSON lines
 /// sorted by time and the (copy id, original id) pairs.
-fn dump_with_copies() -> (Vec<(i64, String)>, Vec<(String, String)>) {
+/// (time, JSON line) of each article, and (copy id, original id) of each planted copy.
+type DumpWithCopies = (Vec<(i64, String)>, Vec<(String, String)>);
+
+fn dump_with_copies() -> DumpWithCopies {
     let dev = dev_set();
     let by_id: std::collections::HashMap<&str, &Doc> =
         dev.iter().map(|d| (d.id.as_str(), d)).collect();
@@ -220,7 +223,7 @@ fn dump_with_copies() -> (Vec<(i64, String)>, Vec<(String, String)>) {
         "/fixtures/copy-recipes.jsonl"
     ))
     .expect("recipes");
-    let text = std::fs::read_to_string(DEV).expect("dev set");
+    let text = std::fs::read_to_string(DEV).unwrap_or_else(|e| panic!("{DEV}: {e}"));
     let mut lines: Vec<(i64, String)> = text
         .lines()
         .map(|l| {
