@@ -395,6 +395,7 @@ pub fn eval(args: &EvalArgs) -> Result<i32> {
     let gold = eval::load_jsonl(&args.gold, "label")?;
     let pred = eval::load_jsonl(&args.assignments, "cluster")?;
     let scores = eval::score(&gold, &pred)?;
+    eval::check_coverage(&scores, args.min_coverage, &args.assignments)?;
     if args.json {
         let json =
             serde_json::to_string(&scores).map_err(|e| Error::io("-", std::io::Error::other(e)))?;

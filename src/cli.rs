@@ -286,6 +286,10 @@ pub struct EvalArgs {
     /// Print the scores as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Least share of the gold ids that must appear in the assignments (0 to 1); below it
+    /// the files are taken to describe different articles and `eval` fails.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.9)]
+    pub min_coverage: f64,
 }
 
 /// `perps-news generate`

@@ -499,3 +499,61 @@ fn worker_and_enqueue_say_the_build_lacks_the_worker_feature() {
         assert!(err.contains("without the `worker` feature"), "{err}");
     }
 }
+
+/// Scores of assignments for other articles than the gold's would say nothing (P = 1.0 for
+/// a file whose ids all miss): `eval` refuses them, naming the file and the share found.
+#[test]
+fn eval_refuses_assignments_that_miss_most_gold_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = root("fixtures/news-100.jsonl");
+    let a = dir.path().join("a.jsonl");
+    let out = run(
+        &[
+            "run",
+            "-q",
+            "--assignments",
+            a.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Keep the first 85 assignments under their ids and renumber the rest.
+    let text: String = std::fs::read_to_string(&a)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if i >= 85 {
+                v["id"] = format!("other-{i}").into();
+            }
+            v.to_string() + "\n"
+        })
+        .collect();
+    let b = dir.path().join("b.jsonl");
+    std::fs::write(&b, text).unwrap();
+    let eval = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--gold",
+            f.to_str().unwrap(),
+            "--assignments",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args, None, &[])
+    };
+    let out = eval(&b, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("b.jsonl") && err.contains("only 85 of the 100 gold ids"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty(), "no scores printed");
+    // The share is a setting, and the full file passes.
+    assert!(eval(&b, &["--min-coverage", "0.8"]).status.success());
+    assert!(eval(&a, &[]).status.success());
+}
