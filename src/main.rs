@@ -8,6 +8,7 @@ use perps_news::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    quiet_on_closed_stdout();
     // Without RUST_LOG the long-running worker still says it started, stopped, and what it
     // did each period; batch commands stay quiet.
     let default_filter = match cli.command {
@@ -44,12 +45,48 @@ fn main() {
                 Command::Enqueue(args) => enqueue(args),
             };
             result.unwrap_or_else(|e| {
+                // `perps-news ... | head`: the reader has what it wanted (as ripgrep does).
+                if broken_pipe(&e) {
+                    return 0;
+                }
                 eprintln!("perps-news: {e}");
                 e.exit_code()
             })
         }
     };
     std::process::exit(code);
+}
+
+/// Whether `e` comes from writing to a reader that went away (stdout closed by `head`).
+fn broken_pipe(e: &perps_news::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// `print!` panics when stdout is closed; that is the reader's choice, not a failure, so
+/// the process ends quietly with status 0. Every other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 #[cfg(feature = "worker")]

@@ -557,3 +557,48 @@ fn eval_refuses_assignments_that_miss_most_gold_ids() {
     assert!(eval(&b, &["--min-coverage", "0.8"]).status.success());
     assert!(eval(&a, &[]).status.success());
 }
+
+/// `perps-news ... | head`: a reader that closes stdout ends the command quietly with status
+/// 0 (as ripgrep does), whether the output goes through a writer or `print!`. The reader is
+/// closed before the command writes anything, so every write meets a closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly_with_status_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = root("fixtures/news-100.jsonl");
+    let f = f.to_str().unwrap();
+    let state = dir.path().join("s.json");
+    let state = state.to_str().unwrap();
+    assert!(
+        run(&["run", "-q", "--state", state, f], None, &[])
+            .status
+            .success()
+    );
+    let a = dir.path().join("a.jsonl");
+    let a = a.to_str().unwrap();
+    assert!(
+        run(&["run", "-q", "--assignments", a, f], None, &[])
+            .status
+            .success()
+    );
+    let commands: [&[&str]; 6] = [
+        &["generate", "--articles", "2000"],
+        &["run", "-q", "--assignments", "-", f],
+        &["run", "--json", f],
+        &["run", f],
+        &["stories", "--json", "--state", state],
+        &["eval", "--gold", f, "--assignments", a],
+    ];
+    for args in commands {
+        let mut child = common::bin()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
