@@ -84,8 +84,11 @@ pub struct WorkerArgs {
 /// `perps-news enqueue`
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
-    /// The queue, e.g. `clustering` or `categorization` (`labeling` takes `--story`).
+    /// The queue: `clustering`, `categorization` or `labeling` (which takes `--story`).
     pub queue: String,
+    /// Allow a queue perps-news workers do not serve (for a worker of your own).
+    #[arg(long)]
+    pub queue_any: bool,
     /// Article dumps: one job per file, carrying its absolute path (the worker must be able
     /// to read it) or, with `--inline`, its records.
     #[arg(value_name = "FILE")]
