@@ -116,6 +116,27 @@ fn info_field(pool: &Pool, section: &str, field: &str) -> Result<String> {
         .to_string())
 }
 
+/// Whether `dir` exists as a directory the permission bits let someone write to, without
+/// creating or writing anything.
+fn dir_check(dir: &Path) -> (Level, String) {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            Level::Fail,
+            format!(
+                "{} does not exist (doctor creates nothing: `install -d` it with the service \
+                 user as owner)",
+                dir.display()
+            ),
+        ),
+        Err(e) => (Level::Fail, format!("{}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => (Level::Fail, format!("{} is not a directory", dir.display())),
+        Ok(m) if m.permissions().readonly() => {
+            (Level::Fail, format!("{} is read-only", dir.display()))
+        }
+        Ok(_) => (Level::Ok, format!("{} exists", dir.display())),
+    }
+}
+
 /// `perps-news doctor`: prints one line per check; exit code 1 when any check fails.
 ///
 /// # Errors
@@ -251,18 +272,24 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
             "not set (not needed: offline embedder)".into(),
         ),
     }
+    // Read-only: a doctor that creates what it checks hides the missing directory it was
+    // run to find (and may create it with the wrong owner).
     if cfg.spool.dir.is_empty() {
         add(Level::Ok, "spool", "no spool directory configured".into());
     } else {
-        let inbox = Path::new(&cfg.spool.dir).join("inbox");
-        let probe = inbox.join(".doctor-probe.tmp");
-        match std::fs::create_dir_all(&inbox)
-            .and_then(|()| std::fs::write(&probe, b"x"))
-            .and_then(|()| std::fs::remove_file(&probe))
-        {
-            Ok(()) => add(Level::Ok, "spool", format!("{} is writable", cfg.spool.dir)),
-            Err(e) => add(Level::Fail, "spool", format!("{}: {e}", inbox.display())),
-        }
+        let (level, detail) = dir_check(&Path::new(&cfg.spool.dir).join("inbox"));
+        add(level, "spool", detail);
+    }
+    for (what, file) in [
+        ("state mirror dir", &cfg.redis.state_mirror_path),
+        ("event spool dir", &cfg.redis.spool_path),
+    ] {
+        let dir = Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (level, detail) = dir_check(dir);
+        add(level, what, detail);
     }
 
     let mut out = std::io::stdout().lock();

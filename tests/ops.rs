@@ -26,6 +26,7 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         format!("[spool]\ndir = \"{}\"\n", t.path().join("spool").display()),
     )
     .unwrap();
+    std::fs::create_dir_all(t.path().join("spool/inbox")).unwrap();
     let envs = [("REDIS_CACHE_URL", cache.url(1))];
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = run_in(
@@ -48,7 +49,8 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         "appendonly yes",
         "ok    cache eviction",
         "allkeys-lru",
-        "is writable",
+        "ok    spool",
+        "ok    state mirror dir",
         "ok    main passwords",
         "0 failed",
     ] {
@@ -113,6 +115,56 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         "{}",
         text(&out)
     );
+}
+
+/// `doctor` only looks: a missing spool or state directory is a failed check naming it, and
+/// it is still missing afterwards (it used to create `/var/lib/perps-news/...`).
+#[test]
+fn doctor_reports_missing_directories_and_creates_nothing() {
+    let main = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let t = tempfile::tempdir().unwrap();
+    let spool = t.path().join("no-spool");
+    let state = t.path().join("no-state");
+    let p = t.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[spool]\ndir = \"{}\"\n[redis]\nstate_mirror_path = \"{}\"\n",
+            spool.display(),
+            state.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let before = std::fs::read_dir(t.path()).unwrap().count();
+    let out = run_in(
+        t.path(),
+        &[
+            "doctor",
+            "--pipeline",
+            p.to_str().unwrap(),
+            "--redis-url",
+            &main.url(0),
+        ],
+        None,
+        &[],
+    );
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let inbox = spool.join("inbox");
+    for needle in [
+        format!(
+            "FAIL  spool              {} does not exist",
+            inbox.display()
+        ),
+        format!(
+            "FAIL  state mirror dir   {} does not exist",
+            state.display()
+        ),
+    ] {
+        assert!(report.contains(&needle), "missing {needle:?}:\n{report}");
+    }
+    assert!(!spool.exists() && !state.exists(), "nothing created");
+    assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), before);
 }
 
 struct Served(Child);
