@@ -696,6 +696,7 @@ fn a_full_local_disk_does_not_fail_a_run_whose_state_redis_saved() {
         .arg(env!("CARGO_BIN_EXE_perps-news"))
         .args(["run", "--json", "--redis-url", &url, f.to_str().unwrap()])
         .env("RUST_LOG", "warn")
+        .env("PERPS_NEWS_STATE_DIR", ".")
         .output()
         .unwrap();
     let err = stderr(&out);

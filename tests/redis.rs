@@ -547,6 +547,7 @@ fn concurrent_runs_take_turns_and_lose_nothing() {
     let spawn = |dump: &std::path::Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_perps-news"));
         c.current_dir(dir.path())
+            .env("PERPS_NEWS_STATE_DIR", ".")
             .args(["run", "--json", "--redis-url", &url, dump.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -651,4 +652,78 @@ fn wrong_password_and_refused_connections_are_one_line_errors() {
     );
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("wrong@"), "password leaked: {err}");
+}
+
+/// The files a run keeps for Redis (state mirror, its side files) go to the state
+/// directory: by default `~/.local/state/perps-news`, or `[redis] state_dir`; never the
+/// directory the command was started in.
+#[test]
+fn fallback_files_go_to_the_state_directory_not_the_working_directory() {
+    let mut redis = main_server();
+    let url = redis.url(0);
+    let t = tempfile::tempdir().unwrap();
+    let (home, cwd) = (t.path().join("home"), t.path().join("cwd"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    let f = fixture("fixtures/news-100.jsonl");
+    let later = generated(t.path(), "later.jsonl", 50, 5);
+    let text: String = std::fs::read_to_string(&later)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("later-{}", v["id"].as_str().unwrap()).into();
+            v["url"] = format!("{}-later", v["url"].as_str().unwrap()).into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&later, text).unwrap();
+    let run = |extra: &[&str], input: &str| {
+        let out = bin()
+            .current_dir(&cwd)
+            .env_remove("PERPS_NEWS_STATE_DIR")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("XDG_STATE_HOME")
+            .env("HOME", &home)
+            .args(["run", "--json", "--redis-url", &url])
+            .args(extra)
+            .arg(input)
+            .output()
+            .unwrap();
+        json(&out)
+    };
+    let v = run(&[], &f);
+    assert_eq!(v["redis"]["stateVersion"], 1, "{v}");
+    let dir = home.join(".local/state/perps-news");
+    assert!(
+        dir.join("perps-news.state.json").is_file(),
+        "mirror in {dir:?}"
+    );
+    // Redis goes away: the run continues that mirror, and its work waits beside it.
+    redis.stop();
+    let fast = t.path().join("fast.toml");
+    std::fs::write(&fast, "[redis]\nretry_ms = 300\ntimeout_ms = 300\n").unwrap();
+    let v = run(
+        &["--pipeline", fast.to_str().unwrap()],
+        later.to_str().unwrap(),
+    );
+    assert_eq!(v["redis"]["state"], "mirror", "{v}");
+    assert!(dir.join("perps-news.state.json.work.jsonl").is_file());
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+    // A configured state directory is used instead (and created).
+    let own = t.path().join("own/state");
+    redis.restart();
+    std::fs::write(
+        &fast,
+        format!("[redis]\nstate_dir = \"{}\"\n", own.display()),
+    )
+    .unwrap();
+    let v = run(&["--pipeline", fast.to_str().unwrap()], &f);
+    assert_eq!(v["redis"]["published"], true, "{v}");
+    assert!(own.join("perps-news.state.json").is_file());
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
 }
