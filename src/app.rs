@@ -614,6 +614,56 @@ pub struct RedisReport {
     pub round_trips: u64,
 }
 
+impl RedisReport {
+    /// One line for the human summary: what the run did with Redis, so a run that fell back
+    /// to its mirror cannot pass for one that reached the server.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.state.as_str() {
+            "mirror" => parts.push(format!(
+                "{} unreachable: state from this host's mirror, work kept there for the next \
+                 run that reaches Redis",
+                self.server
+            )),
+            "file" => parts.push(format!("{} (state in the local file)", self.server)),
+            _ if self.state_version > 0 => parts.push(format!(
+                "{}: state saved (version {})",
+                self.server, self.state_version
+            )),
+            _ => parts.push(format!("{}: state not saved", self.server)),
+        }
+        if self.cache == "memory" {
+            parts.push("cache in memory".into());
+        }
+        parts.push(if self.published {
+            format!(
+                "news:clustered and {} published",
+                plural(self.story_events, "news:story event", "news:story events")
+            )
+        } else {
+            "events not published (spooled)".into()
+        });
+        if self.spool_delivered > 0 {
+            parts.push(format!(
+                "{} of earlier runs delivered",
+                plural(self.spool_delivered, "spooled event", "spooled events")
+            ));
+        }
+        if self.reapplied > 0 {
+            parts.push(format!(
+                "{} of earlier runs re-applied",
+                plural(self.reapplied, "article", "articles")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// `n` and the noun for it, singular for one.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The Redis side of one run: lock, state, cache, publishing, and the fallbacks when the
 /// server is down (local state mirror, in-memory cache, event spool).
 struct RedisSession {

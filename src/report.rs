@@ -183,17 +183,23 @@ impl Summary {
         if !times.is_empty() {
             out.push_str(&format!("input:    {}\n", times.join("; ")));
         }
-        out.push_str(&format!(
-            "cache:    {} hits, {} misses ({:.1}% hit rate)\n",
-            self.cache_stats.hits,
-            self.cache_stats.misses,
-            self.cache_stats.hit_rate * 100.0
-        ));
+        out.push_str(&match &self.redis {
+            // `cacheStats` holds the shared counters of every run: say whose numbers are whose.
+            Some(r) => format!(
+                "cache:    {} (this run); shared cache totals {}\n",
+                cache_counts(&r.run_cache_stats),
+                cache_counts(&self.cache_stats)
+            ),
+            None => format!("cache:    {}\n", cache_counts(&self.cache_stats)),
+        });
         let s = &self.stage_ms;
         out.push_str(&format!(
             "time:     ingest {:.1} ms, embed {:.1} ms, cluster {:.1} ms, label {:.1} ms, publish {:.1} ms; total {:.1} ms\n",
             s.ingest, s.embed, s.cluster, s.label, s.publish, s.wall
         ));
+        if let Some(r) = &self.redis {
+            out.push_str(&format!("redis:    {}\n", r.describe()));
+        }
         if let Some(a) = &self.api {
             out.push_str(&format!(
                 "api:      {} requests ({} retries, {} failed), {} bytes sent, {} received; {} from fallback, {} deferred, {} label fallbacks\n",
@@ -202,6 +208,15 @@ impl Summary {
         }
         out
     }
+}
+
+fn cache_counts(c: &CacheStats) -> String {
+    format!(
+        "{} hits, {} misses ({:.1}% hit rate)",
+        c.hits,
+        c.misses,
+        c.hit_rate * 100.0
+    )
 }
 
 /// One story as written by `--stories`, stored in Redis for consumers, and listed by

@@ -727,3 +727,83 @@ fn fallback_files_go_to_the_state_directory_not_the_working_directory() {
     assert!(own.join("perps-news.state.json").is_file());
     assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
 }
+
+/// The human summary says what happened with Redis (a run on its mirror must not read like
+/// a run that reached the server) and whose cache numbers are shown.
+#[test]
+fn the_human_summary_has_a_redis_line_and_labels_the_shared_cache_totals() {
+    let mut redis = main_server();
+    let url = redis.url(0);
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture("fixtures/news-100.jsonl");
+    let text = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let s = text(&run_in(
+        dir.path(),
+        &["run", "--redis-url", &url, &f],
+        None,
+        &[],
+    ));
+    let server = format!("127.0.0.1:{}/0", redis.port());
+    assert!(
+        s.contains(&format!("redis:    {server}: state saved (version 1)"))
+            && s.contains("news:clustered and "),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "0 hits, 100 misses (0.0% hit rate) (this run); shared cache totals 0 hits, 100 misses"
+        ),
+        "{s}"
+    );
+    // A second run of another state: all hits for this run, the shared totals add up.
+    let state = dir.path().join("s.json");
+    let s = text(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--redis-url",
+            &url,
+            "--state",
+            state.to_str().unwrap(),
+            &f,
+        ],
+        None,
+        &[],
+    ));
+    assert!(
+        s.contains("100 hits, 0 misses (100.0% hit rate) (this run); shared cache totals 100 hits, 100 misses"),
+        "{s}"
+    );
+    assert!(s.contains("(state in the local file)"), "{s}");
+    redis.stop();
+    let fast = dir.path().join("fast.toml");
+    std::fs::write(&fast, "[redis]\nretry_ms = 300\ntimeout_ms = 300\n").unwrap();
+    let later = generated(dir.path(), "later.jsonl", 20, 8);
+    let s = text(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--pipeline",
+            fast.to_str().unwrap(),
+            "--redis-url",
+            &url,
+            later.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    ));
+    assert!(
+        s.contains(&format!(
+            "redis:    {server} unreachable: state from this host's mirror"
+        )) && s.contains("cache in memory")
+            && s.contains("events not published"),
+        "{s}"
+    );
+}
