@@ -9,7 +9,7 @@ use crate::cli::{
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::pipeline::{RunInput, RunOptions};
-use crate::report::{AssignmentLine, MAX_REJECTS_LOGGED, write_jsonl};
+use crate::report::{AssignmentLine, write_jsonl};
 use crate::store::memory::MemoryCache;
 use crate::story::StoryState;
 use crate::{embed, eval, label, pipeline, store, synth};
@@ -30,6 +30,16 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     }
     args.models.apply(&mut cfg);
     cfg.validate("command line")?;
+    let on_stdout = stdout_streams(args);
+    if on_stdout.len() > 1 {
+        return Err(Error::Config {
+            origin: "command line".into(),
+            message: format!(
+                "{} would all write to stdout, mixed into one stream: send all but one to a file",
+                on_stdout.join(" and ")
+            ),
+        });
+    }
     for input in &args.inputs {
         crate::stages::ingest::check_input_exists(input)?;
     }
@@ -255,21 +265,36 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         };
         let _ = writeln!(stderr, "{what} {n}");
     }
-    if outcome.rejects.len() > MAX_REJECTS_LOGGED {
-        tracing::warn!(
-            more = outcome.rejects.len() - MAX_REJECTS_LOGGED,
-            "More rejected records not logged individually."
-        );
-    }
     drop(stderr);
     if args.json {
         let json = serde_json::to_string(&outcome.summary)
             .map_err(|e| Error::io("-", std::io::Error::other(e)))?;
         println!("{json}");
     } else if !args.quiet {
-        print!("{}", outcome.summary.render());
+        // Data on stdout stays data: the summary for the person goes beside it.
+        if on_stdout.is_empty() {
+            print!("{}", outcome.summary.render());
+        } else {
+            eprint!("{}", outcome.summary.render());
+        }
     }
     Ok(0)
+}
+
+/// The options of `args` that write data to stdout.
+fn stdout_streams(args: &RunArgs) -> Vec<&'static str> {
+    let dash = |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let mut v = Vec::new();
+    if dash(&args.assignments) {
+        v.push("--assignments -");
+    }
+    if dash(&args.stories) {
+        v.push("--stories -");
+    }
+    if args.json {
+        v.push("--json");
+    }
+    v
 }
 
 /// Articles deferred by this run go into the state for the next run, unless they have been

@@ -21,6 +21,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .init();
 
     let code = match rayon::ThreadPoolBuilder::new().build() {
@@ -55,6 +56,13 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Colour codes only for a person at a terminal: not in files, pipes or journald, and never
+/// when `NO_COLOR` is set to anything (https://no-color.org).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Whether `e` comes from writing to a reader that went away (stdout closed by `head`).

@@ -602,3 +602,91 @@ fn a_closed_stdout_ends_quietly_with_status_0() {
         assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// Data on stdout stays pipeable: with `--assignments -` (or `--stories -`) the human
+/// summary goes to stderr, and two data streams on stdout at once are refused.
+#[test]
+fn data_on_stdout_moves_the_summary_to_stderr_and_two_streams_are_refused() {
+    let f = root("fixtures/news-100.jsonl");
+    let f = f.to_str().unwrap();
+    for args in [
+        &["run", "--assignments", "-", "--stories", "-", f][..],
+        &["run", "--json", "--stories", "-", f][..],
+        &["run", "--json", "--assignments", "-", f][..],
+    ] {
+        let out = run(args, None, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("would all write to stdout"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    for (flag, lines) in [("--assignments", 100), ("--stories", 9)] {
+        let out = run(&["run", flag, "-", f], None, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let data = stdout(&out);
+        assert_eq!(data.lines().count(), lines, "{flag}: {data}");
+        for l in data.lines() {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        }
+        assert!(
+            stderr(&out).contains("articles: 100 read, 100 accepted"),
+            "{flag}: the summary is on stderr: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A rejected record is reported once (it was also logged as a warning), and log lines
+/// carry no colour codes unless stderr is a terminal and `NO_COLOR` is unset.
+#[test]
+fn rejects_are_printed_once_and_colour_is_only_for_terminals() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = std::fs::read_to_string(root("fixtures/news-100.jsonl")).unwrap();
+    text.push_str("{\"id\":\"bad-1\",\"title\":\"\",\"url\":\"https://x.test/1\"}\n");
+    let f = dir.path().join("mixed.jsonl");
+    std::fs::write(&f, text).unwrap();
+    let out = run(&["run", "-q", f.to_str().unwrap()], None, &[]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.matches("mixed.jsonl:101").count(), 1, "{err}");
+    assert!(
+        err.contains("rejected ") && err.contains("`title`"),
+        "{err}"
+    );
+
+    // A warning (a password on the command line) through a pipe, then through a terminal.
+    let port = common::redis::free_port();
+    let url = format!("redis://u:pw@127.0.0.1:{port}/0");
+    let args = ["run", "--redis-url", &url, f.to_str().unwrap()];
+    let out = run(&args, None, &[]);
+    let err = stderr(&out);
+    assert!(err.contains("password in --redis-url"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes in a pipe: {err:?}"
+    );
+    let in_terminal = |no_color: Option<&str>| {
+        let cmd = format!("{} {}", env!("CARGO_BIN_EXE_perps-news"), args.join(" "));
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env("RUST_LOG", "warn");
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        let out = c
+            .output()
+            .expect("`script` (util-linux) runs the binary in a terminal");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = in_terminal(None);
+    assert!(tty.contains("password in --redis-url"), "{tty}");
+    assert!(tty.contains('\u{1b}'), "colour at a terminal: {tty:?}");
+    let tty = in_terminal(Some("1"));
+    assert!(
+        tty.contains("password in --redis-url") && !tty.contains('\u{1b}'),
+        "{tty:?}"
+    );
+}

@@ -335,12 +335,14 @@ fn ingest_source(
         fail.set(Error::Strict(first.to_string()));
         return None;
     }
+    // The callers report every reject once (`run` on stderr, the worker in the job's
+    // result); a warning here printed each of them a second time.
     for r in parsed
         .rejects
         .iter()
         .take(crate::report::MAX_REJECTS_LOGGED)
     {
-        tracing::warn!(origin = %r.origin, kind = r.kind.as_str(), field = r.field, "Rejected record: {}", r.reason);
+        tracing::debug!(origin = %r.origin, kind = r.kind.as_str(), field = r.field, "Rejected record: {}", r.reason);
     }
     let mut articles = parsed.articles;
     let mut notices =
