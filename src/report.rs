@@ -299,11 +299,12 @@ impl StoryRecord {
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let retired: HashMap<&str, usize> = state
+        // Forgotten during this run: still a story the run opened or joined.
+        let retired: HashMap<&str, &crate::story::RetiredStory> = state
             .retired
             .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
+            .chain(&state.forgotten_stories)
+            .map(|s| (s.id.as_str(), s))
             .collect();
         ids.iter()
             .filter_map(|id| {
@@ -316,24 +317,21 @@ impl StoryRecord {
                         terms,
                     ))
                 } else {
-                    retired.get(id.as_str()).map(|&i| {
-                        let s = &state.retired[i];
-                        StoryRecord {
-                            id: s.id.clone(),
-                            label: s.label.clone(),
-                            category: labels.get(id).and_then(|l| l.category.clone()),
-                            size: s.size,
-                            articles: s.article_ids.clone(),
-                            first_published_at: format_rfc3339(s.first_seen),
-                            last_published_at: format_rfc3339(s.last_seen),
-                            top_terms: terms.unwrap_or_default(),
-                            symbols: s.symbols.clone(),
-                            sources: s.sources,
-                            articles_last_hour: 0,
-                            heat: 0.0,
-                            breaking: s.breaking,
-                            active: false,
-                        }
+                    retired.get(id.as_str()).map(|&s| StoryRecord {
+                        id: s.id.clone(),
+                        label: s.label.clone(),
+                        category: labels.get(id).and_then(|l| l.category.clone()),
+                        size: s.size,
+                        articles: s.article_ids.clone(),
+                        first_published_at: format_rfc3339(s.first_seen),
+                        last_published_at: format_rfc3339(s.last_seen),
+                        top_terms: terms.unwrap_or_default(),
+                        symbols: s.symbols.clone(),
+                        sources: s.sources,
+                        articles_last_hour: 0,
+                        heat: 0.0,
+                        breaking: s.breaking,
+                        active: false,
                     })
                 }
             })

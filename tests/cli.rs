@@ -690,3 +690,61 @@ fn rejects_are_printed_once_and_colour_is_only_for_terminals() {
         "{tty:?}"
     );
 }
+
+/// `--stories` lists every story the run opened or joined, also those retired and then
+/// forgotten before the run ended (a dump spanning 100 days outlives the retire window).
+#[test]
+fn stories_output_lists_stories_forgotten_before_the_run_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("long.jsonl");
+    let out = run(
+        &[
+            "generate",
+            "--articles",
+            "3000",
+            "--span-hours",
+            "2400",
+            "-o",
+            dump.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success());
+    let (a, s) = (dir.path().join("a.jsonl"), dir.path().join("s.jsonl"));
+    let out = run(
+        &[
+            "run",
+            "-q",
+            "--now",
+            "2100-01-01T00:00:00Z",
+            "--assignments",
+            a.to_str().unwrap(),
+            "--stories",
+            s.to_str().unwrap(),
+            dump.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let in_assignments: std::collections::BTreeSet<String> = jsonl(&a)
+        .iter()
+        .map(|v| v["cluster"].as_str().unwrap().to_string())
+        .collect();
+    let listed: Vec<serde_json::Value> = jsonl(&s);
+    let ids: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), listed.len(), "each story once");
+    assert_eq!(
+        ids, in_assignments,
+        "every story of the assignments is listed"
+    );
+    let inactive = listed.iter().filter(|v| v["active"] == false).count();
+    assert!(
+        inactive > listed.len() / 2,
+        "most are retired by the end: {inactive}"
+    );
+}

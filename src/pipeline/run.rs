@@ -117,6 +117,8 @@ pub fn run(
 ) -> Result<RunOutcome> {
     let started = Instant::now();
     let mut state = state;
+    // Only this run's forgotten stories belong in its `--stories`.
+    state.forgotten_stories.clear();
     if let Some(what) = state.repair_future(opts.ingest_time, cfg.ingest.max_future_secs) {
         tracing::warn!("Repaired the story state: {what}.");
     }
@@ -252,6 +254,7 @@ pub fn run(
         &collected.labels,
         cfg.signals.heat_tau_hours,
     );
+    state.forgotten_stories = Vec::new();
     let times = StageTimes {
         ingest: ingested.time,
         embed: embed_t,
