@@ -748,3 +748,30 @@ fn stories_output_lists_stories_forgotten_before_the_run_ended() {
         "most are retired by the end: {inactive}"
     );
 }
+
+/// A truncated gzip: the record cut off is one reject (not also a second "truncated" one),
+/// and read = accepted + rejected, with every accepted article clustered.
+#[test]
+fn a_truncated_gzip_is_counted_so_the_numbers_add_up() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(root("fixtures/news-100.jsonl")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&text).unwrap();
+    let gz = enc.finish().unwrap();
+    let cut = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let out = run(&["run", "--json", cut.to_str().unwrap()], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert_eq!(n("records"), n("accepted") + n("rejected"), "{v}");
+    assert_eq!(n("totalProcessed"), n("accepted") - n("duplicates"), "{v}");
+    assert_eq!(n("rejected"), 1, "{v}");
+    let err = stderr(&out);
+    assert_eq!(err.matches("rejected ").count(), 1, "{err}");
+    assert!(
+        err.contains("input truncated") && err.contains("cut off"),
+        "{err}"
+    );
+}
