@@ -146,20 +146,28 @@ impl Summary {
         let reasons: Vec<String> = self
             .rejected_by_reason
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{k} {}", count(*v as u64)))
             .collect();
         let reasons = if reasons.is_empty() {
             String::new()
         } else {
             format!(" ({})", reasons.join(", "))
         };
+        let n = |v: usize| count(v as u64);
         out.push_str(&format!(
-            "articles: {} read, {} accepted, {} rejected{reasons}, {} duplicates folded, {} already known\n",
-            self.records, self.accepted, self.rejected, self.duplicates, self.already_known
+            "articles: {} read, {} accepted, {} rejected{reasons}, {} folded, {} already known\n",
+            n(self.records),
+            n(self.accepted),
+            n(self.rejected),
+            counted(self.duplicates as u64, "duplicate", "duplicates"),
+            n(self.already_known)
         ));
         out.push_str(&format!(
-            "stories:  {} clustered into {} stories ({} new); {} active\n",
-            self.total_processed, self.stories_touched, self.new_clusters, self.active_stories
+            "stories:  {} clustered into {} ({} new); {} active\n",
+            n(self.total_processed),
+            counted(self.stories_touched as u64, "story", "stories"),
+            n(self.new_clusters),
+            n(self.active_stories)
         ));
         let mut times = Vec::new();
         if self.late > 0 {
@@ -212,11 +220,29 @@ impl Summary {
 
 fn cache_counts(c: &CacheStats) -> String {
     format!(
-        "{} hits, {} misses ({:.1}% hit rate)",
-        c.hits,
-        c.misses,
+        "{}, {} ({:.1}% hit rate)",
+        counted(c.hits, "hit", "hits"),
+        counted(c.misses, "miss", "misses"),
         c.hit_rate * 100.0
     )
+}
+
+/// `n` with thousands separators, for people: 3438 → "3,438".
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `n` (as [`count`]) and the noun for it, singular for one: "1 duplicate", "2 duplicates".
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
 }
 
 /// One story as written by `--stories`, stored in Redis for consumers, and listed by
@@ -368,4 +394,26 @@ pub struct AssignmentLine<'a> {
     pub id: &'a str,
     /// Story id.
     pub cluster: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (3438, "3,438"),
+            (50_000, "50,000"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(count(n), s);
+        }
+        assert_eq!(counted(1, "duplicate", "duplicates"), "1 duplicate");
+        assert_eq!(counted(0, "duplicate", "duplicates"), "0 duplicates");
+        assert_eq!(counted(3438, "story", "stories"), "3,438 stories");
+    }
 }

@@ -127,8 +127,17 @@ pub fn run(
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} articles {per_sec} eta {eta}",
+                "{spinner} {bar:40} {human_pos}/{human_len} articles {rate} eta {eta}",
             )
+            // indicatif's {per_sec} prints "3438.5353/s"; people read "3,438/s".
+            .map(|st| {
+                st.with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}/s", crate::report::count(s.per_sec() as u64));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
