@@ -41,6 +41,19 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Add jobs to a BullMQ queue, one per FILE (needs a build with `--features worker`).
     Enqueue(EnqueueArgs),
+    /// Print a shell completion script, e.g. `perps-news completions bash >
+    /// /etc/bash_completion.d/perps-news`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `perps-news man > /usr/local/share/man/man1/perps-news.1`.
+    Man,
+}
+
+/// `perps-news completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `perps-news worker`

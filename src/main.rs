@@ -44,6 +44,8 @@ fn main() {
                 Command::Serve(args) => perps_news::ops::serve(args),
                 Command::Worker(args) => worker(args, &pool),
                 Command::Enqueue(args) => enqueue(args),
+                Command::Completions(args) => completions(args.shell),
+                Command::Man => man(),
             };
             result.unwrap_or_else(|e| {
                 // `perps-news ... | head`: the reader has what it wanted (as ripgrep does).
@@ -56,6 +58,48 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Writes the completion script of `shell`, generated from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> perps_news::Result<i32> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut cmd = Cli::command();
+    // Into memory first: clap_complete panics on a write error (a closed stdout).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "perps-news", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)
+        .and_then(|()| out.flush())
+        .map_err(|e| perps_news::Error::io("-", e))?;
+    Ok(0)
+}
+
+/// Writes the man page, generated from the clap definitions (subcommands included).
+fn man() -> perps_news::Result<i32> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut page)
+        .map_err(|e| perps_news::Error::io("-", e))?;
+    // One page for the whole tool: after the main sections, each subcommand's synopsis and
+    // options (clap_mangen renders one command per page by itself).
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("perps-news {}", sub.get_name());
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        page.extend_from_slice(format!(".SH \"{}\"\n{}\n", name.to_uppercase(), about).as_bytes());
+        let man = clap_mangen::Man::new(sub.clone().bin_name(name));
+        man.render_synopsis_section(&mut page)
+            .and_then(|()| man.render_options_section(&mut page))
+            .map_err(|e| perps_news::Error::io("-", e))?;
+    }
+    out.write_all(&page)
+        .and_then(|()| out.flush())
+        .map_err(|e| perps_news::Error::io("-", e))?;
+    Ok(0)
 }
 
 /// Colour codes only for a person at a terminal: not in files, pipes or journald, and never

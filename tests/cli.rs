@@ -775,3 +775,64 @@ fn a_truncated_gzip_is_counted_so_the_numbers_add_up() {
         "{err}"
     );
 }
+
+/// Packaging: the license file matches Cargo.toml, and completions and the man page come
+/// from the clap definitions (every subcommand and a flag of each appear), and a closed
+/// stdout does not make them panic.
+#[test]
+fn license_completions_and_man_page_are_generated_from_the_cli() {
+    let manifest = std::fs::read_to_string(root("Cargo.toml")).unwrap();
+    assert!(manifest.contains("license = \"MIT\""));
+    let license = std::fs::read_to_string(root("LICENSE")).expect("LICENSE at the root");
+    assert!(license.starts_with("MIT License") && license.contains("WITHOUT WARRANTY"));
+    let subcommands = [
+        "run",
+        "eval",
+        "generate",
+        "subscribe",
+        "stories",
+        "stats",
+        "doctor",
+        "serve",
+        "sweep",
+        "worker",
+        "enqueue",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(&["completions", shell], None, &[]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for needle in subcommands
+            .iter()
+            .copied()
+            .chain(["min-coverage", "queue-any"])
+        {
+            assert!(script.contains(needle), "{shell} completions lack {needle}");
+        }
+    }
+    let out = run(&["man"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH perps-news"),
+        "{page:.200}"
+    );
+    for sub in subcommands {
+        let heading = format!(".SH \"PERPS-NEWS {}\"", sub.to_uppercase());
+        assert!(page.contains(&heading), "man page lacks {heading}");
+    }
+    assert!(page.contains("min\\-coverage") && page.contains("queue\\-any"));
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = common::bin()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+}
