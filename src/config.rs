@@ -176,6 +176,10 @@ pub struct ServeConfig {
     pub header_timeout_ms: u64,
     /// Largest request header accepted.
     pub max_header_bytes: usize,
+    /// The one origin whose pages may read the API from a browser (CORS), e.g.
+    /// `https://desk.example.com`, or `*` for any; empty = none (the default: only
+    /// same-origin pages and non-browser clients).
+    pub cors_origin: String,
 }
 
 impl Default for ServeConfig {
@@ -188,6 +192,7 @@ impl Default for ServeConfig {
             max_connections: 32,
             header_timeout_ms: 5000,
             max_header_bytes: 8192,
+            cors_origin: String::new(),
         }
     }
 }

@@ -94,17 +94,20 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process
 }
 
 fn check(lang: &str, got: &[serde_json::Value], story_events: u64) {
-    let stories: Vec<_> = got.iter().filter(|e| e["channel"] == "news:story").collect();
+    let stories: Vec<_> = got
+        .iter()
+        .filter(|e| e["channel"] == "news:story")
+        .collect();
     let clustered: Vec<_> = got
         .iter()
         .filter(|e| e["channel"] == "news:clustered")
         .collect();
     assert_eq!(stories.len() as u64, story_events, "{lang}: {got:?}");
     assert!(
-        stories
-            .iter()
-            .all(|e| e["event"]["storyId"].as_str().is_some_and(|s| s.starts_with('s'))
-                && e["event"]["label"].is_string()),
+        stories.iter().all(|e| e["event"]["storyId"]
+            .as_str()
+            .is_some_and(|s| s.starts_with('s'))
+            && e["event"]["label"].is_string()),
         "{lang}: {stories:?}"
     );
     assert_eq!(clustered.len(), 1, "{lang}: {got:?}");
@@ -119,7 +122,9 @@ fn python_and_node_consumers_receive_the_events_of_a_run() {
     // Live: both consumers wait for the run.
     let mut live = Vec::new();
     for lang in ["python", "node"] {
-        let mut child = consumer(lang, &url, &["--until-clustered"]).spawn().unwrap();
+        let mut child = consumer(lang, &url, &["--until-clustered"])
+            .spawn()
+            .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap())
             .read_line(&mut line)
