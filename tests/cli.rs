@@ -669,9 +669,16 @@ fn rejects_are_printed_once_and_colour_is_only_for_terminals() {
         "no colour codes in a pipe: {err:?}"
     );
     let in_terminal = |no_color: Option<&str>| {
-        let cmd = format!("{} {}", env!("CARGO_BIN_EXE_perps-news"), args.join(" "));
+        // -q: the progress bar's cursor codes are not colour, and are not what is tested.
+        let cmd = format!(
+            "{} run -q --redis-url {url} {}",
+            env!("CARGO_BIN_EXE_perps-news"),
+            f.display()
+        );
         let mut c = std::process::Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env("RUST_LOG", "warn");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("RUST_LOG", "warn")
+            .env("PERPS_NEWS_STATE_DIR", dir.path());
         match no_color {
             Some(v) => c.env("NO_COLOR", v),
             None => c.env_remove("NO_COLOR"),
