@@ -9,7 +9,7 @@ use crate::cli::{
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::pipeline::{RunInput, RunOptions};
-use crate::report::{AssignmentLine, MAX_REJECTS_LOGGED, write_jsonl};
+use crate::report::{AssignmentLine, write_jsonl};
 use crate::store::memory::MemoryCache;
 use crate::story::StoryState;
 use crate::{embed, eval, label, pipeline, store, synth};
@@ -30,6 +30,16 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
     }
     args.models.apply(&mut cfg);
     cfg.validate("command line")?;
+    let on_stdout = stdout_streams(args);
+    if on_stdout.len() > 1 {
+        return Err(Error::Config {
+            origin: "command line".into(),
+            message: format!(
+                "{} would all write to stdout, mixed into one stream: send all but one to a file",
+                on_stdout.join(" and ")
+            ),
+        });
+    }
     for input in &args.inputs {
         crate::stages::ingest::check_input_exists(input)?;
     }
@@ -256,21 +266,36 @@ pub fn run(args: &RunArgs, pool: &rayon::ThreadPool) -> Result<i32> {
         };
         let _ = writeln!(stderr, "{what} {n}");
     }
-    if outcome.rejects.len() > MAX_REJECTS_LOGGED {
-        tracing::warn!(
-            more = outcome.rejects.len() - MAX_REJECTS_LOGGED,
-            "More rejected records not logged individually."
-        );
-    }
     drop(stderr);
     if args.json {
         let json = serde_json::to_string(&outcome.summary)
             .map_err(|e| Error::io("-", std::io::Error::other(e)))?;
         println!("{json}");
     } else if !args.quiet {
-        print!("{}", outcome.summary.render());
+        // Data on stdout stays data: the summary for the person goes beside it.
+        if on_stdout.is_empty() {
+            print!("{}", outcome.summary.render());
+        } else {
+            eprint!("{}", outcome.summary.render());
+        }
     }
     Ok(0)
+}
+
+/// The options of `args` that write data to stdout.
+fn stdout_streams(args: &RunArgs) -> Vec<&'static str> {
+    let dash = |p: &Option<std::path::PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let mut v = Vec::new();
+    if dash(&args.assignments) {
+        v.push("--assignments -");
+    }
+    if dash(&args.stories) {
+        v.push("--stories -");
+    }
+    if args.json {
+        v.push("--json");
+    }
+    v
 }
 
 /// Articles deferred by this run go into the state for the next run, unless they have been
@@ -396,6 +421,7 @@ pub fn eval(args: &EvalArgs) -> Result<i32> {
     let gold = eval::load_jsonl(&args.gold, "label")?;
     let pred = eval::load_jsonl(&args.assignments, "cluster")?;
     let scores = eval::score(&gold, &pred)?;
+    eval::check_coverage(&scores, args.min_coverage, &args.assignments)?;
     if args.json {
         let json =
             serde_json::to_string(&scores).map_err(|e| Error::io("-", std::io::Error::other(e)))?;
@@ -612,6 +638,56 @@ pub struct RedisReport {
     /// Requests sent to Redis by this run (a pipeline or script counts once), not counting
     /// the final publish.
     pub round_trips: u64,
+}
+
+impl RedisReport {
+    /// One line for the human summary: what the run did with Redis, so a run that fell back
+    /// to its mirror cannot pass for one that reached the server.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.state.as_str() {
+            "mirror" => parts.push(format!(
+                "{} unreachable: state from this host's mirror, work kept there for the next \
+                 run that reaches Redis",
+                self.server
+            )),
+            "file" => parts.push(format!("{} (state in the local file)", self.server)),
+            _ if self.state_version > 0 => parts.push(format!(
+                "{}: state saved (version {})",
+                self.server, self.state_version
+            )),
+            _ => parts.push(format!("{}: state not saved", self.server)),
+        }
+        if self.cache == "memory" {
+            parts.push("cache in memory".into());
+        }
+        parts.push(if self.published {
+            format!(
+                "news:clustered and {} published",
+                plural(self.story_events, "news:story event", "news:story events")
+            )
+        } else {
+            "events not published (spooled)".into()
+        });
+        if self.spool_delivered > 0 {
+            parts.push(format!(
+                "{} of earlier runs delivered",
+                plural(self.spool_delivered, "spooled event", "spooled events")
+            ));
+        }
+        if self.reapplied > 0 {
+            parts.push(format!(
+                "{} of earlier runs re-applied",
+                plural(self.reapplied, "article", "articles")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// `n` and the noun for it, singular for one.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The Redis side of one run: lock, state, cache, publishing, and the fallbacks when the

@@ -250,6 +250,7 @@ impl Bus {
             lines.push_str(&line);
             lines.push('\n');
         }
+        crate::store::file::create_parent(&self.spool)?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -41,6 +41,19 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Add jobs to a BullMQ queue, one per FILE (needs a build with `--features worker`).
     Enqueue(EnqueueArgs),
+    /// Print a shell completion script, e.g. `perps-news completions bash >
+    /// /etc/bash_completion.d/perps-news`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `perps-news man > /usr/local/share/man/man1/perps-news.1`.
+    Man,
+}
+
+/// `perps-news completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `perps-news worker`
@@ -84,8 +97,11 @@ pub struct WorkerArgs {
 /// `perps-news enqueue`
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
-    /// The queue, e.g. `clustering` or `categorization` (`labeling` takes `--story`).
+    /// The queue: `clustering`, `categorization` or `labeling` (which takes `--story`).
     pub queue: String,
+    /// Allow a queue perps-news workers do not serve (for a worker of your own).
+    #[arg(long)]
+    pub queue_any: bool,
     /// Article dumps: one job per file, carrying its absolute path (the worker must be able
     /// to read it) or, with `--inline`, its records.
     #[arg(value_name = "FILE")]
@@ -286,6 +302,10 @@ pub struct EvalArgs {
     /// Print the scores as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Least share of the gold ids that must appear in the assignments (0 to 1); below it
+    /// the files are taken to describe different articles and `eval` fails.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.9)]
+    pub min_coverage: f64,
 }
 
 /// `perps-news generate`

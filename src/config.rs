@@ -4,7 +4,7 @@
 //! pipeline file fails loudly instead of silently running with a default. Precedence, lowest
 //! first: built-in defaults, the pipeline file, environment variables, command-line flags.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -207,6 +207,10 @@ pub struct ServeConfig {
     pub header_timeout_ms: u64,
     /// Largest request header accepted.
     pub max_header_bytes: usize,
+    /// The one origin whose pages may read the API from a browser (CORS), e.g.
+    /// `https://desk.example.com`, or `*` for any; empty = none (the default: only
+    /// same-origin pages and non-browser clients).
+    pub cors_origin: String,
 }
 
 impl Default for ServeConfig {
@@ -219,6 +223,7 @@ impl Default for ServeConfig {
             max_connections: 32,
             header_timeout_ms: 5000,
             max_header_bytes: 8192,
+            cors_origin: String::new(),
         }
     }
 }
@@ -556,13 +561,41 @@ pub struct RedisConfig {
     /// Lease of the state lock, in milliseconds: a run that stalls longer (paused, swapped
     /// out) loses the lock, and its save is refused. A heartbeat renews it every third.
     pub lock_lease_ms: u64,
-    /// Events that could not be published are kept here and sent by the next run.
+    /// Events that could not be published are kept here and sent by the next run (a
+    /// relative path is taken in `state_dir`).
     pub spool_path: String,
-    /// A local copy of the story state, used when Redis is down at the start of a run.
+    /// A local copy of the story state, used when Redis is down at the start of a run (a
+    /// relative path is taken in `state_dir`).
     pub state_mirror_path: String,
+    /// Directory of the files kept while Redis is down (`spool_path`, `state_mirror_path`
+    /// and the mirror's side files) when their paths are relative; env
+    /// `PERPS_NEWS_STATE_DIR`. Empty: systemd's `$STATE_DIRECTORY`, else
+    /// `$XDG_STATE_HOME/perps-news`, else `~/.local/state/perps-news` (never the current
+    /// directory, which is wherever the command happened to be started). Created when a
+    /// file is first written there.
+    pub state_dir: String,
 }
 
 impl RedisConfig {
+    /// The directory relative fallback files go to (see [`RedisConfig::state_dir`]).
+    fn resolved_state_dir(&self, var: &impl Fn(&str) -> Option<String>) -> PathBuf {
+        let set = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        if !self.state_dir.is_empty() {
+            return PathBuf::from(&self.state_dir);
+        }
+        if let Some(d) = set("STATE_DIRECTORY") {
+            // systemd lists one directory per StateDirectory= entry, colon-separated.
+            return PathBuf::from(d.split(':').next().unwrap_or(&d));
+        }
+        if let Some(d) = set("XDG_STATE_HOME") {
+            return Path::new(&d).join("perps-news");
+        }
+        if let Some(h) = set("HOME") {
+            return Path::new(&h).join(".local/state/perps-news");
+        }
+        PathBuf::from(".")
+    }
+
     /// Takes `--redis-url`, warning when it carries a password: command lines are visible
     /// to every user of the host (`ps`, `/proc/*/cmdline`).
     pub fn set_url_from_command_line(&mut self, url: Option<&str>) {
@@ -622,6 +655,7 @@ impl Default for RedisConfig {
             lock_lease_ms: 30_000,
             spool_path: "perps-news.spool.jsonl".into(),
             state_mirror_path: "perps-news.state.json".into(),
+            state_dir: String::new(),
         }
     }
 }
@@ -696,6 +730,15 @@ impl PipelineConfig {
         }
         if let Some(v) = var("REDIS_CACHE_URL") {
             r.cache_url = v;
+        }
+        if let Some(v) = var("PERPS_NEWS_STATE_DIR") {
+            r.state_dir = v;
+        }
+        let base = r.resolved_state_dir(&var);
+        for p in [&mut r.spool_path, &mut r.state_mirror_path] {
+            if Path::new(p.as_str()).is_relative() {
+                *p = base.join(p.as_str()).display().to_string();
+            }
         }
         if let Some(v) = var("OPENROUTER_BASE_URL") {
             self.api.base_url = v;

@@ -99,6 +99,25 @@ pub enum EvalError {
     /// The gold set contains no documents.
     #[error("no gold documents")]
     Empty,
+    /// Too few gold ids appear in the assignments: the files do not describe the same
+    /// articles (another dump, ids renumbered), and the scores would say nothing.
+    #[error(
+        "{path}: only {found} of the {gold} gold ids appear in the assignments ({pct:.1}%, \
+         at least {min_pct:.0}% needed): are they of the same dump? (--min-coverage sets the \
+         share)"
+    )]
+    Coverage {
+        /// The assignments file.
+        path: PathBuf,
+        /// Gold ids found in the assignments.
+        found: usize,
+        /// Gold ids.
+        gold: usize,
+        /// `found` as a percentage of `gold`.
+        pct: f64,
+        /// The least share accepted, in percent.
+        min_pct: f64,
+    },
 }
 
 /// Scores a predicted clustering against gold labels.
@@ -244,6 +263,25 @@ fn f1(p: f64, r: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Checks that at least `min_share` of the gold documents have an assignment.
+///
+/// # Errors
+/// [`EvalError::Coverage`] naming `path` when fewer do.
+pub fn check_coverage(scores: &Scores, min_share: f64, path: &Path) -> Result<(), EvalError> {
+    let found = scores.docs - scores.missing_in_pred;
+    let share = found as f64 / scores.docs.max(1) as f64;
+    if share + 1e-12 < min_share {
+        return Err(EvalError::Coverage {
+            path: path.to_path_buf(),
+            found,
+            gold: scores.docs,
+            pct: share * 100.0,
+            min_pct: min_share * 100.0,
+        });
+    }
+    Ok(())
 }
 
 /// Reads a JSON Lines file of `{"id": ..., key: ...}` objects, in file order.

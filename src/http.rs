@@ -144,6 +144,7 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        204 => "No Content",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
@@ -161,6 +162,21 @@ pub fn respond_json(
     body: &serde_json::Value,
     extra: &[(&str, &str)],
 ) -> std::io::Result<()> {
+    respond_json_as(stream, false, status, body, extra)
+}
+
+/// [`respond_json`], or with `head_only` its status and headers alone (the answer to a
+/// `HEAD` request: the same `Content-Length`, no body).
+///
+/// # Errors
+/// The write failed (the client went away or stopped reading).
+pub fn respond_json_as(
+    stream: &mut TcpStream,
+    head_only: bool,
+    status: u16,
+    body: &serde_json::Value,
+    extra: &[(&str, &str)],
+) -> std::io::Result<()> {
     let body = body.to_string();
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
@@ -173,7 +189,9 @@ pub fn respond_json(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
+    if !head_only {
+        stream.write_all(body.as_bytes())?;
+    }
     stream.flush()
 }
 

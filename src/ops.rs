@@ -4,8 +4,9 @@
 //! `serve` endpoints: `GET /healthz`, `GET /api/cache/stats` (what `stats --json` prints),
 //! `GET /api/stories?page=1&per_page=50` (stories, most recently active first), and
 //! `GET /api/events` (server-sent events relayed from the news channels of the Redis bus
-//! as they are published, all clients fed by one subscription). Other paths get a 404,
-//! other methods a 405, both as JSON. The server ([`crate::http`]) bounds connections,
+//! as they are published, all clients fed by one subscription). `HEAD` answers wherever
+//! `GET` does; CORS headers only for the origin `[serve] cors_origin` names. Other paths get
+//! a 404, other methods a 405, both as JSON. The server ([`crate::http`]) bounds connections,
 //! header time and size; requests must name an allowed `Host`, and carry the bearer token
 //! when one is configured (`[serve]`).
 
@@ -114,6 +115,27 @@ fn info_field(pool: &Pool, section: &str, field: &str) -> Result<String> {
         .unwrap_or("?")
         .trim()
         .to_string())
+}
+
+/// Whether `dir` exists as a directory the permission bits let someone write to, without
+/// creating or writing anything.
+fn dir_check(dir: &Path) -> (Level, String) {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            Level::Fail,
+            format!(
+                "{} does not exist (doctor creates nothing: `install -d` it with the service \
+                 user as owner)",
+                dir.display()
+            ),
+        ),
+        Err(e) => (Level::Fail, format!("{}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => (Level::Fail, format!("{} is not a directory", dir.display())),
+        Ok(m) if m.permissions().readonly() => {
+            (Level::Fail, format!("{} is read-only", dir.display()))
+        }
+        Ok(_) => (Level::Ok, format!("{} exists", dir.display())),
+    }
 }
 
 /// `perps-news doctor`: prints one line per check; exit code 1 when any check fails.
@@ -251,18 +273,24 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
             "not set (not needed: offline embedder)".into(),
         ),
     }
+    // Read-only: a doctor that creates what it checks hides the missing directory it was
+    // run to find (and may create it with the wrong owner).
     if cfg.spool.dir.is_empty() {
         add(Level::Ok, "spool", "no spool directory configured".into());
     } else {
-        let inbox = Path::new(&cfg.spool.dir).join("inbox");
-        let probe = inbox.join(".doctor-probe.tmp");
-        match std::fs::create_dir_all(&inbox)
-            .and_then(|()| std::fs::write(&probe, b"x"))
-            .and_then(|()| std::fs::remove_file(&probe))
-        {
-            Ok(()) => add(Level::Ok, "spool", format!("{} is writable", cfg.spool.dir)),
-            Err(e) => add(Level::Fail, "spool", format!("{}: {e}", inbox.display())),
-        }
+        let (level, detail) = dir_check(&Path::new(&cfg.spool.dir).join("inbox"));
+        add(level, "spool", detail);
+    }
+    for (what, file) in [
+        ("state mirror dir", &cfg.redis.state_mirror_path),
+        ("event spool dir", &cfg.redis.spool_path),
+    ] {
+        let dir = Path::new(file)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (level, detail) = dir_check(dir);
+        add(level, what, detail);
     }
 
     let mut out = std::io::stdout().lock();
@@ -518,15 +546,49 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
         "/api/stories",
         "/api/events",
     ];
+    // Opt-in CORS ([serve] cors_origin): the configured origin, or any with `*`.
+    let allowed_origin = &served.cfg.serve.cors_origin;
+    let cors: Vec<(&str, &str)> = match request.header("origin") {
+        Some(o) if !allowed_origin.is_empty() && (allowed_origin == "*" || o == allowed_origin) => {
+            vec![
+                ("Access-Control-Allow-Origin", allowed_origin.as_str()),
+                ("Vary", "Origin"),
+            ]
+        }
+        _ => Vec::new(),
+    };
+    let head_only = request.method == "HEAD";
+    let reply = |stream: &mut TcpStream, status: u16, body: serde_json::Value| {
+        let _ = crate::http::respond_json_as(stream, head_only, status, &body, &cors);
+    };
     if !known.contains(&path.as_str()) {
         // Never echo the request back: 1 MiB in must not mean 1 MiB out.
         reply(&mut stream, 404, serde_json::json!({"error": "not found"}));
         release();
         return;
     }
-    if request.method != "GET" {
-        let body = serde_json::json!({"error": "method not allowed", "allowed": ["GET"]});
-        let _ = crate::http::respond_json(&mut stream, 405, &body, &[("Allow", "GET")]);
+    if request.method == "OPTIONS" && !cors.is_empty() {
+        // A browser's preflight for a request with the bearer token.
+        let mut headers = cors.clone();
+        headers.extend([
+            ("Access-Control-Allow-Methods", "GET, HEAD"),
+            (
+                "Access-Control-Allow-Headers",
+                "Authorization, Last-Event-ID",
+            ),
+            ("Access-Control-Max-Age", "600"),
+        ]);
+        // No body on a 204.
+        let _ =
+            crate::http::respond_json_as(&mut stream, true, 204, &serde_json::json!({}), &headers);
+        release();
+        return;
+    }
+    if request.method != "GET" && !head_only {
+        let body = serde_json::json!({"error": "method not allowed", "allowed": ["GET", "HEAD"]});
+        let mut headers = cors.clone();
+        headers.push(("Allow", "GET, HEAD"));
+        let _ = crate::http::respond_json(&mut stream, 405, &body, &headers);
         release();
         return;
     }
@@ -538,11 +600,14 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
             .and_then(|a| a.strip_prefix("Bearer "))
             .unwrap_or("");
         if !crate::http::same_secret(given.trim().as_bytes(), token.as_bytes()) {
-            let _ = crate::http::respond_json(
+            let mut headers = cors.clone();
+            headers.push(("WWW-Authenticate", "Bearer"));
+            let _ = crate::http::respond_json_as(
                 &mut stream,
+                head_only,
                 401,
                 &serde_json::json!({"error": "a bearer token is required"}),
-                &[("WWW-Authenticate", "Bearer")],
+                &headers,
             );
             release();
             return;
@@ -567,6 +632,18 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
                 .clamp(1, 500);
             answer(stories_page(&conns.main, page, per_page))
         }
+        _ if head_only => {
+            let mut head = String::from(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n",
+            );
+            for (k, v) in &cors {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            release();
+            return;
+        }
         _ => {
             let Some((id, rx)) = served.hub.join() else {
                 reply(
@@ -578,7 +655,7 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
                 return;
             };
             release();
-            events(stream, &rx);
+            events(stream, &rx, &cors);
             served.hub.leave(id);
             return;
         }
@@ -616,8 +693,18 @@ fn stories_page(pool: &Pool, page: usize, per_page: usize) -> Result<serde_json:
 
 /// Streams the hub's frames to one client as server-sent events, flushing each at once,
 /// until the client goes away or falls too far behind.
-fn events(mut out: TcpStream, rx: &crossbeam_channel::Receiver<std::sync::Arc<str>>) {
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: connected\n\n";
+fn events(
+    mut out: TcpStream,
+    rx: &crossbeam_channel::Receiver<std::sync::Arc<str>>,
+    cors: &[(&str, &str)],
+) {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n",
+    );
+    for (k, v) in cors {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n: connected\n\n");
     if out
         .write_all(head.as_bytes())
         .and_then(|()| out.flush())

@@ -146,20 +146,28 @@ impl Summary {
         let reasons: Vec<String> = self
             .rejected_by_reason
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{k} {}", count(*v as u64)))
             .collect();
         let reasons = if reasons.is_empty() {
             String::new()
         } else {
             format!(" ({})", reasons.join(", "))
         };
+        let n = |v: usize| count(v as u64);
         out.push_str(&format!(
-            "articles: {} read, {} accepted, {} rejected{reasons}, {} duplicates folded, {} already known\n",
-            self.records, self.accepted, self.rejected, self.duplicates, self.already_known
+            "articles: {} read, {} accepted, {} rejected{reasons}, {} folded, {} already known\n",
+            n(self.records),
+            n(self.accepted),
+            n(self.rejected),
+            counted(self.duplicates as u64, "duplicate", "duplicates"),
+            n(self.already_known)
         ));
         out.push_str(&format!(
-            "stories:  {} clustered into {} stories ({} new); {} active\n",
-            self.total_processed, self.stories_touched, self.new_clusters, self.active_stories
+            "stories:  {} clustered into {} ({} new); {} active\n",
+            n(self.total_processed),
+            counted(self.stories_touched as u64, "story", "stories"),
+            n(self.new_clusters),
+            n(self.active_stories)
         ));
         let mut times = Vec::new();
         if self.late > 0 {
@@ -183,17 +191,23 @@ impl Summary {
         if !times.is_empty() {
             out.push_str(&format!("input:    {}\n", times.join("; ")));
         }
-        out.push_str(&format!(
-            "cache:    {} hits, {} misses ({:.1}% hit rate)\n",
-            self.cache_stats.hits,
-            self.cache_stats.misses,
-            self.cache_stats.hit_rate * 100.0
-        ));
+        out.push_str(&match &self.redis {
+            // `cacheStats` holds the shared counters of every run: say whose numbers are whose.
+            Some(r) => format!(
+                "cache:    {} (this run); shared cache totals {}\n",
+                cache_counts(&r.run_cache_stats),
+                cache_counts(&self.cache_stats)
+            ),
+            None => format!("cache:    {}\n", cache_counts(&self.cache_stats)),
+        });
         let s = &self.stage_ms;
         out.push_str(&format!(
             "time:     ingest {:.1} ms, embed {:.1} ms, cluster {:.1} ms, label {:.1} ms, publish {:.1} ms; total {:.1} ms\n",
             s.ingest, s.embed, s.cluster, s.label, s.publish, s.wall
         ));
+        if let Some(r) = &self.redis {
+            out.push_str(&format!("redis:    {}\n", r.describe()));
+        }
         if let Some(a) = &self.api {
             out.push_str(&format!(
                 "api:      {} requests ({} retries, {} failed), {} bytes sent, {} received; {} from fallback, {} deferred, {} label fallbacks\n",
@@ -202,6 +216,33 @@ impl Summary {
         }
         out
     }
+}
+
+fn cache_counts(c: &CacheStats) -> String {
+    format!(
+        "{}, {} ({:.1}% hit rate)",
+        counted(c.hits, "hit", "hits"),
+        counted(c.misses, "miss", "misses"),
+        c.hit_rate * 100.0
+    )
+}
+
+/// `n` with thousands separators, for people: 3438 → "3,438".
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `n` (as [`count`]) and the noun for it, singular for one: "1 duplicate", "2 duplicates".
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
 }
 
 /// One story as written by `--stories`, stored in Redis for consumers, and listed by
@@ -295,11 +336,12 @@ impl StoryRecord {
             .enumerate()
             .map(|(i, s)| (s.id.as_str(), i))
             .collect();
-        let retired: HashMap<&str, usize> = state
+        // Forgotten during this run: still a story the run opened or joined.
+        let retired: HashMap<&str, &crate::story::RetiredStory> = state
             .retired
             .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
+            .chain(&state.forgotten_stories)
+            .map(|s| (s.id.as_str(), s))
             .collect();
         ids.iter()
             .filter_map(|id| {
@@ -312,30 +354,26 @@ impl StoryRecord {
                         terms,
                     ))
                 } else {
-                    retired.get(id.as_str()).map(|&i| {
-                        let s = &state.retired[i];
-                        StoryRecord {
-                            id: s.id.clone(),
-                            label: s.label.clone(),
-                            category: labels.get(id).and_then(|l| l.category.clone()),
-                            size: s.size,
-                            articles: s.article_ids.clone(),
-                            first_published_at: format_rfc3339(s.first_seen),
-                            last_published_at: format_rfc3339(s.last_seen),
-                            top_terms: terms.unwrap_or_default(),
-                            symbols: s.symbols.clone(),
-                            sources: s.sources,
-                            outlets: s.outlets,
-                            copies: copy_records(&s.copies),
-                            direction: s.direction.clone().unwrap_or_else(|| {
-                                crate::sentiment::DirectionTally::default()
-                                    .story_direction(&s.symbols)
-                            }),
-                            articles_last_hour: 0,
-                            heat: 0.0,
-                            breaking: s.breaking,
-                            active: false,
-                        }
+                    retired.get(id.as_str()).map(|&s| StoryRecord {
+                        id: s.id.clone(),
+                        label: s.label.clone(),
+                        category: labels.get(id).and_then(|l| l.category.clone()),
+                        size: s.size,
+                        articles: s.article_ids.clone(),
+                        first_published_at: format_rfc3339(s.first_seen),
+                        last_published_at: format_rfc3339(s.last_seen),
+                        top_terms: terms.unwrap_or_default(),
+                        symbols: s.symbols.clone(),
+                        sources: s.sources,
+                        outlets: s.outlets,
+                        copies: copy_records(&s.copies),
+                        direction: s.direction.clone().unwrap_or_else(|| {
+                            crate::sentiment::DirectionTally::default().story_direction(&s.symbols)
+                        }),
+                        articles_last_hour: 0,
+                        heat: 0.0,
+                        breaking: s.breaking,
+                        active: false,
                     })
                 }
             })
@@ -394,4 +432,26 @@ fn copy_records(copies: &[(String, String)]) -> Vec<CopyRecord> {
             duplicate_of: of.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (3438, "3,438"),
+            (50_000, "50,000"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(count(n), s);
+        }
+        assert_eq!(counted(1, "duplicate", "duplicates"), "1 duplicate");
+        assert_eq!(counted(0, "duplicate", "duplicates"), "0 duplicates");
+        assert_eq!(counted(3438, "story", "stories"), "3,438 stories");
+    }
 }

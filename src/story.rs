@@ -421,6 +421,11 @@ pub struct StoryState {
     /// per story).
     #[serde(skip)]
     pub forgotten: Vec<String>,
+    /// The records of the stories forgotten during the current run, so that the run's
+    /// `--stories` still lists a story it opened or joined and forgot before its end.
+    /// Cleared by the run that reads them.
+    #[serde(skip)]
+    pub forgotten_stories: Vec<RetiredStory>,
     /// Derived: ids of all stories, active and retired.
     #[serde(skip)]
     story_ids: HashSet<String>,
@@ -449,6 +454,7 @@ impl StoryState {
             story_ids: HashSet::new(),
             forgotten: Vec::new(),
             copy_index: crate::syndication::CopyIndex::default(),
+            forgotten_stories: Vec::new(),
         }
     }
 
@@ -643,19 +649,20 @@ impl StoryState {
         self.retired.retain(|r| {
             let keep = r.last_seen >= forget;
             if !keep {
-                dropped.push((r.id.clone(), r.article_ids.clone(), r.url_keys.clone()));
+                dropped.push(r.clone());
             }
             keep
         });
-        for (id, articles, urls) in dropped {
-            for a in &articles {
+        for r in dropped {
+            for a in &r.article_ids {
                 self.ids.remove(a);
             }
-            for u in &urls {
+            for u in &r.url_keys {
                 self.urls.remove(u);
             }
-            self.story_ids.remove(&id);
-            self.forgotten.push(id);
+            self.story_ids.remove(&r.id);
+            self.forgotten.push(r.id.clone());
+            self.forgotten_stories.push(r);
         }
         retired
     }

@@ -671,3 +671,62 @@ fn llm_categories_come_in_groups_cached_and_fall_back_to_the_rules() {
     assert_eq!(fb[0].0.category, "security");
     assert_eq!(cat.report().label_fallbacks, 1);
 }
+
+/// A refused key (401/403, also inside a 200 body) or a model of another dimension can
+/// never work: the run exits 2 at once naming the cause, instead of deferring every
+/// article "for the next run". Deferral stays for transient failures (tested above).
+#[test]
+fn a_refused_key_or_a_wrong_dimension_stops_the_run_naming_the_cause() {
+    let cases: [(Fault, &str, &str); 4] = [
+        (Fault::Status(401, None), "", "HTTP 401"),
+        (Fault::ErrorIn200(403), "", "code 403"),
+        (Fault::WrongDim(32), "", "32-dimensional"),
+        // The fallback refuses the key too: nothing could ever embed.
+        (
+            Fault::Status(403, None),
+            "[embed.openai]\nfallback_model = \"emb-b\"\n",
+            "HTTP 403",
+        ),
+    ];
+    for (fault, extra, cause) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let api = FakeApi::start(DIM);
+        let both = !extra.is_empty();
+        api.always("emb-a", Some(fault.clone()));
+        if both {
+            api.always("emb-b", Some(fault.clone()));
+        }
+        let p = pipeline(dir.path(), &api, extra);
+        let out = run_in(
+            dir.path(),
+            &[
+                "run",
+                "--json",
+                "--pipeline",
+                p.to_str().unwrap(),
+                "--state",
+                "state.json",
+                &fixture(),
+            ],
+            None,
+            &[("OPENROUTER_API_KEY", KEY)],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{fault:?}: {err}");
+        assert!(
+            err.contains("embed.openai") && err.contains(cause) && err.contains("emb-"),
+            "{fault:?}: the cause and the model are named: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{fault:?}: no summary");
+        assert!(
+            !dir.path().join("state.json").exists(),
+            "{fault:?}: nothing deferred into a state"
+        );
+        // The first pipeline batch (64 articles: 4 requests of 16, and the fallback's), none
+        // retried; no later batch is tried.
+        let per_model = |m: &str| api.requests().iter().filter(|r| r.model == m).count();
+        assert_eq!(per_model("emb-a"), 4, "{fault:?}: stopped at once");
+        assert_eq!(per_model("emb-b"), if both { 4 } else { 0 }, "{fault:?}");
+        assert!(!err.contains(KEY), "the key never shows");
+    }
+}

@@ -472,3 +472,347 @@ fn worker_and_enqueue_say_the_build_lacks_the_worker_feature() {
         assert!(err.contains("without the `worker` feature"), "{err}");
     }
 }
+
+/// Scores of assignments for other articles than the gold's would say nothing (P = 1.0 for
+/// a file whose ids all miss): `eval` refuses them, naming the file and the share found.
+#[test]
+fn eval_refuses_assignments_that_miss_most_gold_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = root("fixtures/news-100.jsonl");
+    let a = dir.path().join("a.jsonl");
+    let out = run(
+        &[
+            "run",
+            "-q",
+            "--assignments",
+            a.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Keep the first 85 assignments under their ids and renumber the rest.
+    let text: String = std::fs::read_to_string(&a)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if i >= 85 {
+                v["id"] = format!("other-{i}").into();
+            }
+            v.to_string() + "\n"
+        })
+        .collect();
+    let b = dir.path().join("b.jsonl");
+    std::fs::write(&b, text).unwrap();
+    let eval = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--gold",
+            f.to_str().unwrap(),
+            "--assignments",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run(&args, None, &[])
+    };
+    let out = eval(&b, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("b.jsonl") && err.contains("only 85 of the 100 gold ids"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty(), "no scores printed");
+    // The share is a setting, and the full file passes.
+    assert!(eval(&b, &["--min-coverage", "0.8"]).status.success());
+    assert!(eval(&a, &[]).status.success());
+}
+
+/// `perps-news ... | head`: a reader that closes stdout ends the command quietly with status
+/// 0 (as ripgrep does), whether the output goes through a writer or `print!`. The reader is
+/// closed before the command writes anything, so every write meets a closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly_with_status_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = root("fixtures/news-100.jsonl");
+    let f = f.to_str().unwrap();
+    let state = dir.path().join("s.json");
+    let state = state.to_str().unwrap();
+    assert!(
+        run(&["run", "-q", "--state", state, f], None, &[])
+            .status
+            .success()
+    );
+    let a = dir.path().join("a.jsonl");
+    let a = a.to_str().unwrap();
+    assert!(
+        run(&["run", "-q", "--assignments", a, f], None, &[])
+            .status
+            .success()
+    );
+    let commands: [&[&str]; 6] = [
+        &["generate", "--articles", "2000"],
+        &["run", "-q", "--assignments", "-", f],
+        &["run", "--json", f],
+        &["run", f],
+        &["stories", "--json", "--state", state],
+        &["eval", "--gold", f, "--assignments", a],
+    ];
+    for args in commands {
+        let mut child = common::bin()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// Data on stdout stays pipeable: with `--assignments -` (or `--stories -`) the human
+/// summary goes to stderr, and two data streams on stdout at once are refused.
+#[test]
+fn data_on_stdout_moves_the_summary_to_stderr_and_two_streams_are_refused() {
+    let f = root("fixtures/news-100.jsonl");
+    let f = f.to_str().unwrap();
+    for args in [
+        &["run", "--assignments", "-", "--stories", "-", f][..],
+        &["run", "--json", "--stories", "-", f][..],
+        &["run", "--json", "--assignments", "-", f][..],
+    ] {
+        let out = run(args, None, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("would all write to stdout"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    for (flag, lines) in [("--assignments", 100), ("--stories", 9)] {
+        let out = run(&["run", flag, "-", f], None, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let data = stdout(&out);
+        assert_eq!(data.lines().count(), lines, "{flag}: {data}");
+        for l in data.lines() {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        }
+        assert!(
+            stderr(&out).contains("articles: 100 read, 100 accepted"),
+            "{flag}: the summary is on stderr: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A rejected record is reported once (it was also logged as a warning), and log lines
+/// carry no colour codes unless stderr is a terminal and `NO_COLOR` is unset.
+#[test]
+fn rejects_are_printed_once_and_colour_is_only_for_terminals() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = std::fs::read_to_string(root("fixtures/news-100.jsonl")).unwrap();
+    text.push_str("{\"id\":\"bad-1\",\"title\":\"\",\"url\":\"https://x.test/1\"}\n");
+    let f = dir.path().join("mixed.jsonl");
+    std::fs::write(&f, text).unwrap();
+    let out = run(&["run", "-q", f.to_str().unwrap()], None, &[]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.matches("mixed.jsonl:101").count(), 1, "{err}");
+    assert!(
+        err.contains("rejected ") && err.contains("`title`"),
+        "{err}"
+    );
+
+    // A warning (a password on the command line) through a pipe, then through a terminal.
+    let port = common::redis::free_port();
+    let url = format!("redis://u:pw@127.0.0.1:{port}/0");
+    let args = ["run", "--redis-url", &url, f.to_str().unwrap()];
+    let out = run(&args, None, &[]);
+    let err = stderr(&out);
+    assert!(err.contains("password in --redis-url"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes in a pipe: {err:?}"
+    );
+    let in_terminal = |no_color: Option<&str>| {
+        // -q: the progress bar's cursor codes are not colour, and are not what is tested.
+        let cmd = format!(
+            "{} run -q --redis-url {url} {}",
+            env!("CARGO_BIN_EXE_perps-news"),
+            f.display()
+        );
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("RUST_LOG", "warn")
+            .env("PERPS_NEWS_STATE_DIR", dir.path());
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        let out = c
+            .output()
+            .expect("`script` (util-linux) runs the binary in a terminal");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = in_terminal(None);
+    assert!(tty.contains("password in --redis-url"), "{tty}");
+    assert!(tty.contains('\u{1b}'), "colour at a terminal: {tty:?}");
+    let tty = in_terminal(Some("1"));
+    assert!(
+        tty.contains("password in --redis-url") && !tty.contains('\u{1b}'),
+        "{tty:?}"
+    );
+}
+
+/// `--stories` lists every story the run opened or joined, also those retired and then
+/// forgotten before the run ended (a dump spanning 100 days outlives the retire window).
+#[test]
+fn stories_output_lists_stories_forgotten_before_the_run_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("long.jsonl");
+    let out = run(
+        &[
+            "generate",
+            "--articles",
+            "3000",
+            "--span-hours",
+            "2400",
+            "-o",
+            dump.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success());
+    let (a, s) = (dir.path().join("a.jsonl"), dir.path().join("s.jsonl"));
+    let out = run(
+        &[
+            "run",
+            "-q",
+            "--now",
+            "2100-01-01T00:00:00Z",
+            "--assignments",
+            a.to_str().unwrap(),
+            "--stories",
+            s.to_str().unwrap(),
+            dump.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let in_assignments: std::collections::BTreeSet<String> = jsonl(&a)
+        .iter()
+        .map(|v| v["cluster"].as_str().unwrap().to_string())
+        .collect();
+    let listed: Vec<serde_json::Value> = jsonl(&s);
+    let ids: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), listed.len(), "each story once");
+    assert_eq!(
+        ids, in_assignments,
+        "every story of the assignments is listed"
+    );
+    let inactive = listed.iter().filter(|v| v["active"] == false).count();
+    assert!(
+        inactive > listed.len() / 2,
+        "most are retired by the end: {inactive}"
+    );
+}
+
+/// A truncated gzip: the record cut off is one reject (not also a second "truncated" one),
+/// and read = accepted + rejected, with every accepted article clustered.
+#[test]
+fn a_truncated_gzip_is_counted_so_the_numbers_add_up() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(root("fixtures/news-100.jsonl")).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&text).unwrap();
+    let gz = enc.finish().unwrap();
+    let cut = dir.path().join("cut.jsonl.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let out = run(&["run", "--json", cut.to_str().unwrap()], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert_eq!(n("records"), n("accepted") + n("rejected"), "{v}");
+    assert_eq!(n("totalProcessed"), n("accepted") - n("duplicates"), "{v}");
+    assert_eq!(n("rejected"), 1, "{v}");
+    let err = stderr(&out);
+    assert_eq!(err.matches("rejected ").count(), 1, "{err}");
+    assert!(
+        err.contains("input truncated") && err.contains("cut off"),
+        "{err}"
+    );
+}
+
+/// Packaging: the license file matches Cargo.toml, and completions and the man page come
+/// from the clap definitions (every subcommand and a flag of each appear), and a closed
+/// stdout does not make them panic.
+#[test]
+fn license_completions_and_man_page_are_generated_from_the_cli() {
+    let manifest = std::fs::read_to_string(root("Cargo.toml")).unwrap();
+    assert!(manifest.contains("license = \"MIT\""));
+    let license = std::fs::read_to_string(root("LICENSE")).expect("LICENSE at the root");
+    assert!(license.starts_with("MIT License") && license.contains("WITHOUT WARRANTY"));
+    let subcommands = [
+        "run",
+        "eval",
+        "generate",
+        "subscribe",
+        "stories",
+        "stats",
+        "doctor",
+        "serve",
+        "sweep",
+        "worker",
+        "enqueue",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(&["completions", shell], None, &[]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for needle in subcommands
+            .iter()
+            .copied()
+            .chain(["min-coverage", "queue-any"])
+        {
+            assert!(script.contains(needle), "{shell} completions lack {needle}");
+        }
+    }
+    let out = run(&["man"], None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH perps-news"),
+        "{page:.200}"
+    );
+    for sub in subcommands {
+        let heading = format!(".SH \"PERPS-NEWS {}\"", sub.to_uppercase());
+        assert!(page.contains(&heading), "man page lacks {heading}");
+    }
+    assert!(page.contains("min\\-coverage") && page.contains("queue\\-any"));
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = common::bin()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+}

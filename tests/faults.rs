@@ -687,6 +687,7 @@ fn a_full_local_disk_does_not_fail_a_run_whose_state_redis_saved() {
         .arg(env!("CARGO_BIN_EXE_perps-news"))
         .args(["run", "--json", "--redis-url", &url, f.to_str().unwrap()])
         .env("RUST_LOG", "warn")
+        .env("PERPS_NEWS_STATE_DIR", ".")
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -908,4 +909,41 @@ fn cache_entries_stored_under_another_key_are_counted_misses_not_wrong_vectors()
     // The misses were written back under their own keys: a third run hits everything.
     let third = run("c.json", "a3.jsonl");
     assert_eq!(third["redis"]["runCacheStats"]["hits"], 1000, "{third}");
+}
+
+/// A server nobody runs (a mistyped port, Redis not started) is a configuration error: `run`,
+/// `stories` and `stats` say so at once with what to do, instead of retrying for the whole
+/// window (10.7 s before) and, for `run`, leaving fallback files behind.
+#[test]
+fn a_refused_first_connection_fails_at_once_with_a_hint() {
+    let host = tempfile::tempdir().unwrap();
+    let port = common::redis::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let d = dump(host.path(), "d.jsonl", 50, 3, "r-");
+    let commands: [Vec<&str>; 3] = [
+        vec!["run", "--redis-url", &url, d.to_str().unwrap()],
+        vec!["stories", "--redis-url", &url],
+        vec!["stats", "--redis-url", &url],
+    ];
+    for args in commands {
+        let t = Instant::now();
+        let out = run_in(host.path(), &args, None, &[]);
+        let took = t.elapsed();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        // The default pipeline retries for 10 s: well under that means no retry happened.
+        assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
+        assert!(err.contains("connection refused"), "{args:?}: {err}");
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(
+            err.contains("--redis-url") && err.contains("--state"),
+            "the hint names both ways out: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    }
+    let left: Vec<String> = names(host.path())
+        .into_iter()
+        .filter(|n| n.starts_with("perps-news"))
+        .collect();
+    assert!(left.is_empty(), "no fallback files: {left:?}");
 }

@@ -26,6 +26,7 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         format!("[spool]\ndir = \"{}\"\n", t.path().join("spool").display()),
     )
     .unwrap();
+    std::fs::create_dir_all(t.path().join("spool/inbox")).unwrap();
     let envs = [("REDIS_CACHE_URL", cache.url(1))];
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = run_in(
@@ -48,7 +49,8 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         "appendonly yes",
         "ok    cache eviction",
         "allkeys-lru",
-        "is writable",
+        "ok    spool",
+        "ok    state mirror dir",
         "ok    main passwords",
         "0 failed",
     ] {
@@ -113,6 +115,56 @@ fn doctor_passes_a_proper_setup_and_fails_a_dangerous_one() {
         "{}",
         text(&out)
     );
+}
+
+/// `doctor` only looks: a missing spool or state directory is a failed check naming it, and
+/// it is still missing afterwards (it used to create `/var/lib/perps-news/...`).
+#[test]
+fn doctor_reports_missing_directories_and_creates_nothing() {
+    let main = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let t = tempfile::tempdir().unwrap();
+    let spool = t.path().join("no-spool");
+    let state = t.path().join("no-state");
+    let p = t.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[spool]\ndir = \"{}\"\n[redis]\nstate_mirror_path = \"{}\"\n",
+            spool.display(),
+            state.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let before = std::fs::read_dir(t.path()).unwrap().count();
+    let out = run_in(
+        t.path(),
+        &[
+            "doctor",
+            "--pipeline",
+            p.to_str().unwrap(),
+            "--redis-url",
+            &main.url(0),
+        ],
+        None,
+        &[],
+    );
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let inbox = spool.join("inbox");
+    for needle in [
+        format!(
+            "FAIL  spool              {} does not exist",
+            inbox.display()
+        ),
+        format!(
+            "FAIL  state mirror dir   {} does not exist",
+            state.display()
+        ),
+    ] {
+        assert!(report.contains(&needle), "missing {needle:?}:\n{report}");
+    }
+    assert!(!spool.exists() && !state.exists(), "nothing created");
+    assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), before);
 }
 
 struct Served(Child);
@@ -244,7 +296,7 @@ fn http_endpoints_answer_with_json_and_relay_events() {
     assert_eq!(r.status().as_u16(), 405);
     assert_eq!(
         r.headers().get("allow").and_then(|v| v.to_str().ok()),
-        Some("GET")
+        Some("GET, HEAD")
     );
 
     // Server-sent events: a published message reaches an open stream.
@@ -311,6 +363,68 @@ fn http_endpoints_answer_with_json_and_relay_events() {
 }
 
 /// Sends `request` on a new connection and reads the whole answer (the server closes).
+/// `HEAD` answers where `GET` does (headers, no body), and CORS is opt-in: no
+/// `Access-Control-Allow-Origin` unless `[serve] cors_origin` names the page's origin.
+#[test]
+fn head_works_where_get_does_and_cors_is_opt_in() {
+    let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let url = redis.url(0);
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("p.toml");
+    std::fs::write(&p, "[serve]\ncors_origin = \"https://desk.example\"\n").unwrap();
+    let (_plain, plain) = serve(&url);
+    let (_cors, with_cors) = serve_with(&url, &["--pipeline", p.to_str().unwrap()], &[]);
+    let host = |base: &str| base.trim_start_matches("http://").to_string();
+    for path in [
+        "/healthz",
+        "/api/cache/stats",
+        "/api/stories",
+        "/api/events",
+    ] {
+        let get = exchange(
+            &host(&plain),
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        );
+        let head = exchange(
+            &host(&plain),
+            &format!("HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+        );
+        assert!(head.starts_with("HTTP/1.1 200"), "HEAD {path}: {head}");
+        let (head_lines, body) = head.split_once("\r\n\r\n").unwrap();
+        assert!(body.is_empty(), "HEAD {path} has no body: {body:?}");
+        let ctype = |r: &str| {
+            r.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("content-type"))
+                .map(str::to_string)
+        };
+        if path != "/api/events" {
+            assert_eq!(ctype(head_lines), ctype(&get), "{path}");
+        } else {
+            assert!(head_lines.contains("text/event-stream"));
+        }
+    }
+    let origin = |base: &str, o: &str| {
+        exchange(
+            &host(base),
+            &format!("GET /api/stories HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {o}\r\n\r\n"),
+        )
+    };
+    assert!(!origin(&plain, "https://desk.example").contains("Access-Control"));
+    assert!(
+        origin(&with_cors, "https://desk.example")
+            .contains("Access-Control-Allow-Origin: https://desk.example")
+    );
+    assert!(!origin(&with_cors, "https://evil.example").contains("Access-Control"));
+    let preflight = exchange(
+        &host(&with_cors),
+        "OPTIONS /api/stories HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://desk.example\r\n\r\n",
+    );
+    assert!(
+        preflight.starts_with("HTTP/1.1 204") && preflight.contains("Authorization"),
+        "{preflight}"
+    );
+}
+
 fn exchange(addr: &str, request: &str) -> String {
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

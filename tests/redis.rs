@@ -547,6 +547,7 @@ fn concurrent_runs_take_turns_and_lose_nothing() {
     let spawn = |dump: &std::path::Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_perps-news"));
         c.current_dir(dir.path())
+            .env("PERPS_NEWS_STATE_DIR", ".")
             .args(["run", "--json", "--redis-url", &url, dump.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -651,4 +652,158 @@ fn wrong_password_and_refused_connections_are_one_line_errors() {
     );
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("wrong@"), "password leaked: {err}");
+}
+
+/// The files a run keeps for Redis (state mirror, its side files) go to the state
+/// directory: by default `~/.local/state/perps-news`, or `[redis] state_dir`; never the
+/// directory the command was started in.
+#[test]
+fn fallback_files_go_to_the_state_directory_not_the_working_directory() {
+    let mut redis = main_server();
+    let url = redis.url(0);
+    let t = tempfile::tempdir().unwrap();
+    let (home, cwd) = (t.path().join("home"), t.path().join("cwd"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    let f = fixture("fixtures/news-100.jsonl");
+    let later = generated(t.path(), "later.jsonl", 50, 5);
+    let text: String = std::fs::read_to_string(&later)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("later-{}", v["id"].as_str().unwrap()).into();
+            v["url"] = format!("{}-later", v["url"].as_str().unwrap()).into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&later, text).unwrap();
+    let run = |extra: &[&str], input: &str| {
+        let out = bin()
+            .current_dir(&cwd)
+            .env_remove("PERPS_NEWS_STATE_DIR")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("XDG_STATE_HOME")
+            .env("HOME", &home)
+            .args(["run", "--json", "--redis-url", &url])
+            .args(extra)
+            .arg(input)
+            .output()
+            .unwrap();
+        json(&out)
+    };
+    let v = run(&[], &f);
+    assert_eq!(v["redis"]["stateVersion"], 1, "{v}");
+    let dir = home.join(".local/state/perps-news");
+    assert!(
+        dir.join("perps-news.state.json").is_file(),
+        "mirror in {dir:?}"
+    );
+    // Redis goes away: the run continues that mirror, and its work waits beside it.
+    redis.stop();
+    let fast = t.path().join("fast.toml");
+    std::fs::write(&fast, "[redis]\nretry_ms = 300\ntimeout_ms = 300\n").unwrap();
+    let v = run(
+        &["--pipeline", fast.to_str().unwrap()],
+        later.to_str().unwrap(),
+    );
+    assert_eq!(v["redis"]["state"], "mirror", "{v}");
+    assert!(dir.join("perps-news.state.json.work.jsonl").is_file());
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+    // A configured state directory is used instead (and created).
+    let own = t.path().join("own/state");
+    redis.restart();
+    std::fs::write(
+        &fast,
+        format!("[redis]\nstate_dir = \"{}\"\n", own.display()),
+    )
+    .unwrap();
+    let v = run(&["--pipeline", fast.to_str().unwrap()], &f);
+    assert_eq!(v["redis"]["published"], true, "{v}");
+    assert!(own.join("perps-news.state.json").is_file());
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+}
+
+/// The human summary says what happened with Redis (a run on its mirror must not read like
+/// a run that reached the server) and whose cache numbers are shown.
+#[test]
+fn the_human_summary_has_a_redis_line_and_labels_the_shared_cache_totals() {
+    let mut redis = main_server();
+    let url = redis.url(0);
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture("fixtures/news-100.jsonl");
+    let text = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let s = text(&run_in(
+        dir.path(),
+        &["run", "--redis-url", &url, &f],
+        None,
+        &[],
+    ));
+    let server = format!("127.0.0.1:{}/0", redis.port());
+    assert!(
+        s.contains(&format!("redis:    {server}: state saved (version 1)"))
+            && s.contains("news:clustered and "),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "0 hits, 100 misses (0.0% hit rate) (this run); shared cache totals 0 hits, 100 misses"
+        ),
+        "{s}"
+    );
+    // A second run of another state: all hits for this run, the shared totals add up.
+    let state = dir.path().join("s.json");
+    let s = text(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--redis-url",
+            &url,
+            "--state",
+            state.to_str().unwrap(),
+            &f,
+        ],
+        None,
+        &[],
+    ));
+    assert!(
+        s.contains("100 hits, 0 misses (100.0% hit rate) (this run); shared cache totals 100 hits, 100 misses"),
+        "{s}"
+    );
+    assert!(s.contains("(state in the local file)"), "{s}");
+    redis.stop();
+    let fast = dir.path().join("fast.toml");
+    std::fs::write(&fast, "[redis]\nretry_ms = 300\ntimeout_ms = 300\n").unwrap();
+    let later = generated(dir.path(), "later.jsonl", 20, 8);
+    let s = text(&run_in(
+        dir.path(),
+        &[
+            "run",
+            "--pipeline",
+            fast.to_str().unwrap(),
+            "--redis-url",
+            &url,
+            later.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    ));
+    assert!(
+        s.contains(&format!(
+            "redis:    {server} unreachable: state from this host's mirror"
+        )) && s.contains("cache in memory")
+            && s.contains("events not published"),
+        "{s}"
+    );
 }

@@ -280,7 +280,12 @@ fn assert_news_service(u: &Unit) {
 #[test]
 fn worker_unit() {
     let u = Unit::load(WORKER);
-    u.assert_eq("Service", "ExecStart", &format!("{INSTALLED_BIN} worker"));
+    // The worker and the timer's runs cluster one Redis state: the same pipeline file.
+    u.assert_eq(
+        "Service",
+        "ExecStart",
+        &format!("{INSTALLED_BIN} worker --pipeline /etc/perps-news/production.toml"),
+    );
     u.assert_eq("Service", "Restart", "on-failure");
     u.assert_eq("Install", "WantedBy", "multi-user.target");
     // A job cannot take the host down with it.

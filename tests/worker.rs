@@ -882,3 +882,49 @@ fn node_bullmq_and_the_worker_run_as_the_application_user_under_the_project_acl(
         .unwrap();
     assert!(log.is_empty(), "ACL refusals: {log:?}");
 }
+
+/// A job on a queue no worker serves (a typo: `clusterng`) would wait forever: `enqueue`
+/// refuses it, listing the queues, and adds nothing; `--queue-any` sends it anyway.
+#[test]
+fn enqueue_to_an_unknown_queue_fails_listing_the_known_ones() {
+    let redis = RedisServer::start(None, &[]);
+    let file = root("fixtures/news-100.jsonl");
+    let file = file.to_str().unwrap();
+    let url = redis.url(0);
+    let out = common::run(
+        &["enqueue", "clusterng", file, "--redis-url", &url],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown queue \"clusterng\"")
+            && err.contains("clustering, categorization, labeling")
+            && err.contains("--queue-any"),
+        "{err}"
+    );
+    assert_eq!(llen(&redis, "bull:clusterng:wait"), 0, "nothing added");
+    let out = common::run(
+        &[
+            "enqueue",
+            "clusterng",
+            "--queue-any",
+            file,
+            "--redis-url",
+            &url,
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        llen(&redis, "bull:clusterng:wait"),
+        1,
+        "sent with --queue-any"
+    );
+}

@@ -75,8 +75,11 @@ pub struct RetryPolicy {
 pub enum CallError {
     /// Worth trying again later or elsewhere (rate limit, server error, timeout, garbage).
     Transient(String),
-    /// The request itself is wrong (bad key, unknown model, bad input): retrying cannot help.
+    /// The request itself is wrong (unknown model, bad input): retrying cannot help.
     Permanent(String),
+    /// The configuration can never work: the key is refused (401/403) or the model's vectors
+    /// have another dimension. Every later call would fail alike, so the run stops.
+    Config(String),
     /// The breaker is open: the provider was not called.
     BreakerOpen(String),
 }
@@ -84,7 +87,9 @@ pub enum CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Transient(m) | CallError::Permanent(m) => f.write_str(m),
+            CallError::Transient(m) | CallError::Permanent(m) | CallError::Config(m) => {
+                f.write_str(m)
+            }
             CallError::BreakerOpen(m) => write!(f, "circuit breaker open ({m})"),
         }
     }
@@ -95,8 +100,11 @@ impl fmt::Display for CallError {
 pub enum Invalid {
     /// Garbled (truncated, wrong count, bad numbers): worth another attempt.
     Retry(String),
-    /// Wrong in a way a retry will not change (e.g. the model's dimension): fail the call.
+    /// Wrong in a way a retry will not change: fail the call.
     Permanent(String),
+    /// Wrong for every call under this configuration (the model's dimension): see
+    /// [`CallError::Config`].
+    Config(String),
 }
 
 /// Everything a provider needs besides its config section: where breaker openings go, and
@@ -124,6 +132,8 @@ struct Failure {
     reason: String,
     /// Worth another attempt.
     retry: bool,
+    /// A configuration error (see [`CallError::Config`]).
+    config: bool,
     /// The server's `Retry-After`.
     after: Option<Duration>,
 }
@@ -133,6 +143,7 @@ impl Failure {
         Failure {
             reason,
             retry: true,
+            config: false,
             after,
         }
     }
@@ -304,6 +315,13 @@ impl Client {
                     Err(Invalid::Permanent(reason)) => Failure {
                         reason: format!("unusable reply: {reason}"),
                         retry: false,
+                        config: false,
+                        after: None,
+                    },
+                    Err(Invalid::Config(reason)) => Failure {
+                        reason: format!("unusable reply: {reason}"),
+                        retry: false,
+                        config: true,
                         after: None,
                     },
                 },
@@ -315,6 +333,12 @@ impl Client {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
                 // A permanent error says nothing about the provider's health.
                 tracing::warn!(model = %self.model, path, reason = %failure.reason, "API call failed (not retried).");
+                if failure.config {
+                    return Err(CallError::Config(format!(
+                        "{}: {}",
+                        self.model, failure.reason
+                    )));
+                }
                 return Err(CallError::Permanent(failure.reason));
             }
             tracing::debug!(model = %self.model, path, attempt, reason = %failure.reason, "API call failed; may retry.");
@@ -380,6 +404,7 @@ impl Client {
             return Err(Failure {
                 reason,
                 retry: retryable_status(status),
+                config: refused_key(status),
                 after: retry_after,
             });
         }
@@ -408,6 +433,7 @@ impl Client {
                 Err(Failure {
                     reason,
                     retry: retryable_status(code),
+                    config: refused_key(code),
                     after: retry_after,
                 })
             }
@@ -450,6 +476,12 @@ impl Client {
 }
 
 /// 408, 409 (lock contention on some servers), 429, 5xx, and OpenRouter's temporary 402.
+/// 401/403: the API refuses the key (missing, wrong, revoked or without access to the
+/// model), for every request alike.
+fn refused_key(code: u16) -> bool {
+    matches!(code, 401 | 403)
+}
+
 fn retryable_status(code: u16) -> bool {
     matches!(code, 402 | 408 | 409 | 429) || (500..600).contains(&code)
 }

@@ -141,7 +141,7 @@ fn parse_embeddings(
         };
         if item.embedding.len() != dim {
             let got = item.embedding.len();
-            return Err(Invalid::Permanent(format!(
+            return Err(Invalid::Config(format!(
                 "the model returns {got}-dimensional vectors; this pipeline expects embed.dim = {dim} \
                  (set embed.dim = {got}, or embed.openai.send_dimensions for models that can shorten)"
             )));
@@ -254,6 +254,8 @@ impl Embedder for OpenAiEmbedder {
                                 .fetch_add(chunks[i].len() as u64, Ordering::Relaxed);
                             results[i] = Ok(v);
                         }
+                        // The fallback can never work either: stop below.
+                        Err(e @ CallError::Config(_)) => results[i] = Err(e),
                         Err(e) => {
                             let first = results[i].as_ref().err().map(ToString::to_string);
                             results[i] = Err(CallError::Transient(format!(
@@ -265,6 +267,18 @@ impl Embedder for OpenAiEmbedder {
                     }
                 }
             }
+        }
+        // A refused key or a model of another dimension fails every request of every run:
+        // deferring the articles "for the next run" would only hide it.
+        if let Some(CallError::Config(m)) = results.iter().find_map(|r| {
+            r.as_ref()
+                .err()
+                .filter(|e| matches!(e, CallError::Config(_)))
+        }) {
+            return Err(Error::Config {
+                origin: "embed.openai".into(),
+                message: m.clone(),
+            });
         }
         let mut per_unique: Vec<std::result::Result<&[f32], String>> =
             Vec::with_capacity(unique.len());
@@ -307,7 +321,7 @@ mod tests {
         assert_eq!(v, vec![vec![0.6, 0.8], vec![0.0, 1.0]]);
         let wrong_dim = json!({"data": [{"index": 0, "embedding": [1.0, 0.0, 0.0]}]});
         assert!(
-            matches!(parse_embeddings(&wrong_dim, 1, 2), Err(Invalid::Permanent(m)) if m.contains("3-dimensional"))
+            matches!(parse_embeddings(&wrong_dim, 1, 2), Err(Invalid::Config(m)) if m.contains("3-dimensional"))
         );
         let short = json!({"data": [{"index": 0, "embedding": [1.0, 0.0]}]});
         assert!(matches!(

@@ -120,6 +120,8 @@ pub fn run(
 ) -> Result<RunOutcome> {
     let started = Instant::now();
     let mut state = state;
+    // Only this run's forgotten stories belong in its `--stories`.
+    state.forgotten_stories.clear();
     if let Some(what) = state.repair_future(opts.ingest_time, cfg.ingest.max_future_secs) {
         tracing::warn!("Repaired the story state: {what}.");
     }
@@ -128,8 +130,17 @@ pub fn run(
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} articles {per_sec} eta {eta}",
+                "{spinner} {bar:40} {human_pos}/{human_len} articles {rate} eta {eta}",
             )
+            // indicatif's {per_sec} prints "3438.5353/s"; people read "3,438/s".
+            .map(|st| {
+                st.with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}/s", crate::report::count(s.per_sec() as u64));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
@@ -276,6 +287,7 @@ pub fn run(
         &collected.labels,
         cfg.signals.heat_tau_hours,
     );
+    state.forgotten_stories = Vec::new();
     let times = StageTimes {
         ingest: ingested.time,
         embed: embed_t,
@@ -360,12 +372,14 @@ fn ingest_source(
         fail.set(Error::Strict(first.to_string()));
         return None;
     }
+    // The callers report every reject once (`run` on stderr, the worker in the job's
+    // result); a warning here printed each of them a second time.
     for r in parsed
         .rejects
         .iter()
         .take(crate::report::MAX_REJECTS_LOGGED)
     {
-        tracing::warn!(origin = %r.origin, kind = r.kind.as_str(), field = r.field, "Rejected record: {}", r.reason);
+        tracing::debug!(origin = %r.origin, kind = r.kind.as_str(), field = r.field, "Rejected record: {}", r.reason);
     }
     let mut articles = parsed.articles;
     let mut notices =

@@ -185,7 +185,8 @@ pub struct Parsed {
     pub articles: Vec<Article>,
     /// Rejected records, in input order.
     pub rejects: Vec<Reject>,
-    /// Records seen (accepted + rejected).
+    /// Records seen (accepted + rejected). A problem of a whole input (a truncated gzip, an
+    /// unterminated JSON array) counts as one unreadable record, so the counts add up.
     pub records: usize,
     /// Per input, in order: (name, records, accepted).
     pub per_input: Vec<(String, usize, usize)>,
@@ -242,6 +243,7 @@ pub fn parse_inputs(inputs: &[Input], max_bytes: usize, pool: &rayon::ThreadPool
             }
         }
         if let Some((line, reason)) = structure {
+            parsed.records += 1;
             parsed.rejects.push(Reject {
                 origin: origin(line + skipped_lines),
                 kind: RejectKind::Malformed,
@@ -251,12 +253,25 @@ pub fn parse_inputs(inputs: &[Input], max_bytes: usize, pool: &rayon::ThreadPool
         }
         if let Some(e) = &input.read_error {
             let line = input.bytes.iter().filter(|b| **b == b'\n').count() + 1;
-            parsed.rejects.push(Reject {
-                origin: origin(line),
-                kind: RejectKind::Malformed,
-                field: None,
-                reason: format!("input truncated: {e}"),
-            });
+            // The record cut off by the truncation is the same problem: one reject, not two.
+            match parsed.rejects.last_mut().filter(|r| {
+                r.origin.line == line
+                    && Arc::ptr_eq(&r.origin.file, &input.name)
+                    && r.kind == RejectKind::Malformed
+            }) {
+                Some(cut) => {
+                    cut.reason = format!("input truncated: {e} (the last record is cut off)");
+                }
+                None => {
+                    parsed.records += 1;
+                    parsed.rejects.push(Reject {
+                        origin: origin(line),
+                        kind: RejectKind::Malformed,
+                        field: None,
+                        reason: format!("input truncated: {e}"),
+                    });
+                }
+            }
         }
     }
     for (i, a) in parsed.articles.iter_mut().enumerate() {
@@ -833,6 +848,7 @@ mod tests {
         let truncated = parse("t.json", b"[{\"title\":\"A\"},\n{\"title\":\"B\"");
         assert_eq!(truncated.articles.len(), 1);
         assert_eq!(truncated.rejects.len(), 2, "{:?}", truncated.rejects);
+        assert_eq!(truncated.records, 3, "read = accepted + rejected");
     }
 
     #[test]
@@ -872,6 +888,30 @@ mod tests {
             "{:?}",
             p.rejects
         );
+        // Cut inside a record and at a line end: the counts add up either way, and the cut
+        // record is one reject, not two.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for i in 0..400 {
+            writeln!(enc, "{{\"title\":\"article number {i} of a long dump\"}}").unwrap();
+        }
+        let gz = enc.finish().unwrap();
+        for cut in [gz.len() / 3, gz.len() / 2, gz.len() - 9] {
+            let p = parse("cut.gz", &gz[..cut]);
+            assert!(!p.articles.is_empty() && !p.rejects.is_empty());
+            assert_eq!(
+                p.records,
+                p.articles.len() + p.rejects.len(),
+                "cut at {cut}"
+            );
+            let lines: std::collections::HashSet<usize> =
+                p.rejects.iter().map(|r| r.origin.line).collect();
+            assert_eq!(
+                lines.len(),
+                p.rejects.len(),
+                "one reject per line: {:?}",
+                p.rejects
+            );
+        }
     }
 
     #[test]

@@ -175,6 +175,18 @@ fn remove_stale_temps(dir: &Path, name: &str) {
     }
 }
 
+/// Creates the directory `path` goes in, when it is missing (the state directory of a host
+/// whose first run finds Redis down or writes its first mirror).
+///
+/// # Errors
+/// [`Error::Io`] naming the directory.
+pub fn create_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,6 +172,7 @@ impl Mirror {
         events: &[(&str, serde_json::Value)],
         supersede: bool,
     ) -> Result<()> {
+        super::file::create_parent(&self.path)?;
         let marker = self.pending_path();
         remove(&marker)?;
         if supersede {
@@ -212,6 +213,7 @@ impl Mirror {
     /// Redis is down would re-apply its work instead of trusting a stale copy).
     pub fn saved(&self, state: &StoryState, version: u64) {
         let write = || -> Result<()> {
+            super::file::create_parent(&self.path)?;
             remove(&self.version_path())?;
             super::file::save(&self.path, state)?;
             write_atomic(&self.version_path(), &format!("{version}\n"))
@@ -235,6 +237,7 @@ fn append(p: &Path, text: &str) -> Result<()> {
     if text.is_empty() {
         return Ok(());
     }
+    super::file::create_parent(p)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

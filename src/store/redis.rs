@@ -42,10 +42,15 @@ pub struct Pool {
     pool: r2d2::Pool<Manager>,
     client: redis::Client,
     auth_failed: std::sync::Arc<AtomicBool>,
+    /// Set once any connection to the server succeeded: before that, a refused connection
+    /// means nothing listens there (a configuration error, reported at once); after it, the
+    /// server went away and comes back (a restart, retried for `retry_ms`).
+    reached: std::sync::Arc<AtomicBool>,
     round_trips: std::sync::Arc<AtomicU64>,
     /// `host:port/db`, for messages.
     pub name: String,
     retry: Duration,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -60,6 +65,8 @@ struct Manager {
     timeout: Duration,
     /// Set when the server refused our credentials (r2d2 only hands back a message).
     auth_failed: std::sync::Arc<AtomicBool>,
+    /// Set at the first successful connection (see [`Pool`]).
+    reached: std::sync::Arc<AtomicBool>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -77,6 +84,7 @@ impl r2d2::ManageConnection for Manager {
             })?;
         conn.set_read_timeout(Some(self.timeout))?;
         conn.set_write_timeout(Some(self.timeout))?;
+        self.reached.store(true, Ordering::Relaxed);
         Ok(conn)
     }
 
@@ -171,6 +179,7 @@ impl Pool {
         let client = redis::Client::open(info).map_err(|e| bad(format!("{name}: {e}")))?;
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
         let auth_failed = std::sync::Arc::new(AtomicBool::new(false));
+        let reached = std::sync::Arc::new(AtomicBool::new(false));
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(0))
@@ -181,14 +190,17 @@ impl Pool {
                 client: client.clone(),
                 timeout,
                 auth_failed: auth_failed.clone(),
+                reached: reached.clone(),
             });
         Ok(Pool {
             pool,
             client,
             auth_failed,
+            reached,
             round_trips: std::sync::Arc::new(AtomicU64::new(0)),
             name,
             retry: Duration::from_millis(cfg.retry_ms),
+            timeout,
         })
     }
 
@@ -203,6 +215,7 @@ impl Pool {
         what: &str,
         mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
+        self.first_contact()?;
         let start = Instant::now();
         let mut wait = Duration::from_millis(50);
         loop {
@@ -230,6 +243,33 @@ impl Pool {
             tracing::debug!(server = %self.name, what, error = %message, "Redis call failed; retrying.");
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(1000));
+        }
+    }
+
+    /// Before the first successful connection: one direct attempt, so that a server nobody
+    /// runs is reported at once with what to do, instead of after the pool's timeout and
+    /// the retry window (10 s and more for a mistyped port).
+    fn first_contact(&self) -> Result<()> {
+        if self.reached.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match self.client.get_connection_with_timeout(self.timeout) {
+            Ok(_) => {
+                self.reached.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) if e.is_connection_refusal() => Err(Error::Redis {
+                server: self.name.clone(),
+                message: format!(
+                    "connection refused: no Redis server listens there. Start one, or point \
+                     perps-news at yours with --redis-url URL (or REDIS_URL, or the \
+                     pipeline's [redis] section; the default is 127.0.0.1:6380); `run` and \
+                     `stories` can use a local state file instead with --state FILE ({e})"
+                ),
+            }),
+            // Anything else (a timeout, a loading server, refused credentials) is for the
+            // pool's own handling and retries.
+            Err(_) => Ok(()),
         }
     }
 

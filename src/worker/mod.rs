@@ -389,6 +389,18 @@ async fn summaries(stats: Arc<Stats>, every: Duration) {
 /// # Errors
 /// Config errors, unreadable files, the queue unreachable.
 pub fn enqueue(args: &EnqueueArgs) -> Result<i32> {
+    // A job on a queue no worker serves waits forever and nobody is told.
+    if !args.queue_any && !jobs::KINDS.contains(&args.queue.as_str()) {
+        return Err(Error::Config {
+            origin: "enqueue".into(),
+            message: format!(
+                "unknown queue {:?}: perps-news workers serve {} (--queue-any sends to \
+                 another queue anyway)",
+                args.queue,
+                jobs::KINDS.join(", ")
+            ),
+        });
+    }
     let cfg = load_config(args.pipeline.as_deref(), args.redis_url.as_ref())?;
     let name = args.name.clone().unwrap_or_else(|| args.queue.clone());
     let mut payloads = Vec::new();

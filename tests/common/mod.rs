@@ -30,7 +30,10 @@ pub fn bin() -> Command {
     ] {
         c.env_remove(var);
     }
+    // Fallback files (mirror, event spool) in the test's working directory, where the tests
+    // look for them; the default state directory has a test of its own.
     c.env_remove("CLUSTER_BATCH_SIZE")
+        .env("PERPS_NEWS_STATE_DIR", ".")
         .env_remove("RAYON_NUM_THREADS")
         .env("RUST_LOG", "warn");
     c
