@@ -276,7 +276,11 @@ fn one_run(
     let lines = outcome
         .assignments
         .iter()
-        .map(|(id, c)| perps_news::report::AssignmentLine { id, cluster: c });
+        .map(|(id, c)| perps_news::report::AssignmentLine {
+            id,
+            cluster: c,
+            duplicate_of: outcome.duplicate_of.get(id).map(String::as_str),
+        });
     perps_news::report::write_jsonl(&out.join("assignments.jsonl"), lines).expect("write");
     perps_news::report::write_jsonl(&out.join("stories.jsonl"), &outcome.stories).expect("write");
     outcome

@@ -211,7 +211,10 @@ fn copy_detection_precision_and_recall_on_real_articles() {
 /// The dev set plus the 180 rewrites as one dump: each rewrite from its own outlet
 /// (`outlet-<variant>.example`), 5 to 30 minutes after its original. Returns the JSON lines
 /// sorted by time and the (copy id, original id) pairs.
-fn dump_with_copies() -> (Vec<(i64, String)>, Vec<(String, String)>) {
+/// (time, JSON line) records of a dump.
+type Lines = Vec<(i64, String)>;
+
+fn dump_with_copies() -> (Lines, Vec<(String, String)>) {
     let dev = dev_set();
     let by_id: std::collections::HashMap<&str, &Doc> =
         dev.iter().map(|d| (d.id.as_str(), d)).collect();
