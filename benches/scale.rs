@@ -281,7 +281,7 @@ fn one_run(
         .map(|(id, c)| perps_news::report::AssignmentLine {
             id,
             cluster: c,
-            duplicate_of: None,
+            duplicate_of: outcome.duplicate_of.get(id).map(String::as_str),
         });
     perps_news::report::write_jsonl(&out.join("assignments.jsonl"), lines).expect("write");
     perps_news::report::write_jsonl(&out.join("stories.jsonl"), &outcome.stories).expect("write");

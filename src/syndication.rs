@@ -60,8 +60,11 @@ pub const MIN_SHINGLES: u32 = 12;
 pub const MIN_SAMPLE: usize = 8;
 /// Fewest shared hashes that make an original a candidate.
 pub const MIN_SHARED: usize = 2;
-/// Hashes carried by more originals than this are not used to find candidates.
-pub const MAX_POSTING: usize = 64;
+/// Hashes carried by more originals than this are boilerplate: not used to find candidates.
+pub const MAX_POSTING: usize = 16;
+/// Candidates checked per article: those sharing the most hashes (ties: the earliest). A copy
+/// shares far more hashes with its original than look-alikes sharing a sentence do.
+pub const MAX_CANDIDATES: usize = 8;
 /// Default containment needed to call an article a copy.
 pub const DEFAULT_THRESHOLD: f32 = 0.6;
 
@@ -164,9 +167,8 @@ fn body_words(body: &str, out: &mut Vec<u64>) {
     }
 }
 
-/// Estimated containment of the smaller text in the larger (see the module docs), with the
-/// number of sampled hashes it rests on.
-pub fn containment(a: &Sketch, b: &Sketch) -> (f32, usize) {
+/// τ of two sketches and how many hashes of each are at or below it.
+fn below_tau(a: &Sketch, b: &Sketch) -> (usize, usize) {
     let cap = |s: &Sketch| {
         if s.hashes.len() >= SKETCH_SIZE {
             s.hashes.last().copied().unwrap_or(u32::MAX)
@@ -176,19 +178,28 @@ pub fn containment(a: &Sketch, b: &Sketch) -> (f32, usize) {
     };
     let tau = cap(a).min(cap(b));
     let below = |s: &Sketch| s.hashes.partition_point(|&h| h <= tau);
-    let (na, nb) = (below(a), below(b));
-    // Shared hashes at or below tau: a merge of two sorted lists.
+    (below(a), below(b))
+}
+
+/// The number of sampled hashes [`containment`] rests on.
+fn sample_size(a: &Sketch, b: &Sketch) -> usize {
+    let (na, nb) = below_tau(a, b);
+    if a.shingles <= b.shingles { na } else { nb }
+}
+
+/// Estimated containment of the smaller text in the larger (see the module docs), with the
+/// number of sampled hashes it rests on.
+pub fn containment(a: &Sketch, b: &Sketch) -> (f32, usize) {
+    let (na, nb) = below_tau(a, b);
+    // Shared hashes at or below tau: a merge of two sorted lists, without branches on the
+    // comparison (they are unpredictable, and this is the copy check's inner loop).
+    let (a_h, b_h) = (&a.hashes[..na], &b.hashes[..nb]);
     let (mut i, mut j, mut shared) = (0, 0, 0usize);
-    while i < na && j < nb {
-        match a.hashes[i].cmp(&b.hashes[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                shared += 1;
-                i += 1;
-                j += 1;
-            }
-        }
+    while i < a_h.len() && j < b_h.len() {
+        let (x, y) = (a_h[i], b_h[j]);
+        shared += usize::from(x == y);
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
     }
     let sample = if a.shingles <= b.shingles { na } else { nb };
     if sample == 0 {
@@ -205,6 +216,26 @@ struct Entry {
     article_id: String,
     time: i64,
     sketch: Sketch,
+    /// Per hash of the sketch, this entry's position in that hash's posting list (so a
+    /// removal is a swap-remove, not a scan of a list that boilerplate made long).
+    pos: Vec<u32>,
+}
+
+/// The originals carrying one hash. Most hashes are in one original only: those need no
+/// allocation of their own.
+#[derive(Debug, Clone)]
+enum Posting {
+    One((u32, u8)),
+    Many(Vec<(u32, u8)>),
+}
+
+impl Posting {
+    fn as_slice(&self) -> &[(u32, u8)] {
+        match self {
+            Posting::One(x) => std::slice::from_ref(x),
+            Posting::Many(v) => v,
+        }
+    }
 }
 
 /// What a copy was matched to.
@@ -225,7 +256,8 @@ pub struct CopyMatch {
 pub struct CopyIndex {
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
-    postings: HashMap<u32, Vec<u32>, BuildHasherDefault<IdHasher>>,
+    /// Hash → (entry id, index of the hash in that entry's sketch) of every original with it.
+    postings: HashMap<u32, Posting, BuildHasherDefault<IdHasher>>,
     by_story: HashMap<u64, Vec<u32>>,
 }
 
@@ -243,28 +275,46 @@ impl CopyIndex {
     /// Indexes an original: member `member` (article `article_id`, time `time`) of story
     /// `story`.
     pub fn insert(&mut self, story: u64, member: u32, article_id: &str, time: i64, sketch: Sketch) {
-        let e = Entry {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.entries.push(None);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let mut pos = Vec::with_capacity(sketch.hashes.len());
+        for (k, h) in sketch.hashes.iter().enumerate() {
+            // A sketch has at most SKETCH_SIZE (64) hashes, so `k` fits a byte.
+            let item = (id, k as u8);
+            match self.postings.entry(*h) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    pos.push(0);
+                    v.insert(Posting::One(item));
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let p = o.get_mut();
+                    match p {
+                        Posting::One(first) => {
+                            let first = *first;
+                            *p = Posting::Many(vec![first, item]);
+                            pos.push(1);
+                        }
+                        Posting::Many(list) => {
+                            pos.push(list.len() as u32);
+                            list.push(item);
+                        }
+                    }
+                }
+            }
+        }
+        self.entries[id as usize] = Some(Entry {
             story,
             member,
             article_id: article_id.to_string(),
             time,
             sketch,
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.entries[id as usize] = Some(e);
-                id
-            }
-            None => {
-                self.entries.push(Some(e));
-                (self.entries.len() - 1) as u32
-            }
-        };
-        if let Some(Some(e)) = self.entries.get(id as usize) {
-            for h in &e.sketch.hashes {
-                self.postings.entry(*h).or_default().push(id);
-            }
-        }
+            pos,
+        });
         self.by_story.entry(story).or_default().push(id);
     }
 
@@ -277,12 +327,35 @@ impl CopyIndex {
             let Some(e) = self.entries.get_mut(id as usize).and_then(Option::take) else {
                 continue;
             };
-            for h in &e.sketch.hashes {
-                if let Some(list) = self.postings.get_mut(h) {
-                    list.retain(|x| *x != id);
-                    if list.is_empty() {
-                        self.postings.remove(h);
+            for (h, &p) in e.sketch.hashes.iter().zip(&e.pos) {
+                let Some(posting) = self.postings.get_mut(h) else {
+                    continue;
+                };
+                let list = match posting {
+                    Posting::One(x) => {
+                        if x.0 == id {
+                            self.postings.remove(h);
+                        }
+                        continue;
                     }
+                    Posting::Many(list) => list,
+                };
+                let p = p as usize;
+                if list.get(p).is_some_and(|x| x.0 == id) {
+                    list.swap_remove(p);
+                    // The entry moved into the hole learns its new position.
+                    if let Some(&(moved, k)) = list.get(p)
+                        && let Some(Some(m)) = self.entries.get_mut(moved as usize)
+                        && let Some(slot) = m.pos.get_mut(k as usize)
+                    {
+                        *slot = p as u32;
+                    }
+                }
+                if list.len() == 1 {
+                    // Back to one original: it sits at position 0 already.
+                    *posting = Posting::One(list[0]);
+                } else if list.is_empty() {
+                    self.postings.remove(h);
                 }
             }
             self.free.push(id);
@@ -302,26 +375,57 @@ impl CopyIndex {
         threshold: f32,
         live: impl Fn(u64) -> bool,
     ) -> Option<CopyMatch> {
-        let mut shared: HashMap<u32, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
+        self.find_with(&mut Vec::new(), sketch, threshold, live)
+    }
+
+    /// [`Self::find_live`] with a caller-kept scratch buffer (no allocation per article).
+    pub fn find_with(
+        &self,
+        ids: &mut Vec<u32>,
+        sketch: &Sketch,
+        threshold: f32,
+        live: impl Fn(u64) -> bool,
+    ) -> Option<CopyMatch> {
+        // Candidate ids, one per shared hash; sorted, a run of an id is its shared count
+        // (cheaper than a map: most queries touch a few dozen ids).
+        ids.clear();
+        // Query hashes whose lists were skipped: a candidate may share those too.
+        let mut skipped = 0usize;
         for h in &sketch.hashes {
             let Some(list) = self.postings.get(h) else {
                 continue;
             };
+            let list = list.as_slice();
             if list.len() > MAX_POSTING {
+                skipped += 1;
                 continue;
             }
-            for id in list {
-                *shared.entry(*id).or_default() += 1;
-            }
+            ids.extend(list.iter().map(|x| x.0));
+        }
+        ids.sort_unstable();
+        // (shared hashes, entry) of the candidates, most shared first, ties the earliest.
+        let mut cands: Vec<(usize, &Entry)> = ids
+            .chunk_by(|a, b| a == b)
+            .filter(|run| run.len() >= MIN_SHARED)
+            .filter_map(|run| Some((run.len(), self.entries.get(run[0] as usize)?.as_ref()?)))
+            .collect();
+        let order = |a: &(usize, &Entry), b: &(usize, &Entry)| {
+            b.0.cmp(&a.0)
+                .then(a.1.time.cmp(&b.1.time))
+                .then_with(|| a.1.article_id.cmp(&b.1.article_id))
+        };
+        if cands.len() > MAX_CANDIDATES {
+            cands.select_nth_unstable_by(MAX_CANDIDATES - 1, order);
+            cands.truncate(MAX_CANDIDATES);
         }
         let mut best: Option<(&Entry, f32)> = None;
-        for (id, n) in shared {
-            if n < MIN_SHARED {
+        for (n, e) in cands {
+            // It shares at most `n + skipped` hashes: when even that cannot reach the
+            // threshold, the exact estimate is not needed (most look-alikes end here).
+            let sample = sample_size(sketch, &e.sketch);
+            if sample < MIN_SAMPLE || ((n + skipped) as f32) < threshold * sample as f32 {
                 continue;
             }
-            let Some(Some(e)) = self.entries.get(id as usize) else {
-                continue;
-            };
             if !live(e.story) {
                 continue;
             }

@@ -211,10 +211,10 @@ fn copy_detection_precision_and_recall_on_real_articles() {
 /// The dev set plus the 180 rewrites as one dump: each rewrite from its own outlet
 /// (`outlet-<variant>.example`), 5 to 30 minutes after its original. Returns the JSON lines
 /// sorted by time and the (copy id, original id) pairs.
-/// (time, JSON line) of each article, and (copy id, original id) of each planted copy.
-type DumpWithCopies = (Vec<(i64, String)>, Vec<(String, String)>);
+/// (time, JSON line) records of a dump.
+type Lines = Vec<(i64, String)>;
 
-fn dump_with_copies() -> DumpWithCopies {
+fn dump_with_copies() -> (Lines, Vec<(String, String)>) {
     let dev = dev_set();
     let by_id: std::collections::HashMap<&str, &Doc> =
         dev.iter().map(|d| (d.id.as_str(), d)).collect();
@@ -345,7 +345,18 @@ fn copies_are_marked_join_their_original_and_never_count_as_sources() {
             v["sources"].as_u64().unwrap(),
             v["outlets"].as_u64().unwrap(),
         );
-        assert!(outlets > sources, "{l}");
+        // A planted copy comes from an outlet of its own; a copy in the dev set itself may be
+        // the same outlet's update (then it adds no outlet either).
+        let planted = v["copies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| expected.contains_key(c["id"].as_str().unwrap_or("")));
+        if planted {
+            assert!(outlets > sources, "{l}");
+        } else {
+            assert!(outlets >= sources, "{l}");
+        }
         let members: Vec<&str> = v["articles"]
             .as_array()
             .unwrap()

@@ -327,6 +327,8 @@ impl Clusterer {
         pool: &rayon::ThreadPool,
     ) -> ClusteredBatch {
         let symbols = signals.symbols;
+        // Reused by every copy lookup of the batch.
+        let mut copy_scratch: Vec<u32> = Vec::new();
         // Story slots by `seq`, for copies found in the index (slots only change when a
         // batch ends and stories retire, or when a story opens, which is added below).
         let mut slot_of: HashMap<u64, usize> = self
@@ -445,10 +447,12 @@ impl Clusterer {
                             stories[slot].last_seen >= cutoff && stories[slot].first_seen <= horizon
                         })
                     };
-                    let m =
-                        self.state
-                            .copy_index
-                            .find_live(sk, self.syndication.threshold, live)?;
+                    let m = self.state.copy_index.find_with(
+                        &mut copy_scratch,
+                        sk,
+                        self.syndication.threshold,
+                        live,
+                    )?;
                     Some((slot_of[&m.story], m.original))
                 });
                 let exact = sparse[i].as_deref();
