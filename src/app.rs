@@ -1194,26 +1194,7 @@ impl Journal<'_> {
         Ok(parsed
             .articles
             .iter()
-            .map(|a| {
-                let mut o = serde_json::Map::new();
-                o.insert("id".into(), a.id.clone().into());
-                o.insert("title".into(), a.title.clone().into());
-                o.insert("body".into(), a.body.clone().into());
-                if let Some(u) = &a.url {
-                    o.insert("url".into(), u.clone().into());
-                }
-                if let Some(src) = &a.source {
-                    o.insert("source".into(), src.clone().into());
-                }
-                o.insert(
-                    "published_at".into(),
-                    crate::time::format_rfc3339(a.time(self.ingest_time)).into(),
-                );
-                if let Some(l) = &a.lang {
-                    o.insert("lang".into(), l.clone().into());
-                }
-                serde_json::Value::Object(o)
-            })
+            .map(|a| a.to_record(Some(a.time(self.ingest_time))))
             .collect())
     }
 }

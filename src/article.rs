@@ -50,6 +50,31 @@ impl Article {
     }
 }
 
+impl Article {
+    /// The article as an input record (`id`, `title`, `body`, `url`, `source`,
+    /// `published_at`, `lang`), to be read again by a later run; `published_at` is the time
+    /// to write, if any.
+    pub fn to_record(&self, published_at: Option<i64>) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        o.insert("id".into(), self.id.clone().into());
+        o.insert("title".into(), self.title.clone().into());
+        o.insert("body".into(), self.body.clone().into());
+        if let Some(u) = &self.url {
+            o.insert("url".into(), u.clone().into());
+        }
+        if let Some(s) = &self.source {
+            o.insert("source".into(), s.clone().into());
+        }
+        if let Some(t) = published_at {
+            o.insert("published_at".into(), crate::time::format_rfc3339(t).into());
+        }
+        if let Some(l) = &self.lang {
+            o.insert("lang".into(), l.clone().into());
+        }
+        serde_json::Value::Object(o)
+    }
+}
+
 /// A position in the input: file (or `-` for stdin) and 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {

@@ -407,20 +407,15 @@ fn stories_output_describes_each_story() {
     let dir = tempfile::tempdir().unwrap();
     let (a, s) = (dir.path().join("a.jsonl"), dir.path().join("s.jsonl"));
     let f = root("fixtures/news-100.jsonl");
-    let out = run(
+    common::run_quiet(
+        &f,
         &[
-            "run",
-            "-q",
             "--assignments",
             a.to_str().unwrap(),
             "--stories",
             s.to_str().unwrap(),
-            f.to_str().unwrap(),
         ],
-        None,
-        &[],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let stories = jsonl(&s);
     let total: u64 = stories.iter().map(|s| s["size"].as_u64().unwrap()).sum();
     assert_eq!(total, 100);
@@ -692,22 +687,17 @@ fn stories_output_lists_stories_forgotten_before_the_run_ended() {
     );
     assert!(out.status.success());
     let (a, s) = (dir.path().join("a.jsonl"), dir.path().join("s.jsonl"));
-    let out = run(
+    common::run_quiet(
+        &dump,
         &[
-            "run",
-            "-q",
             "--now",
             "2100-01-01T00:00:00Z",
             "--assignments",
             a.to_str().unwrap(),
             "--stories",
             s.to_str().unwrap(),
-            dump.to_str().unwrap(),
         ],
-        None,
-        &[],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let in_assignments: std::collections::BTreeSet<String> = jsonl(&a)
         .iter()
         .map(|v| v["cluster"].as_str().unwrap().to_string())

@@ -176,23 +176,16 @@ fn known_in_shared_state(redis: &RedisServer, dumps: &[&Path]) -> u64 {
     v["alreadyKnown"].as_u64().unwrap()
 }
 
-/// `run --json --pipeline P --redis-url U --spool SP` in `host`, which must succeed.
+/// `run --json --pipeline P --redis-url U INPUTS...` in `host`, which must succeed.
+fn redis_run(host: &Path, pipeline: &str, url: &str, inputs: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", "--json", "--pipeline", pipeline, "--redis-url", url];
+    args.extend_from_slice(inputs);
+    common::json(&run_in(host, &args, None, &[]))
+}
+
+/// [`redis_run`] on the spool directory `sp`.
 fn spool_run(host: &Path, pipeline: &str, url: &str, sp: &str) -> serde_json::Value {
-    common::json(&run_in(
-        host,
-        &[
-            "run",
-            "--json",
-            "--pipeline",
-            pipeline,
-            "--redis-url",
-            url,
-            "--spool",
-            sp,
-        ],
-        None,
-        &[],
-    ))
+    redis_run(host, pipeline, url, &["--spool", sp])
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -388,56 +381,16 @@ fn a_save_refused_for_memory_fails_the_run_and_the_next_run_reapplies_it_on_the_
     );
 
     // Another host saves in between; A's next run re-applies A's articles on top of it.
-    let vb = common::json(&run_in(
-        host_b.path(),
-        &[
-            "run",
-            "--json",
-            "--pipeline",
-            &fast,
-            "--redis-url",
-            &url,
-            b.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    ));
+    let vb = redis_run(host_b.path(), &fast, &url, &[b.to_str().unwrap()]);
     assert_eq!(vb["redis"]["stateVersion"], 1);
-    let out = run_in(
-        host_a.path(),
-        &[
-            "run",
-            "--json",
-            "--pipeline",
-            &fast,
-            "--redis-url",
-            &url,
-            c.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    let v = common::json(&out);
+    let v = redis_run(host_a.path(), &fast, &url, &[c.to_str().unwrap()]);
     assert_eq!(v["totalProcessed"], 2100, "{v}");
     assert_eq!(v["redis"]["reapplied"], 2000, "{v}");
     assert_eq!(v["redis"]["stateVersion"], 2, "{v}");
     assert_counted_once(&redis, 2400);
     assert_eq!(known_in_shared_state(&redis, &[&a, &b, &c]), 2400);
     // Nothing is pending any more: a further run re-applies nothing.
-    let again = common::json(&run_in(
-        host_a.path(),
-        &[
-            "run",
-            "--json",
-            "--pipeline",
-            &fast,
-            "--redis-url",
-            &url,
-            c.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    ));
+    let again = redis_run(host_a.path(), &fast, &url, &[c.to_str().unwrap()]);
     assert_eq!(again["redis"]["reapplied"], 0, "{again}");
     assert_eq!(again["totalProcessed"], 0, "{again}");
 }

@@ -14,6 +14,22 @@ fn main_server() -> RedisServer {
     RedisServer::start(Some("systemd/perps-redis.conf"), &[])
 }
 
+/// Gives a generated dump ids and urls of its own (`later-…`), so that it shares none with
+/// the fixture, whatever the generator's numbering.
+fn relabel(path: &std::path::Path) {
+    let text: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("later-{}", v["id"].as_str().unwrap()).into();
+            v["url"] = format!("{}-later", v["url"].as_str().unwrap()).into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
 fn fixture(name: &str) -> String {
     root(name).to_str().unwrap().to_string()
 }
@@ -361,18 +377,7 @@ fn redis_down_from_the_start_keeps_work_with_the_mirror_and_the_next_run_deliver
     let url = redis.url(0);
     let f = fixture("fixtures/news-100.jsonl");
     let later = generated(dir.path(), "later.jsonl", 300, 77);
-    // The generator numbers articles from zero, like the fixture: give these their own ids.
-    let text: String = std::fs::read_to_string(&later)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["id"] = format!("later-{}", v["id"].as_str().unwrap()).into();
-            v["url"] = format!("{}-later", v["url"].as_str().unwrap()).into();
-            v.to_string() + "\n"
-        })
-        .collect();
-    std::fs::write(&later, text).unwrap();
+    relabel(&later);
     let later = later.to_str().unwrap();
     let envs = [("RUST_LOG", "warn")];
     let fast = dir.path().join("fast.toml");
@@ -667,17 +672,7 @@ fn fallback_files_go_to_the_state_directory_not_the_working_directory() {
     std::fs::create_dir_all(&cwd).unwrap();
     let f = fixture("fixtures/news-100.jsonl");
     let later = generated(t.path(), "later.jsonl", 50, 5);
-    let text: String = std::fs::read_to_string(&later)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["id"] = format!("later-{}", v["id"].as_str().unwrap()).into();
-            v["url"] = format!("{}-later", v["url"].as_str().unwrap()).into();
-            v.to_string() + "\n"
-        })
-        .collect();
-    std::fs::write(&later, text).unwrap();
+    relabel(&later);
     let run = |extra: &[&str], input: &str| {
         let out = bin()
             .current_dir(&cwd)

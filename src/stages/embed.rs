@@ -23,24 +23,7 @@ pub struct Deferred {
 impl Deferred {
     /// The article as an input record, to be read again by a later run.
     pub fn record(&self) -> serde_json::Value {
-        let a = &self.article;
-        let mut o = serde_json::Map::new();
-        o.insert("id".into(), a.id.clone().into());
-        o.insert("title".into(), a.title.clone().into());
-        o.insert("body".into(), a.body.clone().into());
-        if let Some(u) = &a.url {
-            o.insert("url".into(), u.clone().into());
-        }
-        if let Some(s) = &a.source {
-            o.insert("source".into(), s.clone().into());
-        }
-        if let Some(t) = a.published_at {
-            o.insert("published_at".into(), crate::time::format_rfc3339(t).into());
-        }
-        if let Some(l) = &a.lang {
-            o.insert("lang".into(), l.clone().into());
-        }
-        serde_json::Value::Object(o)
+        self.article.to_record(self.article.published_at)
     }
 }
 
