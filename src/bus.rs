@@ -138,6 +138,103 @@ pub struct PositionClosed {
     pub pnl: f64,
 }
 
+/// A bus payload. The type names its channel, so what goes out on a channel is always that
+/// channel's type: [`NewsStory`] on `news:story`, the run [`crate::report::Summary`] on
+/// `news:clustered` ([`NewsClustered`] is what a consumer reads of it).
+pub trait Event: Serialize {
+    /// The channel (and stream) it is published on.
+    const CHANNEL: &'static str;
+
+    /// The channel and the JSON payload, as [`Bus::publish_all_or_spool`] takes them.
+    fn message(&self) -> (&'static str, serde_json::Value) {
+        (
+            Self::CHANNEL,
+            serde_json::to_value(self).unwrap_or_default(),
+        )
+    }
+}
+
+impl Event for crate::report::Summary {
+    const CHANNEL: &'static str = NEWS_CLUSTERED;
+}
+impl Event for NewsClustered {
+    const CHANNEL: &'static str = NEWS_CLUSTERED;
+}
+impl Event for NewsStory {
+    const CHANNEL: &'static str = NEWS_STORY;
+}
+impl Event for TradingCycleComplete {
+    const CHANNEL: &'static str = TRADING_CYCLE_COMPLETE;
+}
+impl Event for ExecutionFilled {
+    const CHANNEL: &'static str = EXECUTION_FILLED;
+}
+impl Event for ExecutionFailed {
+    const CHANNEL: &'static str = EXECUTION_FAILED;
+}
+impl Event for CircuitBreakerOpen {
+    const CHANNEL: &'static str = CIRCUIT_BREAKER_OPEN;
+}
+impl Event for PositionOpened {
+    const CHANNEL: &'static str = POSITION_OPENED;
+}
+impl Event for PositionClosed {
+    const CHANNEL: &'static str = POSITION_CLOSED;
+}
+
+/// The `news:story` events of a run: the stories it opened or turned breaking, as they stand
+/// at the end of the run (heat at each story's latest article, `tau_hours` its decay).
+pub fn story_events(
+    outcome: &crate::pipeline::RunOutcome,
+    tau_hours: f64,
+) -> Vec<(&'static str, serde_json::Value)> {
+    let slots: std::collections::HashMap<&str, usize> = outcome
+        .state
+        .stories
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    outcome
+        .events
+        .iter()
+        .filter_map(|ev| slots.get(ev.story_id.as_str()))
+        .map(|&i| {
+            let s = &outcome.state.stories[i];
+            let rec = crate::report::StoryRecord::from_story(s, s.last_seen, tau_hours, None);
+            NewsStory {
+                story_id: rec.id,
+                label: rec.label,
+                symbols: rec.symbols,
+                size: rec.size,
+                sources: rec.sources,
+                heat: rec.heat,
+                first_seen: rec.first_published_at,
+                last_seen: rec.last_published_at,
+                breaking: rec.breaking,
+                outlets: rec.outlets,
+                direction: Some(rec.direction),
+            }
+            .message()
+        })
+        .collect()
+}
+
+/// Sends every circuit-breaker opening `alerts` raises to `circuit:breaker:open` on `bus`
+/// (spooled if Redis is down).
+pub fn forward_alerts(alerts: &crate::api::Alerts, bus: Bus) {
+    alerts.connect(move |name, reason| {
+        let (channel, payload) = CircuitBreakerOpen {
+            breaker_name: name.to_string(),
+            reason: reason.to_string(),
+        }
+        .message();
+        if let Err(e) = bus.publish_or_spool(channel, &payload) {
+            tracing::error!(error = %e, breaker = name, "circuit:breaker:open could not be published or spooled.");
+        }
+    });
+}
+
 /// One line of the spool file.
 #[derive(Debug, Serialize, Deserialize)]
 struct Spooled {

@@ -10,6 +10,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Every environment variable perps-news reads, with what it sets. [`PipelineConfig::apply_env`]
+/// reads the pipeline's; the command line reads the others (clap `env`). Tests clear them all
+/// so a variable of the machine they run on cannot change a result.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_HOST", "redis.host"),
+    ("REDIS_PORT", "redis.port"),
+    ("REDIS_USERNAME", "redis.username"),
+    ("REDIS_PASSWORD", "redis.password"),
+    ("REDIS_PASSWORD_FILE", "redis.password_file"),
+    ("REDIS_CACHE_DB", "redis.cache_db"),
+    ("REDIS_CACHE_PREFIX", "redis.cache_prefix"),
+    ("REDIS_QUEUE_DB", "redis.queue_db"),
+    ("REDIS_CACHE_URL", "redis.cache_url"),
+    ("PERPS_NEWS_STATE_DIR", "redis.state_dir (where relative fallback files go)"),
+    ("STATE_DIRECTORY", "the default state_dir under systemd (StateDirectory=)"),
+    ("XDG_STATE_HOME", "the default state_dir: $XDG_STATE_HOME/perps-news"),
+    ("HOME", "the default state_dir: ~/.local/state/perps-news"),
+    ("OPENROUTER_BASE_URL", "api.base_url"),
+    ("OPENROUTER_CONCURRENCY", "api.concurrency"),
+    ("OPENROUTER_EMBED_MODEL", "embed.openai.model"),
+    ("OPENROUTER_CHAT_MODEL", "label.llm.model"),
+    ("OPENROUTER_FALLBACK_MODEL", "label.llm.fallback_model"),
+    ("NEWS_WORKER_ALLOWED_DIRS", "worker.allowed_dirs"),
+    ("CLUSTER_BATCH_SIZE", "ingest.batch_size"),
+    ("OPENROUTER_API_KEY", "the API key (the variable api.api_key_env names)"),
+    ("NEWS_WORKER_CONCURRENCY", "worker --concurrency"),
+    ("PERPS_NEWS_NOW", "run --now"),
+    ("RUST_LOG", "log filter"),
+    ("NO_COLOR", "no colour in logs"),
+    ("PERPS_NEWS_TEST_JOB_DELAY_MS", "test only: every worker job sleeps this long first"),
+];
+
+/// The configuration every command runs with: the pipeline file (or the built-in default),
+/// then the environment, then `--redis-url`. Commands add their own flags after this; this is
+/// the one place that reads the environment for the pipeline.
+///
+/// # Errors
+/// [`Error::Config`] for an unreadable or invalid file or a malformed variable.
+pub fn resolve(pipeline: Option<&Path>, redis_url: Option<&str>) -> Result<PipelineConfig> {
+    let mut cfg = PipelineConfig::load(pipeline)?;
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    cfg.redis.set_url_from_command_line(redis_url);
+    Ok(cfg)
+}
+
 /// The pipeline `run` uses when no `--pipeline` is given; identical to the built-in defaults
 /// (a test keeps them in step).
 pub const DEFAULT_PIPELINE: &str = include_str!("../pipelines/default.toml");
@@ -689,7 +735,7 @@ impl PipelineConfig {
     }
 
     /// Applies environment overrides read through `var` (so tests need not touch the real
-    /// environment). Recognised: `CLUSTER_BATCH_SIZE`.
+    /// environment): the pipeline's variables of [`ENV_VARS`].
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable when a value does not parse or is out of range.
@@ -936,6 +982,37 @@ pub fn with_overrides(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_pipeline_variable_of_the_table_is_read() {
+        // The command line, logging and the worker read these; apply_env reads the rest.
+        let cli_only = [
+            "OPENROUTER_API_KEY",
+            "NEWS_WORKER_CONCURRENCY",
+            "PERPS_NEWS_NOW",
+            "RUST_LOG",
+            "NO_COLOR",
+            "PERPS_NEWS_TEST_JOB_DELAY_MS",
+        ];
+        for (name, _) in ENV_VARS.iter().filter(|(n, _)| !cli_only.contains(n)) {
+            let asked = std::cell::RefCell::new(Vec::new());
+            let mut cfg = PipelineConfig::default();
+            let _ = cfg.apply_env(|k| {
+                asked.borrow_mut().push(k.to_string());
+                None
+            });
+            assert!(asked.borrow().iter().any(|k| k == name), "{name} is not read");
+        }
+        // And nothing is read that the table does not list.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let _ = PipelineConfig::default().apply_env(|k| {
+            asked.borrow_mut().push(k.to_string());
+            None
+        });
+        for k in asked.borrow().iter() {
+            assert!(ENV_VARS.iter().any(|(n, _)| n == k), "{k} is read but not listed");
+        }
+    }
+
     use super::*;
 
     #[test]

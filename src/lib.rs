@@ -26,18 +26,17 @@
 //!   for tests and benches.
 
 pub mod api;
-pub mod app;
 pub mod article;
 pub mod bus;
-pub mod cli;
 pub mod config;
 pub mod embed;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod http;
 pub mod kernels;
 pub mod label;
-pub mod ops;
+pub mod serve;
 pub mod pipeline;
 pub mod report;
 pub mod sentiment;

@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::article::Reject;
 use crate::error::{Error, Result};
 use crate::label::StoryLabel;
-use crate::pipeline::StageTimes;
 use crate::stages::publish::Collected;
 use crate::store::CacheStats;
 use crate::story::StoryState;
@@ -19,8 +18,8 @@ use crate::time::{format_rfc3339, format_rfc3339_millis, now_millis};
 /// Rejections beyond this many are counted but not logged one by one.
 pub const MAX_REJECTS_LOGGED: usize = 20;
 
-/// Milliseconds per stage.
-#[derive(Debug, Clone, Serialize)]
+/// Milliseconds per stage: time in each stage's `process`, and the run's wall clock.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageMs {
     /// Ingest.
     pub ingest: f64,
@@ -34,6 +33,22 @@ pub struct StageMs {
     pub publish: f64,
     /// Whole run, wall clock.
     pub wall: f64,
+}
+
+impl StageMs {
+    /// From the durations of ingest, embed, cluster, label, publish and the whole run, in
+    /// that order (rounded to microseconds).
+    pub fn from_durations(d: [std::time::Duration; 6]) -> Self {
+        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        StageMs {
+            ingest: ms(d[0]),
+            embed: ms(d[1]),
+            cluster: ms(d[2]),
+            label: ms(d[3]),
+            publish: ms(d[4]),
+            wall: ms(d[5]),
+        }
+    }
 }
 
 /// The run summary. The first four fields are the `news:clustered` event, exactly.
@@ -78,7 +93,7 @@ pub struct Summary {
     pub stage_ms: StageMs,
     /// What the run did with Redis (absent for a local run).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis: Option<crate::app::RedisReport>,
+    pub redis: Option<crate::store::session::RedisReport>,
     /// Articles with no vector (the embedding API failed for them), kept for the next run.
     #[serde(skip_serializing_if = "is_zero")]
     pub deferred: usize,
@@ -103,13 +118,12 @@ impl Summary {
         opened: usize,
         state: &StoryState,
         cache_stats: CacheStats,
-        t: StageTimes,
+        stage_ms: StageMs,
     ) -> Self {
         let mut by_reason = BTreeMap::new();
         for r in rejects {
             *by_reason.entry(r.kind.as_str()).or_insert(0) += 1;
         }
-        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         Summary {
             timestamp: format_rfc3339_millis(now_millis()),
             total_processed: collected.processed,
@@ -129,14 +143,7 @@ impl Summary {
             redis: None,
             deferred: 0,
             api: None,
-            stage_ms: StageMs {
-                ingest: ms(t.ingest),
-                embed: ms(t.embed),
-                cluster: ms(t.cluster),
-                label: ms(t.label),
-                publish: ms(t.publish),
-                wall: ms(t.wall),
-            },
+            stage_ms,
         }
     }
 

@@ -429,6 +429,20 @@ pub struct SymbolBook {
 }
 
 impl SymbolBook {
+    /// The symbol dictionary `cfg` names (the shipped one by default).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the file and the problem.
+    pub fn from_config(cfg: &crate::config::SignalsConfig) -> crate::Result<Self> {
+        if cfg.symbols_path.is_empty() {
+            return Ok(Self::builtin());
+        }
+        Self::load(std::path::Path::new(&cfg.symbols_path)).map_err(|e| crate::Error::Config {
+            origin: cfg.symbols_path.clone(),
+            message: e.to_string(),
+        })
+    }
+
     /// The shipped dictionary ([`BUILTIN_SYMBOLS`]).
     ///
     /// A test guarantees it parses; should it ever fail, the error is logged and an empty

@@ -3,7 +3,7 @@
 
 use super::{Labeler, StoryLabel};
 use crate::error::Result;
-use crate::stages::cluster::StorySnapshot;
+use crate::label::StorySnapshot;
 
 /// Labels longer than this are cut at a word boundary.
 const MAX_LABEL_CHARS: usize = 140;

@@ -16,7 +16,7 @@ use super::{Labeler, StoryLabel};
 use crate::api::{self, CallError, Client, Context, Counters, Invalid};
 use crate::config::PipelineConfig;
 use crate::error::Result;
-use crate::stages::cluster::StorySnapshot;
+use crate::label::StorySnapshot;
 use crate::store::Cache;
 
 /// Longest headline kept (longer replies are cut at a word).

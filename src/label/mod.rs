@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::config::PipelineConfig;
 use crate::error::Result;
-use crate::stages::cluster::StorySnapshot;
 
 /// A story's name and characteristic terms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,6 +29,44 @@ pub struct StoryLabel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<crate::sentiment::StoryDirection>,
 }
+
+impl StoryLabel {
+    /// Writes the label into `story`: its label and terms always, its category and direction
+    /// when the labeler gave one (otherwise the earlier ones stand). Every path that stores
+    /// labels (a run, the labeling job) goes through here.
+    pub fn apply_to(&self, story: &mut crate::story::Story) {
+        story.label.clone_from(&self.label);
+        story.top_terms.clone_from(&self.top_terms);
+        if self.category.is_some() {
+            story.category.clone_from(&self.category);
+        }
+        if self.direction.is_some() {
+            story.llm_direction.clone_from(&self.direction);
+        }
+    }
+}
+
+/// What the label stage needs to know about a story that changed.
+#[derive(Debug, Clone)]
+pub struct StorySnapshot {
+    /// Story id.
+    pub id: String,
+    /// Title of its most central article.
+    pub rep_title: String,
+    /// Accumulated title-term weights.
+    pub terms: Vec<(String, f32)>,
+    /// Number of articles.
+    pub size: usize,
+    /// Titles of the story's articles in this batch (up to [`SNAPSHOT_TITLES`], first
+    /// seen first), for labelers that read them.
+    pub titles: Vec<String>,
+    /// The story's perp symbols, heaviest first (the `llm` labeler asks a direction for
+    /// each).
+    pub symbols: Vec<String>,
+}
+
+/// Batch titles kept per touched story in a [`StorySnapshot`].
+pub const SNAPSHOT_TITLES: usize = 8;
 
 /// Names stories from what the cluster stage knows about them.
 pub trait Labeler: Send + Sync {

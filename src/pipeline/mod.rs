@@ -12,7 +12,7 @@
 
 mod run;
 
-pub use run::{RunInput, RunOptions, RunOutcome, StageTimes, run};
+pub use run::{RunInput, RunOptions, RunOutcome, run};
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

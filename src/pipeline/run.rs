@@ -9,11 +9,11 @@ use crate::config::PipelineConfig;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::label::Labeler;
-use crate::report::{StoryRecord, Summary};
+use crate::report::{StageMs, StoryRecord, Summary};
 use crate::stages::Batch;
 use crate::stages::cluster::{ClusterStage, Clusterer};
 use crate::stages::embed::EmbedStage;
-use crate::stages::ingest::{self, Duplicate, Input};
+use crate::stages::ingest::{self, Duplicate};
 use crate::stages::label::LabelStage;
 use crate::stages::publish::PublishStage;
 use crate::store::Cache;
@@ -31,6 +31,9 @@ pub enum RunInput {
         /// The dump.
         bytes: Vec<u8>,
     },
+    /// Records parsed already (the worker parses a job once, to embed it before taking the
+    /// state lock), with their rejects.
+    Parsed(ingest::Parsed),
 }
 
 /// Settings of one run that are not part of the pipeline declaration.
@@ -42,23 +45,6 @@ pub struct RunOptions {
     pub progress: bool,
     /// The run's ingest time (epoch seconds), standing in for missing publication times.
     pub ingest_time: i64,
-}
-
-/// Time spent in each stage.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StageTimes {
-    /// Reading, parsing, deduplicating and ordering.
-    pub ingest: Duration,
-    /// Embedding (with cache lookups).
-    pub embed: Duration,
-    /// Assigning articles to stories.
-    pub cluster: Duration,
-    /// Labeling touched stories.
-    pub label: Duration,
-    /// Collecting and publishing.
-    pub publish: Duration,
-    /// Wall time of the whole run.
-    pub wall: Duration,
 }
 
 /// Everything a run produced.
@@ -224,14 +210,7 @@ pub fn run(
     // Labels go back into the state, active or already retired.
     for s in &mut state.stories {
         if let Some(l) = collected.labels.get(&s.id) {
-            s.label.clone_from(&l.label);
-            s.top_terms.clone_from(&l.top_terms);
-            if l.category.is_some() {
-                s.category.clone_from(&l.category);
-            }
-            if l.direction.is_some() {
-                s.llm_direction.clone_from(&l.direction);
-            }
+            l.apply_to(s);
         }
     }
     for r in &mut state.retired {
@@ -288,14 +267,14 @@ pub fn run(
         cfg.signals.heat_tau_hours,
     );
     state.forgotten_stories = Vec::new();
-    let times = StageTimes {
-        ingest: ingested.time,
-        embed: embed_t,
-        cluster: cluster_t,
-        label: label_t,
-        publish: publish_t,
-        wall: started.elapsed(),
-    };
+    let times = StageMs::from_durations([
+        ingested.time,
+        embed_t,
+        cluster_t,
+        label_t,
+        publish_t,
+        started.elapsed(),
+    ]);
     let deferred = deferred
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -319,7 +298,7 @@ pub fn run(
         processed = summary.total_processed,
         new_clusters = summary.new_clusters,
         rejected = summary.rejected,
-        wall_ms = times.wall.as_secs_f64() * 1e3,
+        wall_ms = times.wall,
         "Run finished."
     );
     Ok(RunOutcome {
@@ -351,21 +330,28 @@ fn ingest_source(
     progress: Option<&indicatif::ProgressBar>,
 ) -> Option<Ingested> {
     let t0 = Instant::now();
-    let mut read: Vec<Input> = Vec::with_capacity(inputs.len());
+    let mut parsed = ingest::Parsed::default();
     for input in inputs {
-        match input {
+        let read = match input {
+            RunInput::Parsed(p) => {
+                parsed.append(p);
+                continue;
+            }
             RunInput::Path(p) => match ingest::read_input(&p) {
-                Ok(i) => read.push(i),
+                Ok(i) => i,
                 Err(e) => {
                     fail.set(e);
                     return None;
                 }
             },
-            RunInput::Bytes { name, bytes } => read.push(ingest::input_from_bytes(&name, bytes)),
-        }
+            RunInput::Bytes { name, bytes } => ingest::input_from_bytes(&name, bytes),
+        };
+        parsed.append(ingest::parse_inputs(
+            &[read],
+            cfg.ingest.max_article_bytes,
+            pool,
+        ));
     }
-    let parsed = ingest::parse_inputs(&read, cfg.ingest.max_article_bytes, pool);
-    drop(read);
     if opts.strict
         && let Some(first) = parsed.rejects.first()
     {

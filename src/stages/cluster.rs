@@ -30,6 +30,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::article::Article;
 use crate::config::{ClusterConfig, Linkage};
 use crate::embed::{Embedding, SparseVector};
+use crate::label::{SNAPSHOT_TITLES, StorySnapshot};
 use crate::kernels::{self, GEMM_SLACK};
 use crate::story::{MAX_STORY_TERMS, Representative, Story, StoryState};
 use crate::text;
@@ -132,28 +133,6 @@ pub struct BatchSignals<'a> {
     /// Syndication sketches.
     pub sketches: &'a [Option<crate::syndication::Sketch>],
 }
-
-/// What the label stage needs to know about a story that changed.
-#[derive(Debug, Clone)]
-pub struct StorySnapshot {
-    /// Story id.
-    pub id: String,
-    /// Title of its most central article.
-    pub rep_title: String,
-    /// Accumulated title-term weights.
-    pub terms: Vec<(String, f32)>,
-    /// Number of articles.
-    pub size: usize,
-    /// Titles of the story's articles in this batch (up to [`SNAPSHOT_TITLES`], first
-    /// seen first), for labelers that read them.
-    pub titles: Vec<String>,
-    /// The story's perp symbols, heaviest first (the `llm` labeler asks a direction for
-    /// each).
-    pub symbols: Vec<String>,
-}
-
-/// Batch titles kept per touched story in a [`StorySnapshot`].
-pub const SNAPSHOT_TITLES: usize = 8;
 
 /// A moment traders are told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

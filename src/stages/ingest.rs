@@ -192,6 +192,21 @@ pub struct Parsed {
     pub per_input: Vec<(String, usize, usize)>,
 }
 
+impl Parsed {
+    /// Appends `other` (inputs that come after this one's), numbering its articles on.
+    pub fn append(&mut self, other: Parsed) {
+        let base = self.articles.len();
+        self.articles
+            .extend(other.articles.into_iter().enumerate().map(|(i, mut a)| {
+                a.seq = base + i;
+                a
+            }));
+        self.rejects.extend(other.rejects);
+        self.records += other.records;
+        self.per_input.extend(other.per_input);
+    }
+}
+
 /// Parses every record of `inputs`. `seq` numbers accepted articles across all inputs.
 pub fn parse_inputs(inputs: &[Input], max_bytes: usize, pool: &rayon::ThreadPool) -> Parsed {
     let mut parsed = Parsed::default();

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::cluster::{Assignment, ClusteredBatch, SNAPSHOT_TITLES, StorySnapshot};
+use super::cluster::{Assignment, ClusteredBatch};
+use crate::label::{SNAPSHOT_TITLES, StorySnapshot};
 use crate::error::Result;
 use crate::label::{Labeler, StoryLabel};
 use crate::pipeline::Stage;

@@ -6,6 +6,7 @@ pub mod file;
 pub mod memory;
 pub mod mirror;
 pub mod redis;
+pub mod session;
 
 use serde::{Deserialize, Serialize};
 

@@ -36,6 +36,19 @@ pub const STORIES_KEY: &str = "perps:stories";
 /// The last run's summary.
 pub const LAST_RUN_KEY: &str = "perps:runs:last";
 
+/// The BullMQ queues perps-news workers serve; each queue's name is also its job kind. The
+/// one list behind the worker's default `--queues`, `enqueue`'s check and the queue depths
+/// of `stats`.
+pub const QUEUES: &[&str] = &["clustering", "categorization", "labeling"];
+
+/// BullMQ's default key prefix (`--prefix`).
+pub const DEFAULT_QUEUE_PREFIX: &str = "bull";
+
+/// A BullMQ key of `queue` under `prefix`: `<prefix>:<queue>:<part>` (`wait`, `active`, ...).
+pub fn queue_key(prefix: &str, queue: &str, part: &str) -> String {
+    format!("{prefix}:{queue}:{part}")
+}
+
 /// A pool of connections to one Redis server and DB.
 #[derive(Clone)]
 pub struct Pool {

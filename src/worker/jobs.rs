@@ -12,15 +12,14 @@
 //! and `backoff` apply).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::config::PipelineConfig;
-use crate::embed::Embedder;
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::label::Labeler;
 use crate::label::category::RuleCategorizer;
 use crate::pipeline::{RunInput, Stage};
 use crate::report::StoryRecord;
@@ -29,10 +28,9 @@ use crate::stages::embed::EmbedStage;
 use crate::stages::ingest;
 use crate::store::Cache;
 use crate::store::redis::{Connections, RedisCache, StateLock, load_state, save_state};
-use crate::symbols::SymbolBook;
 
-/// The job kinds, by job name.
-pub const KINDS: &[&str] = &["clustering", "categorization", "labeling"];
+/// The job kinds, by job name: the queue names.
+pub const KINDS: &[&str] = crate::store::redis::QUEUES;
 
 /// Rejected records named in a failure reason.
 const REASONS_SHOWN: usize = 3;
@@ -75,21 +73,13 @@ impl From<Error> for JobError {
 }
 
 /// What every job needs, built once per worker process and shared by the job threads.
-pub struct Engine {
-    /// The pipeline (with the environment applied).
-    pub cfg: PipelineConfig,
+pub struct Jobs {
+    /// The engine every entry point runs (pipeline, embedder, labeler, symbols, pool).
+    pub engine: Engine,
     /// Redis: state and bus (DB `db`), cache.
     pub conns: Connections,
-    /// The embedder of the pipeline.
-    pub embedder: Box<dyn Embedder>,
-    /// The labeler of the pipeline.
-    pub labeler: Box<dyn Labeler>,
     /// Per-article categories from the chat model (when `label.provider = "llm"`).
     pub llm_categorizer: Option<crate::label::llm_category::LlmCategorizer>,
-    /// Perp symbols.
-    pub symbols: SymbolBook,
-    /// CPU work (the pool `main` built).
-    pub pool: Arc<rayon::ThreadPool>,
     /// One job of this process at a time in the step that holds the Redis state lock: the
     /// others wait here instead of polling Redis. It keeps the state this process saved last,
     /// with its version, so the next job skips loading it when nobody wrote since.
@@ -101,7 +91,7 @@ pub struct Engine {
     pub test_delay: Duration,
 }
 
-impl Engine {
+impl Jobs {
     /// Runs job `name` with payload `data`.
     ///
     /// # Errors
@@ -125,7 +115,8 @@ impl Engine {
     /// Embeds the articles into the cache outside the lock, then clusters them under it.
     fn clustering(&self, data: &Value) -> Result<Value, JobError> {
         let (name, bytes) = articles_input(data, &self.paths)?;
-        let parsed = self.parse(&name, bytes.clone());
+        // Parsed once: embedded into the cache here, clustered from the same articles below.
+        let parsed = self.parse(&name, bytes);
         if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
             return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
         }
@@ -136,15 +127,10 @@ impl Engine {
                 .state_gate
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut outcome = crate::app::run_batch(
+            let mut outcome = self.engine.run_shared(
                 &self.conns,
-                &self.cfg,
-                vec![RunInput::Bytes { name, bytes }],
-                &*self.embedder,
-                &*self.labeler,
-                &self.symbols,
+                vec![RunInput::Parsed(parsed)],
                 ingest_time,
-                &self.pool,
                 kept.take(),
             )?;
             if let Some(v) = outcome.summary.redis.as_ref().map(|r| r.state_version) {
@@ -198,11 +184,12 @@ impl Engine {
         if parsed.articles.is_empty() && !parsed.rejects.is_empty() {
             return Err(JobError::Bad(nothing_usable(&parsed.rejects)));
         }
+        let rejects: Vec<String> = parsed.rejects.iter().map(ToString::to_string).collect();
         let out: Vec<Value> = match &self.llm_categorizer {
             // The chat model, with the rules for groups it cannot answer.
             Some(llm) => {
                 let names: Vec<String> = if categories.is_empty() {
-                    self.cfg.label.llm.categories.clone()
+                    self.engine.cfg.label.llm.categories.clone()
                 } else {
                     categories.clone()
                 };
@@ -232,7 +219,7 @@ impl Engine {
                 })
                 .collect(),
         };
-        Ok(json!({"categories": out, "rejected": parsed.rejects}))
+        Ok(json!({"categories": out, "rejected": rejects}))
     }
 
     /// Fresh labels for the given stories, computed outside the lock and stored with the
@@ -245,20 +232,20 @@ impl Engine {
             .ok_or_else(|| {
                 JobError::Bad("payload must be {\"stories\": [\"<story id>\", ...]}".into())
             })?;
-        let fingerprint = self.embedder.fingerprint();
-        let dim = self.embedder.dim();
+        let fingerprint = self.engine.fingerprint();
+        let dim = self.engine.dim();
         // Outside the lock: the (possibly slow) labeler on the stories as they are now.
         let (before, _) = load_state(&self.conns.main, &fingerprint, dim)?;
         let snapshots: Vec<_> = ids.iter().filter_map(|id| snapshot(&before, id)).collect();
-        let labels = self.labeler.label(&snapshots)?;
+        let labels = self.engine.labeler.label(&snapshots)?;
         let mut kept = self
             .state_gate
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // This job writes the state: whatever the process kept is stale after it.
         *kept = None;
-        let wait = Duration::from_secs(self.cfg.redis.lock_wait_secs);
-        let lease = Duration::from_millis(self.cfg.redis.lock_lease_ms);
+        let wait = Duration::from_secs(self.engine.cfg.redis.lock_wait_secs);
+        let lease = Duration::from_millis(self.engine.cfg.redis.lock_lease_ms);
         let lock = StateLock::acquire(&self.conns.main, wait, lease)?;
         let (mut state, _) = load_state(&self.conns.main, &fingerprint, dim)?;
         let mut labeled = Vec::new();
@@ -282,7 +269,7 @@ impl Engine {
                         missing.push(id.clone());
                         continue;
                     };
-                    let mut l = self.labeler.label(&[snap])?;
+                    let mut l = self.engine.labeler.label(&[snap])?;
                     match l.pop() {
                         Some(l) => l,
                         None => {
@@ -292,15 +279,11 @@ impl Engine {
                     }
                 }
             };
-            let story = &mut state.stories[i];
-            story.label.clone_from(&label.label);
-            story.top_terms.clone_from(&label.top_terms);
-            if label.direction.is_some() {
-                story.llm_direction.clone_from(&label.direction);
-            }
+            // The same write-back as a run's: label, terms, category, direction.
+            label.apply_to(&mut state.stories[i]);
             labeled.push(i);
         }
-        let tau = self.cfg.signals.heat_tau_hours;
+        let tau = self.engine.cfg.signals.heat_tau_hours;
         let records: Vec<(String, String, i64)> = labeled
             .iter()
             .map(|&i| {
@@ -323,34 +306,30 @@ impl Engine {
         Ok(json!({"labeled": out, "missing": missing, "stateVersion": version}))
     }
 
-    fn parse(&self, name: &str, bytes: Vec<u8>) -> ParsedArticles {
+    fn parse(&self, name: &str, bytes: Vec<u8>) -> ingest::Parsed {
         let input = ingest::input_from_bytes(name, bytes);
-        let parsed = ingest::parse_inputs(&[input], self.cfg.ingest.max_article_bytes, &self.pool);
-        ParsedArticles {
-            rejects: parsed.rejects.iter().map(ToString::to_string).collect(),
-            articles: parsed.articles,
-        }
+        ingest::parse_inputs(
+            &[input],
+            self.engine.cfg.ingest.max_article_bytes,
+            &self.engine.pool,
+        )
     }
 
     /// Embeds `articles` through the Redis cache, so the locked run only reads it.
     fn warm(&self, articles: &[crate::article::Article]) -> Result<(), JobError> {
-        let cache = RedisCache::new(
-            self.conns.cache.clone(),
-            &self.cfg.redis,
-            &self.embedder.fingerprint(),
-            self.embedder.dim(),
-        );
+        let e = &self.engine;
+        let cache = RedisCache::new(self.conns.cache.clone(), &e.cfg.redis, &e.fingerprint(), e.dim());
         // Failures here are only logged: the locked run asks again and reports them.
         let deferred = std::sync::Mutex::new(Vec::new());
         let mut stage = EmbedStage::new(
-            &*self.embedder,
+            &*e.embedder,
             &cache,
-            &self.pool,
-            &self.symbols,
-            self.cfg.signals.symbols_body_chars,
+            &e.pool,
+            &e.symbols,
+            e.cfg.signals.symbols_body_chars,
             &deferred,
         );
-        for chunk in articles.chunks(self.cfg.ingest.batch_size.max(1)) {
+        for chunk in articles.chunks(e.cfg.ingest.batch_size.max(1)) {
             stage.process(Batch {
                 articles: chunk.to_vec(),
             })?;
@@ -360,21 +339,16 @@ impl Engine {
     }
 }
 
-struct ParsedArticles {
-    articles: Vec<crate::article::Article>,
-    rejects: Vec<String>,
-}
-
 /// What the labeler sees of an active story.
 fn snapshot(
     state: &crate::story::StoryState,
     id: &str,
-) -> Option<crate::stages::cluster::StorySnapshot> {
+) -> Option<crate::label::StorySnapshot> {
     state
         .stories
         .iter()
         .find(|s| s.id == id)
-        .map(|s| crate::stages::cluster::StorySnapshot {
+        .map(|s| crate::label::StorySnapshot {
             id: s.id.clone(),
             rep_title: s.rep.title.clone(),
             terms: s.terms.clone(),
@@ -538,14 +512,14 @@ pub fn articles_input(data: &Value, paths: &PathPolicy) -> Result<(String, Vec<u
 }
 
 /// The reason a clustering or categorization job with nothing usable fails with.
-pub fn nothing_usable(rejects: &[String]) -> String {
+pub fn nothing_usable(rejects: &[crate::article::Reject]) -> String {
     format!(
         "no usable article ({} rejected): {}",
         rejects.len(),
         rejects
             .iter()
             .take(REASONS_SHOWN)
-            .cloned()
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ")
     )

@@ -9,7 +9,7 @@
 //! Several workers (in one process or on several hosts) give the stories one worker would:
 //! a clustering job embeds its articles into the shared cache outside any lock, then takes
 //! the Redis state lock (with its fencing token) only to load, cluster and save
-//! ([`crate::app::run_batch`]). Inside one process the jobs queue up on a mutex before
+//! ([`crate::engine::Engine::run_shared`]). Inside one process the jobs queue up on a mutex before
 //! that step, so only one of them polls the Redis lock.
 //!
 //! Lifecycle: SIGTERM or SIGINT stops taking jobs, lets active ones finish (bounded by
@@ -19,6 +19,7 @@
 
 pub mod jobs;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,10 +29,10 @@ use bullmq::worker::CancellationToken;
 use bullmq::{Job, Queue, QueueOptions, Worker, WorkerOptions};
 use redis::IntoConnectionInfo;
 
-use crate::cli::{EnqueueArgs, WorkerArgs};
 use crate::config::{PipelineConfig, RedisConfig};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use jobs::{Engine, JobError};
+use jobs::{JobError, Jobs};
 
 /// Environment variable of the test-only per-job delay (milliseconds).
 pub const TEST_DELAY_ENV: &str = "PERPS_NEWS_TEST_JOB_DELAY_MS";
@@ -81,16 +82,50 @@ impl Stats {
     }
 }
 
-/// The pipeline with the environment and `--redis-url` applied.
-fn load_config(
-    pipeline: Option<&std::path::Path>,
-    redis_url: Option<&String>,
-) -> Result<PipelineConfig> {
-    let mut cfg = PipelineConfig::load(pipeline)?;
-    cfg.apply_env(|k| std::env::var(k).ok())?;
-    cfg.redis
-        .set_url_from_command_line(redis_url.map(String::as_str));
-    Ok(cfg)
+/// How a worker process takes jobs (the `worker` command's flags).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Queues to take jobs from.
+    pub queues: Vec<String>,
+    /// BullMQ key prefix.
+    pub prefix: String,
+    /// Jobs processed at once, per queue.
+    pub concurrency: usize,
+    /// Seconds active jobs may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: u64,
+    /// Job lock lease, milliseconds.
+    pub lock_ms: u64,
+    /// Stalled-job check period, milliseconds.
+    pub stalled_interval_ms: u64,
+    /// Seconds between summary lines.
+    pub summary_secs: u64,
+}
+
+/// One job to add (the `enqueue` command's flags, files read).
+#[derive(Debug, Clone)]
+pub struct EnqueueRequest {
+    /// The queue.
+    pub queue: String,
+    /// Allow a queue perps-news workers do not serve.
+    pub queue_any: bool,
+    /// Dumps, one job each.
+    pub files: Vec<PathBuf>,
+    /// Put the records in the job instead of the path.
+    pub inline: bool,
+    /// Story ids for one labeling job.
+    pub stories: Vec<String>,
+    /// Job name (default: the queue name).
+    pub name: Option<String>,
+    /// Attempts before the job fails for good.
+    pub attempts: u32,
+    /// First retry delay, milliseconds (doubles each attempt).
+    pub backoff_ms: u64,
+    /// BullMQ priority (0 = none).
+    pub priority: u32,
+    /// Delay before the job can run, milliseconds.
+    pub delay_ms: u64,
+    /// BullMQ key prefix.
+    pub prefix: String,
 }
 
 /// BullMQ connection options for DB `queue_db` of the main server.
@@ -148,8 +183,7 @@ fn queue_error(queue: &str, e: impl std::fmt::Display) -> Error {
 ///
 /// # Errors
 /// Config errors; the queues unreachable at start.
-pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
-    let cfg = load_config(args.pipeline.as_deref(), args.redis_url.as_ref())?;
+pub fn run(cfg: PipelineConfig, args: &WorkerSettings, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
     if args.concurrency == 0 {
         return Err(Error::Config {
             origin: "NEWS_WORKER_CONCURRENCY".into(),
@@ -164,33 +198,39 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         Err(_) => Duration::ZERO,
     };
     let conns = crate::store::redis::Connections::new(&cfg.redis)?;
-    // Breaker openings go out on the bus; LLM replies are cached in the cache DB.
-    let alerts = crate::api::Alerts::default();
-    crate::app::publish_alerts(&alerts, &conns, &cfg.redis);
-    let ctx = crate::api::Context {
-        alerts,
-        llm_cache: Some(Arc::new(crate::store::redis::RedisCache::llm(
-            conns.cache.clone(),
-            &cfg.redis,
-        ))),
+    // LLM replies are cached in the cache DB; breaker openings go out on the bus.
+    let llm_cache: Arc<dyn crate::store::Cache> = Arc::new(crate::store::redis::RedisCache::llm(
+        conns.cache.clone(),
+        &cfg.redis,
+    ));
+    let engine = Engine::build(cfg, Some(llm_cache.clone()), pool)?;
+    crate::bus::forward_alerts(
+        &engine.alerts,
+        crate::bus::Bus::new(
+            conns.main.clone(),
+            engine.cfg.redis.stream_maxlen,
+            &engine.cfg.redis.spool_path,
+        ),
+    );
+    let llm_categorizer = if engine.cfg.label.provider == "llm" {
+        let ctx = crate::api::Context {
+            alerts: engine.alerts.clone(),
+            llm_cache: Some(llm_cache),
+        };
+        Some(crate::label::llm_category::LlmCategorizer::build(
+            &engine.cfg,
+            &ctx,
+        )?)
+    } else {
+        None
     };
-    let engine = Arc::new(Engine {
-        embedder: crate::embed::build(&cfg, &ctx)?,
-        labeler: crate::label::build(&cfg, &ctx)?,
-        llm_categorizer: if cfg.label.provider == "llm" {
-            Some(crate::label::llm_category::LlmCategorizer::build(
-                &cfg, &ctx,
-            )?)
-        } else {
-            None
-        },
+    let jobs = Arc::new(Jobs {
+        paths: jobs::PathPolicy::new(&engine.cfg),
+        llm_categorizer,
         conns,
-        symbols: crate::app::load_symbols(&cfg.signals)?,
-        pool,
         state_gate: std::sync::Mutex::new(None),
-        paths: jobs::PathPolicy::new(&cfg),
         test_delay,
-        cfg,
+        engine,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(RUNTIME_THREADS)
@@ -198,7 +238,7 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
-    let result = runtime.block_on(serve(args, engine));
+    let result = runtime.block_on(serve(args, jobs));
     // Dropping the runtime would wait for every blocking job thread, however long past the
     // shutdown timeout it runs (a job waiting on the state lock, a slow API): abandon them.
     // Their BullMQ locks expire and another worker takes the jobs over.
@@ -206,8 +246,8 @@ pub fn run(args: &WorkerArgs, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
     result
 }
 
-async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
-    let connection = queue_connection(&engine.cfg.redis)?;
+async fn serve(args: &WorkerSettings, jobs: Arc<Jobs>) -> Result<i32> {
+    let connection = queue_connection(&jobs.engine.cfg.redis)?;
     let stats = Arc::new(Stats::default());
     let mut workers = Vec::new();
     for queue in &args.queues {
@@ -219,7 +259,7 @@ async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
             .lock_duration(Duration::from_millis(args.lock_ms.max(1)))
             .stalled_interval(Duration::from_millis(args.stalled_interval_ms.max(1)))
             .run_retry_delay(RUN_RETRY_DELAY);
-        let processor = processor(queue.clone(), engine.clone(), stats.clone());
+        let processor = processor(queue.clone(), jobs.clone(), stats.clone());
         let worker = Worker::with_options(queue, processor, opts)
             .await
             .map_err(|e| queue_error(&format!("{}:{queue}", args.prefix), e))?;
@@ -231,7 +271,7 @@ async fn serve(args: &WorkerArgs, engine: Arc<Engine>) -> Result<i32> {
         queues = %args.queues.join(","),
         prefix = %args.prefix,
         concurrency = args.concurrency,
-        db = engine.cfg.redis.queue_db,
+        db = jobs.engine.cfg.redis.queue_db,
         "Worker started."
     );
     let summary = tokio::spawn(summaries(
@@ -305,7 +345,7 @@ async fn stop_signal() -> &'static str {
 /// mapped to BullMQ's retry semantics.
 fn processor(
     queue: String,
-    engine: Arc<Engine>,
+    jobs: Arc<Jobs>,
     stats: Arc<Stats>,
 ) -> impl Fn(
     Job,
@@ -315,7 +355,7 @@ fn processor(
 + Sync
 + 'static {
     move |job: Job, _cancel: CancellationToken| {
-        let engine = engine.clone();
+        let jobs = jobs.clone();
         let stats = stats.clone();
         let queue = queue.clone();
         Box::pin(async move {
@@ -325,7 +365,7 @@ fn processor(
             let data = job.data().clone();
             let attempt = job.attempts_made() + 1;
             let work_name = name.clone();
-            let result = tokio::task::spawn_blocking(move || engine.handle(&work_name, &data))
+            let result = tokio::task::spawn_blocking(move || jobs.handle(&work_name, &data))
                 .await
                 .unwrap_or_else(|e| Err(JobError::Transient(format!("job thread failed: {e}"))));
             let took = started.elapsed();
@@ -383,13 +423,12 @@ async fn summaries(stats: Arc<Stats>, every: Duration) {
     }
 }
 
-/// `perps-news enqueue`: adds one job per file (or one labeling job) and prints one JSON
-/// line per job added: `{"queue", "id", "name"}`.
+/// Refuses a queue no perps-news worker serves, unless `queue_any`: a job there would wait
+/// forever and nobody would be told.
 ///
 /// # Errors
-/// Config errors, unreadable files, the queue unreachable.
-pub fn enqueue(args: &EnqueueArgs) -> Result<i32> {
-    // A job on a queue no worker serves waits forever and nobody is told.
+/// [`Error::Config`] naming the queues that are served.
+pub fn check_queue(args: &EnqueueRequest) -> Result<()> {
     if !args.queue_any && !jobs::KINDS.contains(&args.queue.as_str()) {
         return Err(Error::Config {
             origin: "enqueue".into(),
@@ -401,7 +440,16 @@ pub fn enqueue(args: &EnqueueArgs) -> Result<i32> {
             ),
         });
     }
-    let cfg = load_config(args.pipeline.as_deref(), args.redis_url.as_ref())?;
+    Ok(())
+}
+
+/// `perps-news enqueue`: adds one job per file (or one labeling job) and prints one JSON
+/// line per job added: `{"queue", "id", "name"}`.
+///
+/// # Errors
+/// Config errors, unreadable files, the queue unreachable.
+pub fn enqueue(cfg: &PipelineConfig, args: &EnqueueRequest) -> Result<i32> {
+    check_queue(args)?;
     let name = args.name.clone().unwrap_or_else(|| args.queue.clone());
     let mut payloads = Vec::new();
     if !args.stories.is_empty() {
