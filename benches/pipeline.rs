@@ -44,9 +44,11 @@ fn gold_f1(pairs: &[(String, String)], gold_jsonl: &str) -> f64 {
 fn end_to_end(c: &mut Criterion) {
     let pool = pool();
     let cfg = PipelineConfig::default();
-    let embedder = embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
-    let labeler = label::build(&cfg, &perps_news::api::Context::default()).expect("labeler");
-    let symbols = perps_news::symbols::SymbolBook::builtin();
+    let embedder =
+        embed::build(&cfg.embed, &cfg.api, &perps_news::api::Context::default()).expect("embedder");
+    let labeler =
+        label::build(&cfg.label, &cfg.api, &perps_news::api::Context::default()).expect("labeler");
+    let symbols = perps_news::signals::symbols::SymbolBook::builtin();
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/news-100.jsonl"
@@ -82,7 +84,8 @@ fn end_to_end(c: &mut Criterion) {
 fn cluster_only(c: &mut Criterion) {
     let pool = pool();
     let cfg = PipelineConfig::default();
-    let embedder = embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
+    let embedder =
+        embed::build(&cfg.embed, &cfg.api, &perps_news::api::Context::default()).expect("embedder");
     let mut g = c.benchmark_group("cluster_only");
     g.sample_size(10);
     for n in [100usize, 1000, 10_000] {
@@ -125,7 +128,7 @@ fn cluster_only(c: &mut Criterion) {
         assert!(f1 >= 0.8, "clustering {n} articles is wrong: F1 {f1}");
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| black_box(cluster(&articles, &embeddings)))
+            b.iter(|| black_box(cluster(&articles, &embeddings)));
         });
     }
     g.finish();

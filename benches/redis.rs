@@ -24,9 +24,11 @@ fn warm_cache(c: &mut Criterion) {
         .expect("thread pool");
     let mut cfg = PipelineConfig::default();
     cfg.redis.url = redis.url(0);
-    let embedder = embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
-    let labeler = label::build(&cfg, &perps_news::api::Context::default()).expect("labeler");
-    let symbols = perps_news::symbols::SymbolBook::builtin();
+    let embedder =
+        embed::build(&cfg.embed, &cfg.api, &perps_news::api::Context::default()).expect("embedder");
+    let labeler =
+        label::build(&cfg.label, &cfg.api, &perps_news::api::Context::default()).expect("labeler");
+    let symbols = perps_news::signals::symbols::SymbolBook::builtin();
     let conns = Connections::new(&cfg.redis).expect("connections");
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -41,7 +41,7 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new()
         .build()
         .expect("thread pool");
-    let symbols = perps_news::symbols::SymbolBook::builtin();
+    let symbols = perps_news::signals::symbols::SymbolBook::builtin();
     let cases = [
         Case {
             name: "embed",
@@ -103,8 +103,8 @@ fn main() {
                         &cfg.redis,
                     ))),
                 };
-                let embedder = embed::build(&cfg, &ctx).expect("embedder");
-                let labeler = label::build(&cfg, &ctx).expect("labeler");
+                let embedder = embed::build(&cfg.embed, &cfg.api, &ctx).expect("embedder");
+                let labeler = label::build(&cfg.label, &cfg.api, &ctx).expect("labeler");
                 let cache = RedisCache::new(
                     conns.cache.clone(),
                     &cfg.redis,
@@ -148,7 +148,7 @@ fn main() {
                 } else {
                     assert!(sent > 0);
                 }
-                out.push((wall, report, outcome.summary.stage_ms.clone()));
+                out.push((wall, report, outcome.summary.stage_ms));
             }
         }
         for (label, runs) in [("cold", &mut cold), ("warm", &mut warm)] {

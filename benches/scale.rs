@@ -249,9 +249,9 @@ fn one_run(
     use perps_news::pipeline::{self, RunInput, RunOptions};
     let cfg = PipelineConfig::default();
     let ctx = perps_news::api::Context::default();
-    let embedder = perps_news::embed::build(&cfg, &ctx).expect("embedder");
-    let labeler = perps_news::label::build(&cfg, &ctx).expect("labeler");
-    let symbols = perps_news::symbols::SymbolBook::builtin();
+    let embedder = perps_news::embed::build(&cfg.embed, &cfg.api, &ctx).expect("embedder");
+    let labeler = perps_news::label::build(&cfg.label, &cfg.api, &ctx).expect("labeler");
+    let symbols = perps_news::signals::symbols::SymbolBook::builtin();
     let cache = perps_news::store::memory::MemoryCache::default();
     let opts = RunOptions {
         strict: false,
@@ -290,7 +290,8 @@ fn one_run(
 
 fn fresh_state() -> StoryState {
     let cfg = perps_news::config::PipelineConfig::default();
-    let e = perps_news::embed::build(&cfg, &perps_news::api::Context::default()).expect("embedder");
+    let e = perps_news::embed::build(&cfg.embed, &cfg.api, &perps_news::api::Context::default())
+        .expect("embedder");
     StoryState::new(e.fingerprint(), e.dim())
 }
 

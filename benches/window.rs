@@ -146,6 +146,7 @@ fn measure(cmd: &[String]) {
     let wall = t0.elapsed().as_secs_f64();
     assert!(status.success(), "{cmd:?} failed: {status}");
     // SAFETY: getrusage writes one plain struct we own.
+    #[allow(unsafe_code)]
     let peak_kb = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);

@@ -71,7 +71,7 @@ pub struct NewsStory {
     pub outlets: usize,
     /// Which way the story points, overall and per symbol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<crate::sentiment::StoryDirection>,
+    pub direction: Option<crate::signals::sentiment::StoryDirection>,
 }
 
 /// `trading:cycle:complete` payload.

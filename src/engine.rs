@@ -14,10 +14,10 @@ use crate::embed::Embedder;
 use crate::error::Result;
 use crate::label::Labeler;
 use crate::pipeline::{self, RunInput, RunOptions, RunOutcome};
+use crate::signals::symbols::SymbolBook;
 use crate::store::session::{Session, SessionMode};
 use crate::store::{self, Cache};
 use crate::story::{DeferredRecord, StoryState};
-use crate::symbols::SymbolBook;
 
 /// Runs an article may be deferred before it is given up.
 pub const MAX_DEFERRED_ATTEMPTS: u32 = 20;
@@ -59,8 +59,8 @@ impl Engine {
             llm_cache,
         };
         Ok(Engine {
-            embedder: crate::embed::build(&cfg, &ctx)?,
-            labeler: crate::label::build(&cfg, &ctx)?,
+            embedder: crate::embed::build(&cfg.embed, &cfg.api, &ctx)?,
+            labeler: crate::label::build(&cfg.label, &cfg.api, &ctx)?,
             symbols: SymbolBook::from_config(&cfg.signals)?,
             alerts,
             pool,
@@ -78,7 +78,7 @@ impl Engine {
             alerts: self.alerts.clone(),
             llm_cache: Some(llm_cache),
         };
-        self.labeler = crate::label::build(&self.cfg, &ctx)?;
+        self.labeler = crate::label::build(&self.cfg.label, &self.cfg.api, &ctx)?;
         Ok(self)
     }
 
@@ -186,11 +186,12 @@ impl Engine {
         ingest_time: i64,
         reuse: Option<(u64, StoryState)>,
     ) -> Result<RunOutcome> {
-        let mut session =
-            Session::connect(
+        let mut session = Session::connect(
             conns.clone(),
             &self.cfg.redis,
-            SessionMode::Worker { reuse },
+            SessionMode::Worker {
+                reuse: reuse.map(Box::new),
+            },
             &self.fingerprint(),
             self.dim(),
         )?;
@@ -240,7 +241,12 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
-        let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        );
         Engine::build(PipelineConfig::default(), None, pool).unwrap()
     }
 

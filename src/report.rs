@@ -283,7 +283,7 @@ pub struct StoryRecord {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<CopyRecord>,
     /// Which way the story points, overall and per symbol.
-    pub direction: crate::sentiment::StoryDirection,
+    pub direction: crate::signals::sentiment::StoryDirection,
     /// Articles in the hour up to the state's clock.
     pub articles_last_hour: usize,
     /// Heat at the state's clock (see `Story::heat`).
@@ -302,7 +302,7 @@ impl StoryRecord {
         tau_hours: f64,
         terms: Option<Vec<String>>,
     ) -> Self {
-        let symbols: Vec<String> = crate::symbols::story_symbols_from(&s.symbols, s.size)
+        let symbols: Vec<String> = crate::signals::symbols::story_symbols_from(&s.symbols, s.size)
             .into_iter()
             .map(|(sym, _)| sym)
             .collect();
@@ -375,7 +375,8 @@ impl StoryRecord {
                         outlets: s.outlets,
                         copies: copy_records(&s.copies),
                         direction: s.direction.clone().unwrap_or_else(|| {
-                            crate::sentiment::DirectionTally::default().story_direction(&s.symbols)
+                            crate::signals::sentiment::DirectionTally::default()
+                                .story_direction(&s.symbols)
                         }),
                         articles_last_hour: 0,
                         heat: 0.0,

@@ -15,73 +15,7 @@ use std::time::Duration;
 
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
-use crate::store::redis::{
-    Connections, DEFAULT_QUEUE_PREFIX, LAST_RUN_KEY, Pool, QUEUES, RedisCache, STATE_VERSION_KEY,
-    STORIES_KEY, STORY_PREFIX, queue_key,
-};
-
-/// The numbers of `stats --json` and `/api/cache/stats`.
-///
-/// # Errors
-/// [`Error::Redis`] when a server cannot be reached.
-pub fn stats_json(conns: &Connections, cfg: &PipelineConfig) -> Result<serde_json::Value> {
-    let cache = RedisCache::shared_stats(&conns.cache, &cfg.redis.cache_prefix)?;
-    let cache_keys: u64 = conns
-        .cache
-        .run("DBSIZE", |c| redis::cmd("DBSIZE").query(c))?;
-    let (stories, version, last): (u64, Option<u64>, Option<String>) =
-        conns.main.run("stats", |c| {
-            redis::pipe()
-                .cmd("ZCARD")
-                .arg(STORIES_KEY)
-                .cmd("GET")
-                .arg(STATE_VERSION_KEY)
-                .cmd("GET")
-                .arg(LAST_RUN_KEY)
-                .query(c)
-        })?;
-    let queues = queue_depths(&conns.queue)?;
-    let last: Option<serde_json::Value> = last.and_then(|l| serde_json::from_str(&l).ok());
-    Ok(serde_json::json!({
-        "cacheStats": cache,
-        "cacheKeys": cache_keys,
-        "stories": stories,
-        "stateVersion": version.unwrap_or(0),
-        "queues": queues,
-        "lastRun": last.as_ref().map(|l| serde_json::json!({
-            "timestamp": l["timestamp"],
-            "totalProcessed": l["totalProcessed"],
-            "newClusters": l["newClusters"],
-            "durationMs": l["stageMs"]["wall"],
-        })),
-    }))
-}
-
-/// Waiting + active jobs of the news queues (BullMQ's `<prefix>:<queue>:wait` list and
-/// `:active` list, `:prioritized`/`:delayed` sorted sets), under the default prefix.
-fn queue_depths(pool: &Pool) -> Result<serde_json::Value> {
-    let mut out = serde_json::Map::new();
-    for &q in QUEUES {
-        let key = |part| queue_key(DEFAULT_QUEUE_PREFIX, q, part);
-        let (wait, active, prio, delayed): (u64, u64, u64, u64) = pool.run("queue depth", |c| {
-            redis::pipe()
-                .cmd("LLEN")
-                .arg(key("wait"))
-                .cmd("LLEN")
-                .arg(key("active"))
-                .cmd("ZCARD")
-                .arg(key("prioritized"))
-                .cmd("ZCARD")
-                .arg(key("delayed"))
-                .query(c)
-        })?;
-        out.insert(
-            q.into(),
-            serde_json::json!({"waiting": wait + prio, "active": active, "delayed": delayed}),
-        );
-    }
-    Ok(serde_json::Value::Object(out))
-}
+use crate::store::redis::{Connections, Pool, STORIES_KEY, STORY_PREFIX, stats_json};
 
 fn query_param(url: &str, key: &str) -> Option<usize> {
     let q = url.split_once('?')?.1;
@@ -392,7 +326,7 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
             let body = serde_json::json!({"status": if redis { "ok" } else { "degraded" }, "redis": redis});
             (if redis { 200 } else { 503 }, body)
         }
-        "/api/cache/stats" => answer(stats_json(conns, cfg)),
+        "/api/cache/stats" => answer(stats_json(conns, &cfg.redis)),
         "/api/stories" => {
             let page = query_param(&request.target, "page").unwrap_or(1).max(1);
             let per_page = query_param(&request.target, "per_page")

@@ -8,6 +8,9 @@
 //! Files are moved to `done/` only after the state was saved, and a file processed twice
 //! (after a crash between saving and moving) changes nothing: its articles are already known.
 
+mod config;
+pub use config::SpoolConfig;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -59,7 +59,7 @@ pub struct Story {
     pub rep: Representative,
     /// Perp-symbol tallies over the members.
     #[serde(default)]
-    pub symbols: Vec<crate::symbols::SymbolTally>,
+    pub symbols: Vec<crate::signals::symbols::SymbolTally>,
     /// Distinct sources with the time of their latest article (at most [`MAX_SOURCES`]).
     #[serde(default)]
     pub sources: Vec<(String, i64)>,
@@ -84,13 +84,13 @@ pub struct Story {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub originals: Vec<crate::syndication::StoredSketch>,
-    /// The direction of the story's original articles (see [`crate::sentiment`]).
+    /// The direction of the story's original articles (see [`crate::signals::sentiment`]).
     #[serde(default)]
-    pub direction: crate::sentiment::DirectionTally,
+    pub direction: crate::signals::sentiment::DirectionTally,
     /// The chat model's direction for the story (`--labeler llm`), when it gave one; it
     /// wins over the offline tally in outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm_direction: Option<crate::sentiment::StoryDirection>,
+    pub llm_direction: Option<crate::signals::sentiment::StoryDirection>,
 }
 
 /// Most distinct sources remembered per story.
@@ -166,11 +166,7 @@ impl Story {
     /// time since its latest article in this story. So a story many outlets are writing
     /// about right now is hot, and it cools with a time constant `tau` once they stop.
     pub fn heat(&self, now: i64, tau_hours: f64) -> f64 {
-        let tau = (tau_hours * 3600.0).max(1.0);
-        self.sources
-            .iter()
-            .map(|(_, t)| (-(now.saturating_sub(*t)).max(0) as f64 / tau).exp())
-            .sum()
+        crate::signals::heat::heat(&self.sources, now, tau_hours)
     }
 
     /// Articles with a time in the hour up to `now`.
@@ -193,7 +189,7 @@ impl Story {
 
     /// The story's direction with one verdict per symbol in `symbols`: the chat model's
     /// when it gave one, else the offline tally's.
-    pub fn direction(&self, symbols: &[String]) -> crate::sentiment::StoryDirection {
+    pub fn direction(&self, symbols: &[String]) -> crate::signals::sentiment::StoryDirection {
         match &self.llm_direction {
             Some(d) => d.clone(),
             None => self.direction.story_direction(symbols),
@@ -217,15 +213,9 @@ impl Story {
                 None => {}
             }
         }
-        if self.breaking_at.is_some() || sources_needed == 0 {
-            return false;
-        }
-        let recent = self
-            .sources
-            .iter()
-            .filter(|(_, last)| *last > t - window && *last <= t)
-            .count();
-        if recent >= sources_needed {
+        if self.breaking_at.is_none()
+            && crate::signals::heat::is_breaking(&self.sources, t, sources_needed, window)
+        {
             self.breaking_at = Some(t);
             return true;
         }
@@ -279,7 +269,7 @@ pub struct RetiredStory {
     pub copies: Vec<(String, String)>,
     /// Its direction when it retired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<crate::sentiment::StoryDirection>,
+    pub direction: Option<crate::signals::sentiment::StoryDirection>,
 }
 
 /// Where a known article lives.
@@ -612,10 +602,11 @@ impl StoryState {
                 let s = self.stories.swap_remove(i);
                 self.cohesions.swap_remove(i);
                 self.copy_index.remove_story(s.seq);
-                let symbols: Vec<String> = crate::symbols::story_symbols_from(&s.symbols, s.size)
-                    .into_iter()
-                    .map(|(sym, _)| sym)
-                    .collect();
+                let symbols: Vec<String> =
+                    crate::signals::symbols::story_symbols_from(&s.symbols, s.size)
+                        .into_iter()
+                        .map(|(sym, _)| sym)
+                        .collect();
                 let direction = Some(s.direction(&symbols));
                 let last = self.stories.len();
                 if i != last {

@@ -2000,8 +2000,14 @@ fn build_slots(
                     &["jumped", "surged", "spiked", "rallied"],
                 )
             };
-            s.set_forms("move", moves.iter().map(|m| m.to_string()).collect());
-            s.set_forms("moved", moved.iter().map(|m| m.to_string()).collect());
+            s.set_forms(
+                "move",
+                moves.iter().map(std::string::ToString::to_string).collect(),
+            );
+            s.set_forms(
+                "moved",
+                moved.iter().map(std::string::ToString::to_string).collect(),
+            );
             s.set("side", if down { "long" } else { "short" });
             s.set("sides", if down { "longs" } else { "shorts" });
             s.set("rel", if down { "below" } else { "above" });
@@ -2062,7 +2068,10 @@ fn build_slots(
             s.set("ex", EXCHANGES[ex]);
             s.set("person", PEOPLE[main]);
             let role = *rng.pick(ROLES);
-            s.set_forms("role", role.iter().map(|r| r.to_string()).collect());
+            s.set_forms(
+                "role",
+                role.iter().map(std::string::ToString::to_string).collect(),
+            );
             s.set("succ", PEOPLE[rng.below_avoiding(PEOPLE.len(), Some(main))]);
             s.set(
                 "rsn",
@@ -2125,8 +2134,14 @@ fn build_slots(
                     0.25,
                 ),
             };
-            s.set_forms("dec", dec.iter().map(|d| d.to_string()).collect());
-            s.set_forms("decp", decp.iter().map(|d| d.to_string()).collect());
+            s.set_forms(
+                "dec",
+                dec.iter().map(std::string::ToString::to_string).collect(),
+            );
+            s.set_forms(
+                "decp",
+                decp.iter().map(std::string::ToString::to_string).collect(),
+            );
             s.set("rate", format!("{:.2}%", (base + delta).max(0.0)));
             let c = pick_coin(rng, Some(0), MAJOR);
             coin = Some(c);
@@ -2237,8 +2252,14 @@ fn macro_move_slots(s: &mut Slots, rng: &mut Rng, up: bool) {
             &["dipped", "slid", "fell", "dropped"],
         )
     };
-    s.set_forms("move", moves.iter().map(|m| m.to_string()).collect());
-    s.set_forms("moved", moved.iter().map(|m| m.to_string()).collect());
+    s.set_forms(
+        "move",
+        moves.iter().map(std::string::ToString::to_string).collect(),
+    );
+    s.set_forms(
+        "moved",
+        moved.iter().map(std::string::ToString::to_string).collect(),
+    );
 }
 
 /// Per-article market values for the filler sentences, a smooth function of time so that
@@ -2804,7 +2825,7 @@ mod tests {
         let mut total = 0;
         for a in &arts {
             for s in [&a.title, &a.body, &a.url, &a.source, &a.label, &a.id] {
-                assert!(s.is_ascii() && !s.chars().any(|c| c.is_control()), "{s}");
+                assert!(s.is_ascii() && !s.chars().any(char::is_control), "{s}");
                 assert!(!s.contains("  ") && s.trim() == s.as_str(), "{s:?}");
             }
             assert!(

@@ -437,9 +437,7 @@ fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
             i += 1;
             let end = match b {
                 b'\n' => Some(i - 1),
-                b'.' | b'!' | b'?' if bytes.get(i).is_none_or(|n| n.is_ascii_whitespace()) => {
-                    Some(i)
-                }
+                b'.' | b'!' | b'?' if bytes.get(i).is_none_or(u8::is_ascii_whitespace) => Some(i),
                 _ => None,
             };
             if let Some(end) = end {

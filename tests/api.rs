@@ -403,7 +403,7 @@ fn breaker_closes_after_the_cooldown_probe_succeeds() {
         alerts,
         llm_cache: None,
     };
-    let e = perps_news::embed::build(&cfg, &ctx).unwrap();
+    let e = perps_news::embed::build(&cfg.embed, &cfg.api, &ctx).unwrap();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -628,7 +628,12 @@ fn llm_categories_come_in_groups_cached_and_fall_back_to_the_rules() {
     cfg.api.base_url = api.base();
     cfg.api.attempts = 1;
     cfg.label.llm.model = "chat-a".into();
-    let cat = LlmCategorizer::build(&cfg, &perps_news::api::Context::default()).unwrap();
+    let cat = LlmCategorizer::build(
+        &cfg.label.llm,
+        &cfg.api,
+        &perps_news::api::Context::default(),
+    )
+    .unwrap();
     let titles: Vec<String> = (0..45)
         .map(|i| {
             if i % 3 == 0 {

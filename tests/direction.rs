@@ -6,8 +6,8 @@
 //! tuning half, whose errors were read while writing the rules; odd: held out, never
 //! inspected). `DIRECTION_ERRORS=1` prints the tuning half's errors.
 
-use perps_news::sentiment::{Direction, Metrics, Scorer, metrics};
-use perps_news::symbols::SymbolBook;
+use perps_news::signals::sentiment::{Direction, Metrics, Scorer, metrics};
+use perps_news::signals::symbols::SymbolBook;
 
 struct Item {
     title: String,

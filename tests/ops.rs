@@ -600,7 +600,7 @@ fn serve_is_bounded_checks_host_and_token_and_relays_only_news() {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                closed += 1
+                closed += 1;
             }
             Err(_) => {}
         }

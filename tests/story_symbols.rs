@@ -24,7 +24,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 
 use common::{jsonl, root};
-use perps_news::symbols::SymbolBook;
+use perps_news::signals::symbols::SymbolBook;
 
 /// Counts over one fixture's stories.
 #[derive(Debug, Default)]

@@ -427,8 +427,7 @@ fn example_environment_file() {
     let value = |key: &str| {
         vars.iter()
             .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| panic!("perps-news.env: no {key}="))
+            .map_or_else(|| panic!("perps-news.env: no {key}="), |(_, v)| *v)
     };
     for (key, want) in [
         ("REDIS_HOST", "127.0.0.1"),

@@ -9,6 +9,9 @@
 //! (capped); 400, 401, 403, 404 and other 4xx fail at once. Errors that arrive as HTTP 200
 //! with an `error` body are treated by the code they carry.
 
+mod config;
+pub use config::ApiConfig;
+
 pub mod breaker;
 
 use std::fmt;
@@ -574,7 +577,7 @@ impl Clients {
     /// [`crate::Error::Config`] when no model is named, or OpenRouter is the endpoint and
     /// its key is not set (other endpoints, such as a local server, may need no key).
     pub fn build(
-        cfg: &crate::config::ApiConfig,
+        cfg: &ApiConfig,
         ctx: &Context,
         section: &str,
         kind: &str,
@@ -628,25 +631,6 @@ impl Clients {
             fallback,
             counters,
         })
-    }
-}
-
-impl Clients {
-    /// The chat clients of `[label.llm]` (labels and categories).
-    ///
-    /// # Errors
-    /// As [`Clients::build`].
-    pub fn chat(cfg: &crate::config::PipelineConfig, ctx: &Context) -> crate::Result<Self> {
-        let l = &cfg.label.llm;
-        Self::build(
-            &cfg.api,
-            ctx,
-            "label.llm",
-            "chat",
-            (&l.model, "OPENROUTER_CHAT_MODEL"),
-            &l.fallback_model,
-            "",
-        )
     }
 }
 

@@ -51,4 +51,3 @@ pub fn man() -> perps_news::Result<i32> {
         .map_err(|e| perps_news::Error::io("-", e))?;
     Ok(0)
 }
-

@@ -169,7 +169,7 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
             } else {
                 match config_get(&conns.cache, "maxmemory-policy") {
                     Ok(p) if p.starts_with("allkeys") || p.starts_with("volatile") => {
-                        add(Level::Ok, "cache eviction", p)
+                        add(Level::Ok, "cache eviction", p);
                     }
                     Ok(p) => add(
                         Level::Warn,
@@ -241,4 +241,3 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
 fn host_port(name: &str) -> &str {
     name.rsplit_once('/').map_or(name, |(hp, _)| hp)
 }
-

@@ -43,4 +43,3 @@ pub fn run(args: &EvalArgs) -> Result<i32> {
     }
     Ok(0)
 }
-

@@ -353,4 +353,3 @@ impl Journal for Inputs<'_> {
             .collect())
     }
 }
-

@@ -28,7 +28,7 @@ pub struct StatsArgs {
 pub fn run(args: &StatsArgs) -> Result<i32> {
     let cfg = config::resolve(args.pipeline.as_deref(), args.redis_url.as_deref())?;
     let conns = store::redis::Connections::new(&cfg.redis)?;
-    let v = perps_news::serve::stats_json(&conns, &cfg)?;
+    let v = perps_news::store::redis::stats_json(&conns, &cfg.redis)?;
     if args.json {
         println!("{v}");
         return Ok(0);
@@ -66,4 +66,3 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
     }
     Ok(0)
 }
-

@@ -19,7 +19,7 @@ pub struct StoriesArgs {
     /// Only stories pointing this way: bullish, bearish or neutral (with --symbol: for that
     /// symbol).
     #[arg(long, value_name = "DIRECTION", value_parser = parse_direction)]
-    pub direction: Option<perps_news::sentiment::Direction>,
+    pub direction: Option<perps_news::signals::sentiment::Direction>,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +41,7 @@ pub struct StoriesArgs {
 /// Config errors; an unreadable state; Redis unreachable.
 pub fn run(args: &StoriesArgs) -> Result<i32> {
     let cfg = config::resolve(args.pipeline.as_deref(), args.redis_url.as_deref())?;
-    let embedder = embed::build(&cfg, &perps_news::api::Context::default())?;
+    let embedder = embed::build(&cfg.embed, &cfg.api, &perps_news::api::Context::default())?;
     let state = match &args.state {
         Some(path) => store::file::load(path, &embedder.fingerprint(), embedder.dim())?,
         None => {
@@ -114,7 +114,7 @@ pub fn run(args: &StoriesArgs) -> Result<i32> {
 }
 
 /// `--direction`: bullish, bearish or neutral.
-fn parse_direction(s: &str) -> Result<perps_news::sentiment::Direction, String> {
-    perps_news::sentiment::Direction::parse(s)
+fn parse_direction(s: &str) -> Result<perps_news::signals::sentiment::Direction, String> {
+    perps_news::signals::sentiment::Direction::parse(s)
         .ok_or_else(|| format!("expected bullish, bearish or neutral, got {s:?}"))
 }

@@ -45,4 +45,3 @@ pub fn run(args: &SubscribeArgs) -> Result<i32> {
     )?;
     Ok(0)
 }
-

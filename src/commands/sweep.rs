@@ -100,4 +100,3 @@ pub fn run(args: &SweepArgs, pool: &std::sync::Arc<rayon::ThreadPool>) -> Result
     }
     Ok(0)
 }
-

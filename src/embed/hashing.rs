@@ -13,8 +13,8 @@
 
 use rayon::prelude::*;
 
+use super::HashingConfig;
 use super::{Doc, Embedder, Embedding, TERM_ID_BITS};
-use crate::config::HashingConfig;
 use crate::error::Result;
 use crate::text;
 
@@ -48,13 +48,11 @@ pub struct HashingEmbedder {
 /// # Errors
 /// Never fails today; the signature matches [`super::Provider::build`].
 pub fn build(
-    cfg: &crate::config::PipelineConfig,
+    cfg: &super::EmbedConfig,
+    _: &crate::api::ApiConfig,
     _: &crate::api::Context,
 ) -> Result<Box<dyn Embedder>> {
-    Ok(Box::new(HashingEmbedder::new(
-        cfg.embed.dim,
-        cfg.embed.hashing.clone(),
-    )))
+    Ok(Box::new(HashingEmbedder::new(cfg.dim, cfg.hashing.clone())))
 }
 
 impl HashingEmbedder {
@@ -126,7 +124,7 @@ impl HashingEmbedder {
         let mut feats: Vec<(u64, f32)> = Vec::with_capacity(2 * (title.len() + body.len()));
         for (ws, base) in [(&title, self.cfg.title_weight), (&body, 1.0)] {
             let mut prev: Option<u64> = None;
-            for w in ws.iter() {
+            for w in ws {
                 if w.stop {
                     prev = None;
                     continue;

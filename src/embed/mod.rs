@@ -8,10 +8,12 @@
 //! then add one [`Provider`] line to [`PROVIDERS`]. Its `example` must be a pipeline snippet
 //! that selects it; a test parses every example.
 
+mod config;
+pub use config::{EmbedConfig, HashingConfig, OpenAiEmbedConfig};
+
 pub mod hashing;
 pub mod openai;
 
-use crate::config::PipelineConfig;
 use crate::error::Result;
 
 /// The text of one article as an embedder sees it.
@@ -198,8 +200,9 @@ pub struct Provider {
     pub name: &'static str,
     /// A pipeline snippet selecting this provider (checked by a test).
     pub example: &'static str,
-    /// Builds the provider from the whole pipeline (its section and `[api]`).
-    pub build: fn(&PipelineConfig, &crate::api::Context) -> Result<Box<dyn Embedder>>,
+    /// Builds the provider from `[embed]` and `[api]`.
+    pub build:
+        fn(&EmbedConfig, &crate::api::ApiConfig, &crate::api::Context) -> Result<Box<dyn Embedder>>,
 }
 
 /// Every embedder the engine knows. One line per provider.
@@ -216,32 +219,44 @@ pub const PROVIDERS: &[Provider] = &[
     },
 ];
 
-/// Builds the embedder named in `cfg.provider`.
+/// Builds the embedder `[embed] provider` names.
 ///
 /// # Errors
 /// [`crate::Error::Config`] for an unknown provider, or what the provider's `build` returns.
-pub fn build(cfg: &PipelineConfig, ctx: &crate::api::Context) -> Result<Box<dyn Embedder>> {
+pub fn build(
+    cfg: &EmbedConfig,
+    api: &crate::api::ApiConfig,
+    ctx: &crate::api::Context,
+) -> Result<Box<dyn Embedder>> {
     let provider = PROVIDERS
         .iter()
-        .find(|p| p.name == cfg.embed.provider)
+        .find(|p| p.name == cfg.provider)
         .ok_or_else(|| crate::Error::Config {
             origin: "embed.provider".into(),
-            message: format!("unknown embedder {:?}", cfg.embed.provider),
+            message: format!("unknown embedder {:?}", cfg.provider),
         })?;
-    (provider.build)(cfg, ctx)
+    (provider.build)(cfg, api, ctx)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PipelineConfig;
+
+    /// The sections a registry example may hold (the pipeline file parses them the same way;
+    /// `config.rs` checks the examples as whole pipelines too).
+    #[derive(serde::Deserialize)]
+    struct Example {
+        embed: EmbedConfig,
+        #[serde(default)]
+        api: crate::api::ApiConfig,
+    }
 
     #[test]
     fn every_registry_example_parses_and_builds() {
         for p in PROVIDERS {
-            let cfg = PipelineConfig::parse(p.example, p.name).unwrap();
-            assert_eq!(cfg.embed.provider, p.name);
-            let e = build(&cfg, &crate::api::Context::default()).unwrap();
+            let ex: Example = toml::from_str(p.example).unwrap();
+            assert_eq!(ex.embed.provider, p.name);
+            let e = build(&ex.embed, &ex.api, &crate::api::Context::default()).unwrap();
             assert_eq!(e.provider(), p.name);
         }
     }

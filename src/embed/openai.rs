@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::EmbedConfig;
 use super::{Doc, Embedder, Embedding};
+use crate::api::ApiConfig;
 use crate::api::{self, CallError, Client, Context, Counters, Invalid};
-use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 
 /// The `openai` embedder.
@@ -34,14 +35,14 @@ pub struct OpenAiEmbedder {
 /// # Errors
 /// [`Error::Config`] when no model is named, or OpenRouter is the endpoint and its key is
 /// not set (other endpoints, such as a local server, may need no key).
-pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Embedder>> {
-    let o = &cfg.embed.openai;
+pub fn build(cfg: &EmbedConfig, api: &ApiConfig, ctx: &Context) -> Result<Box<dyn Embedder>> {
+    let o = &cfg.openai;
     let api::Clients {
         primary,
         fallback,
         counters,
     } = api::Clients::build(
-        &cfg.api,
+        api,
         ctx,
         "embed.openai",
         "embeddings",
@@ -50,9 +51,9 @@ pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Embedder>> {
         &o.fallback_base_url,
     )?;
     Ok(Box::new(OpenAiEmbedder {
-        dim: cfg.embed.dim,
+        dim: cfg.dim,
         batch: o.batch_size.max(1),
-        concurrency: cfg.api.concurrency.max(1),
+        concurrency: api.concurrency.max(1),
         send_dimensions: o.send_dimensions,
         max_chars: o.max_input_chars.max(1),
         primary,

@@ -250,7 +250,7 @@ impl RuleCategorizer {
         for (name, keywords) in &self.rules {
             let mut score = 0;
             let mut matched = Vec::new();
-            for kw in keywords.iter() {
+            for kw in *keywords {
                 let hits = 2 * count(&title_words, kw) + count(&body_words, kw);
                 if hits > 0 {
                     score += hits;

@@ -19,10 +19,11 @@ pub struct Extractive {
 /// # Errors
 /// Never fails; the signature matches [`super::Provider::build`].
 pub fn build(
-    cfg: &crate::config::PipelineConfig,
+    cfg: &super::LabelConfig,
+    _: &crate::api::ApiConfig,
     _: &crate::api::Context,
 ) -> Result<Box<dyn Labeler>> {
-    Ok(Box::new(Extractive::new(cfg.label.top_terms)))
+    Ok(Box::new(Extractive::new(cfg.top_terms)))
 }
 
 impl Extractive {

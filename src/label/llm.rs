@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::extractive::{Extractive, shorten};
+use super::{LabelConfig, LlmConfig};
 use super::{Labeler, StoryLabel};
+use crate::api::ApiConfig;
 use crate::api::{self, CallError, Client, Context, Counters, Invalid};
-use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::label::StorySnapshot;
 use crate::store::Cache;
@@ -43,28 +44,44 @@ pub struct LlmLabeler {
     direction_fallbacks: AtomicU64,
 }
 
+/// The chat clients of `[label.llm]` (labels and categories).
+///
+/// # Errors
+/// As [`api::Clients::build`].
+pub fn chat_clients(l: &LlmConfig, api: &ApiConfig, ctx: &Context) -> Result<api::Clients> {
+    api::Clients::build(
+        api,
+        ctx,
+        "label.llm",
+        "chat",
+        (&l.model, "OPENROUTER_CHAT_MODEL"),
+        &l.fallback_model,
+        "",
+    )
+}
+
 /// Registry constructor.
 ///
 /// # Errors
 /// [`Error::Config`] when no model is named, or OpenRouter is the endpoint and its key is
 /// not set.
-pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
-    let l = &cfg.label.llm;
+pub fn build(cfg: &LabelConfig, api: &ApiConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
+    let l = &cfg.llm;
     let api::Clients {
         primary,
         fallback,
         counters,
-    } = api::Clients::chat(cfg, ctx)?;
+    } = chat_clients(l, api, ctx)?;
     let cache = ctx.llm_cache_or_memory();
     Ok(Box::new(LlmLabeler {
-        extractive: Extractive::new(cfg.label.top_terms),
+        extractive: Extractive::new(cfg.top_terms),
         primary,
         fallback,
         categories: l.categories.clone(),
         articles: l.articles.max(1),
         max_tokens: l.max_tokens.max(16),
         json_mode: l.json_mode,
-        concurrency: cfg.api.concurrency.max(1),
+        concurrency: api.concurrency.max(1),
         cache,
         counters,
         label_fallbacks: AtomicU64::new(0),
@@ -81,7 +98,7 @@ struct Reply {
     category: String,
     /// `None` when the reply's direction part is missing or malformed (the offline
     /// direction is used; the label still counts).
-    direction: Option<crate::sentiment::StoryDirection>,
+    direction: Option<crate::signals::sentiment::StoryDirection>,
 }
 
 /// The score and confidence given to a chat model's direction: it names a direction, not a
@@ -89,14 +106,14 @@ struct Reply {
 const LLM_SCORE: f32 = 0.5;
 const LLM_CONFIDENCE: f32 = 0.7;
 
-fn llm_verdict(d: crate::sentiment::Direction) -> crate::sentiment::Verdict {
-    use crate::sentiment::Direction;
+fn llm_verdict(d: crate::signals::sentiment::Direction) -> crate::signals::sentiment::Verdict {
+    use crate::signals::sentiment::Direction;
     let score = match d {
         Direction::Bullish => LLM_SCORE,
         Direction::Bearish => -LLM_SCORE,
         Direction::Neutral => 0.0,
     };
-    crate::sentiment::Verdict {
+    crate::signals::sentiment::Verdict {
         direction: d,
         score,
         confidence: LLM_CONFIDENCE,
@@ -190,8 +207,8 @@ impl LlmLabeler {
 fn parse_direction(
     v: &serde_json::Value,
     symbols: &[String],
-) -> Option<crate::sentiment::StoryDirection> {
-    use crate::sentiment::{Direction, StoryDirection, SymbolVerdict};
+) -> Option<crate::signals::sentiment::StoryDirection> {
+    use crate::signals::sentiment::{Direction, StoryDirection, SymbolVerdict};
     let overall = Direction::parse(v.get("direction")?.as_str()?)?;
     let given = v.get("symbols")?.as_object()?;
     if given.len() != symbols.len() {
@@ -394,11 +411,7 @@ mod tests {
     use std::time::Duration;
 
     fn labeler() -> LlmLabeler {
-        let cfg = PipelineConfig::parse(
-            "[label]\nprovider = \"llm\"\n[api]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
-            "t",
-        )
-        .unwrap();
+        let (api, label) = (ApiConfig::default(), LabelConfig::default());
         let counters = Arc::new(Counters::default());
         let breaker = Arc::new(api::Breaker::new(
             "t",
@@ -412,12 +425,12 @@ mod tests {
                 "http://127.0.0.1:9/v1",
                 "m",
                 api::Secret::default(),
-                cfg.api.policy(),
+                api.policy(),
                 breaker,
                 counters.clone(),
             ),
             fallback: None,
-            categories: cfg.label.llm.categories.clone(),
+            categories: label.llm.categories.clone(),
             articles: 5,
             max_tokens: 100,
             json_mode: true,
@@ -451,7 +464,7 @@ mod tests {
             "symbols": {"ETH": "bearish", "BTC": "neutral"}}"#;
         let d = l.parse(good, &syms).unwrap().direction.unwrap();
         assert_eq!(d.by, "llm");
-        assert_eq!(d.direction, crate::sentiment::Direction::Bearish);
+        assert_eq!(d.direction, crate::signals::sentiment::Direction::Bearish);
         assert_eq!(
             d.symbols
                 .iter()

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::LlmConfig;
 use super::category::{Category, RuleCategorizer};
+use crate::api::ApiConfig;
 use crate::api::{self, CallError, Client, Context};
-use crate::config::PipelineConfig;
 use crate::error::Result;
 use crate::store::Cache;
 
@@ -40,12 +41,12 @@ impl LlmCategorizer {
     /// Built from `[label.llm]` and `[api]`.
     ///
     /// # Errors
-    /// As [`api::Clients::chat`].
-    pub fn build(cfg: &PipelineConfig, ctx: &Context) -> Result<Self> {
+    /// As [`super::llm::chat_clients`].
+    pub fn build(cfg: &LlmConfig, api: &ApiConfig, ctx: &Context) -> Result<Self> {
         Ok(LlmCategorizer {
-            clients: api::Clients::chat(cfg, ctx)?,
-            concurrency: cfg.api.concurrency.max(1),
-            json_mode: cfg.label.llm.json_mode,
+            clients: super::llm::chat_clients(cfg, api, ctx)?,
+            concurrency: api.concurrency.max(1),
+            json_mode: cfg.json_mode,
             cache: ctx.llm_cache_or_memory(),
             fallbacks: AtomicU64::new(0),
         })

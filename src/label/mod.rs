@@ -4,6 +4,9 @@
 //! Write `src/label/<name>.rs` with a type implementing [`Labeler`] and a `build` function,
 //! then add one [`Provider`] line to [`PROVIDERS`].
 
+mod config;
+pub use config::{LabelConfig, LlmConfig};
+
 pub mod category;
 pub mod extractive;
 pub mod llm;
@@ -11,7 +14,6 @@ pub mod llm_category;
 
 use serde::Serialize;
 
-use crate::config::PipelineConfig;
 use crate::error::Result;
 
 /// A story's name and characteristic terms.
@@ -27,7 +29,7 @@ pub struct StoryLabel {
     /// The story's direction, when the labeler gives one (the `llm` labeler); otherwise
     /// the offline scorer's stands.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub direction: Option<crate::sentiment::StoryDirection>,
+    pub direction: Option<crate::signals::sentiment::StoryDirection>,
 }
 
 impl StoryLabel {
@@ -96,8 +98,9 @@ pub struct Provider {
     pub name: &'static str,
     /// A pipeline snippet selecting it (checked by a test).
     pub example: &'static str,
-    /// Builds it from the whole pipeline (its section and `[api]`).
-    pub build: fn(&PipelineConfig, &crate::api::Context) -> Result<Box<dyn Labeler>>,
+    /// Builds it from `[label]` and `[api]`.
+    pub build:
+        fn(&LabelConfig, &crate::api::ApiConfig, &crate::api::Context) -> Result<Box<dyn Labeler>>,
 }
 
 /// Every labeler the engine knows. One line per provider.
@@ -118,27 +121,40 @@ pub const PROVIDERS: &[Provider] = &[
 ///
 /// # Errors
 /// [`crate::Error::Config`] for an unknown provider.
-pub fn build(cfg: &PipelineConfig, ctx: &crate::api::Context) -> Result<Box<dyn Labeler>> {
+pub fn build(
+    cfg: &LabelConfig,
+    api: &crate::api::ApiConfig,
+    ctx: &crate::api::Context,
+) -> Result<Box<dyn Labeler>> {
     let p = PROVIDERS
         .iter()
-        .find(|p| p.name == cfg.label.provider)
+        .find(|p| p.name == cfg.provider)
         .ok_or_else(|| crate::Error::Config {
             origin: "label.provider".into(),
-            message: format!("unknown labeler {:?}", cfg.label.provider),
+            message: format!("unknown labeler {:?}", cfg.provider),
         })?;
-    (p.build)(cfg, ctx)
+    (p.build)(cfg, api, ctx)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The sections a registry example may hold (`config.rs` checks the examples as whole
+    /// pipelines too).
+    #[derive(serde::Deserialize)]
+    struct Example {
+        label: LabelConfig,
+        #[serde(default)]
+        api: crate::api::ApiConfig,
+    }
+
     #[test]
     fn every_registry_example_parses_and_builds() {
         for p in PROVIDERS {
-            let cfg = PipelineConfig::parse(p.example, p.name).unwrap();
+            let ex: Example = toml::from_str(p.example).unwrap();
             assert_eq!(
-                build(&cfg, &crate::api::Context::default())
+                build(&ex.label, &ex.api, &crate::api::Context::default())
                     .unwrap()
                     .provider(),
                 p.name

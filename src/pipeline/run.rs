@@ -100,7 +100,7 @@ pub fn run(
     embedder: &dyn Embedder,
     cache: &dyn Cache,
     labeler: &dyn Labeler,
-    symbols: &crate::symbols::SymbolBook,
+    symbols: &crate::signals::symbols::SymbolBook,
     opts: &RunOptions,
     pool: &rayon::ThreadPool,
 ) -> Result<RunOutcome> {
@@ -118,16 +118,17 @@ pub fn run(
             indicatif::ProgressStyle::with_template(
                 "{spinner} {bar:40} {human_pos}/{human_len} articles {rate} eta {eta}",
             )
-            // indicatif's {per_sec} prints "3438.5353/s"; people read "3,438/s".
-            .map(|st| {
-                st.with_key(
-                    "rate",
-                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{}/s", crate::report::count(s.per_sec() as u64));
-                    },
-                )
-            })
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            .map_or_else(
+                |_| indicatif::ProgressStyle::default_bar(),
+                |st| {
+                    st.with_key(
+                        "rate",
+                        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}/s", crate::report::count(s.per_sec() as u64));
+                        },
+                    )
+                },
+            ),
         );
         bar
     });

@@ -23,15 +23,18 @@
 //! Because every decision uses the same kernel on the same vectors, the result cannot depend
 //! on how the articles were split into batches or chunks, or on the product's rounding.
 
+mod config;
+pub use config::{ClusterConfig, Linkage};
+
 use std::collections::{HashMap, HashSet};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::article::Article;
-use crate::config::{ClusterConfig, Linkage};
+
 use crate::embed::{Embedding, SparseVector};
-use crate::label::{SNAPSHOT_TITLES, StorySnapshot};
 use crate::kernels::{self, GEMM_SLACK};
+use crate::label::{SNAPSHOT_TITLES, StorySnapshot};
 use crate::story::{MAX_STORY_TERMS, Representative, Story, StoryState};
 use crate::text;
 
@@ -127,9 +130,9 @@ pub struct Assignment {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchSignals<'a> {
     /// Perp symbols.
-    pub symbols: &'a [crate::symbols::ArticleSymbols],
+    pub symbols: &'a [crate::signals::symbols::ArticleSymbols],
     /// Directions.
-    pub directions: &'a [crate::sentiment::ArticleDirection],
+    pub directions: &'a [crate::signals::sentiment::ArticleDirection],
     /// Syndication sketches.
     pub sketches: &'a [Option<crate::syndication::Sketch>],
 }
@@ -281,7 +284,7 @@ impl Clusterer {
         &mut self,
         articles: &[Article],
         embeddings: Vec<Embedding>,
-        symbols: &[crate::symbols::ArticleSymbols],
+        symbols: &[crate::signals::symbols::ArticleSymbols],
         ingest_time: i64,
         pool: &rayon::ThreadPool,
     ) -> ClusteredBatch {
@@ -480,7 +483,7 @@ impl Clusterer {
                 };
                 let copy = copy.filter(|(slot, _)| best == Some(*slot));
 
-                let no_symbols = crate::symbols::ArticleSymbols::default();
+                let no_symbols = crate::signals::symbols::ArticleSymbols::default();
                 let syms = symbols.get(i).unwrap_or(&no_symbols);
                 let slot = match best {
                     Some(slot) => {
@@ -513,7 +516,7 @@ impl Clusterer {
                     .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
                 let (needed, window) = (self.breaking_sources, self.breaking_window);
                 let s = &mut self.state.stories[slot];
-                crate::symbols::tally(&mut s.symbols, syms);
+                crate::signals::symbols::tally(&mut s.symbols, syms);
                 if s.size == 1 {
                     out.events.push(StoryEvent {
                         story_id: s.id.clone(),
@@ -573,7 +576,7 @@ impl Clusterer {
                     terms: s.terms.clone(),
                     size: s.size,
                     titles: titles.remove(&slot).unwrap_or_default(),
-                    symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+                    symbols: crate::signals::symbols::story_symbols_from(&s.symbols, s.size)
                         .into_iter()
                         .map(|(sym, _)| sym)
                         .collect(),
@@ -782,7 +785,7 @@ impl Clusterer {
             outlets: Vec::new(),
             copies: Vec::new(),
             originals: Vec::new(),
-            direction: crate::sentiment::DirectionTally::default(),
+            direction: crate::signals::sentiment::DirectionTally::default(),
             llm_direction: None,
         };
         self.state.next_seq += 1;

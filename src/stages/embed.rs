@@ -32,7 +32,7 @@ pub struct EmbedStage<'a> {
     embedder: &'a dyn Embedder,
     cache: &'a dyn Cache,
     pool: &'a rayon::ThreadPool,
-    symbols: &'a crate::symbols::SymbolBook,
+    symbols: &'a crate::signals::symbols::SymbolBook,
     symbols_body_chars: usize,
     fingerprint: String,
     deferred: &'a std::sync::Mutex<Vec<Deferred>>,
@@ -48,7 +48,7 @@ impl<'a> EmbedStage<'a> {
         embedder: &'a dyn Embedder,
         cache: &'a dyn Cache,
         pool: &'a rayon::ThreadPool,
-        symbols: &'a crate::symbols::SymbolBook,
+        symbols: &'a crate::signals::symbols::SymbolBook,
         symbols_body_chars: usize,
         deferred: &'a std::sync::Mutex<Vec<Deferred>>,
     ) -> Self {
@@ -144,7 +144,7 @@ impl EmbedStage<'_> {
 
     /// Each article's symbols, direction and syndication sketch.
     fn article_signals(&self, articles: &[crate::article::Article]) -> Signals {
-        let scorer = crate::sentiment::Scorer::builtin();
+        let scorer = crate::signals::sentiment::Scorer::builtin();
         let mut out = Signals::default();
         for a in articles {
             // Symbols and direction of the title and the lead: where a story says which
@@ -171,8 +171,8 @@ impl EmbedStage<'_> {
 /// Per-article signals of a batch, parallel to its articles.
 #[derive(Debug, Default)]
 struct Signals {
-    symbols: Vec<crate::symbols::ArticleSymbols>,
-    directions: Vec<crate::sentiment::ArticleDirection>,
+    symbols: Vec<crate::signals::symbols::ArticleSymbols>,
+    directions: Vec<crate::signals::sentiment::ArticleDirection>,
     sketches: Vec<Option<crate::syndication::Sketch>>,
 }
 

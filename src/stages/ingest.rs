@@ -5,6 +5,9 @@
 //! reason. Records are split first (cheap byte scans) and parsed in parallel when there are
 //! many.
 
+mod config;
+pub use config::IngestConfig;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;

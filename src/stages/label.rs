@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use super::cluster::{Assignment, ClusteredBatch};
-use crate::label::{SNAPSHOT_TITLES, StorySnapshot};
 use crate::error::Result;
 use crate::label::{Labeler, StoryLabel};
+use crate::label::{SNAPSHOT_TITLES, StorySnapshot};
 use crate::pipeline::Stage;
 
 /// A clustered batch with labels for its touched stories.

@@ -26,9 +26,9 @@ pub struct EmbeddedBatch {
     /// Their embeddings, parallel to `articles`.
     pub embeddings: Vec<Embedding>,
     /// Their perp symbols, parallel to `articles`.
-    pub symbols: Vec<crate::symbols::ArticleSymbols>,
+    pub symbols: Vec<crate::signals::symbols::ArticleSymbols>,
     /// Their directions, parallel to `articles`.
-    pub directions: Vec<crate::sentiment::ArticleDirection>,
+    pub directions: Vec<crate::signals::sentiment::ArticleDirection>,
     /// Their syndication sketches (`None`: too short), parallel to `articles`.
     pub sketches: Vec<Option<crate::syndication::Sketch>>,
 }

@@ -165,10 +165,10 @@ fn remove_stale_temps(dir: &Path, name: &str) {
         if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {
-                    tracing::info!(file = %entry.path().display(), "Removed a temp file left by a run killed while saving.")
+                    tracing::info!(file = %entry.path().display(), "Removed a temp file left by a run killed while saving.");
                 }
                 Err(e) => {
-                    tracing::warn!(file = %entry.path().display(), error = %e, "Cannot remove a stale temp file.")
+                    tracing::warn!(file = %entry.path().display(), error = %e, "Cannot remove a stale temp file.");
                 }
             }
         }

@@ -31,7 +31,7 @@ pub enum SessionMode {
     /// when Redis is still at that version.
     Worker {
         /// The kept state and its version.
-        reuse: Option<(u64, StoryState)>,
+        reuse: Option<Box<(u64, StoryState)>>,
     },
 }
 
@@ -129,7 +129,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// The Redis side of one run (see the module documentation).
 pub struct Session {
-    cfg: crate::config::RedisConfig,
+    cfg: crate::store::redis::RedisConfig,
     conns: store::redis::Connections,
     bus: crate::bus::Bus,
     lock: Option<store::redis::StateLock>,
@@ -175,7 +175,7 @@ impl Session {
     /// and this mode has no fallback (the worker), or the host has no mirror to continue.
     pub fn connect(
         conns: store::redis::Connections,
-        cfg: &crate::config::RedisConfig,
+        cfg: &crate::store::redis::RedisConfig,
         mode: SessionMode,
         fingerprint: &str,
         dim: usize,
@@ -183,7 +183,7 @@ impl Session {
         let (owns_state, use_mirror, reuse) = match mode {
             SessionMode::Run => (true, true, None),
             SessionMode::CacheAndBus => (false, true, None),
-            SessionMode::Worker { reuse } => (true, false, reuse),
+            SessionMode::Worker { reuse } => (true, false, reuse.map(|b| *b)),
         };
         let bus = crate::bus::Bus::new(conns.main.clone(), cfg.stream_maxlen, &cfg.spool_path);
         let cache = store::redis::RedisCache::new(conns.cache.clone(), cfg, fingerprint, dim);
@@ -569,4 +569,3 @@ impl Session {
         }
     }
 }
-

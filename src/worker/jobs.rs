@@ -318,7 +318,12 @@ impl Jobs {
     /// Embeds `articles` through the Redis cache, so the locked run only reads it.
     fn warm(&self, articles: &[crate::article::Article]) -> Result<(), JobError> {
         let e = &self.engine;
-        let cache = RedisCache::new(self.conns.cache.clone(), &e.cfg.redis, &e.fingerprint(), e.dim());
+        let cache = RedisCache::new(
+            self.conns.cache.clone(),
+            &e.cfg.redis,
+            &e.fingerprint(),
+            e.dim(),
+        );
         // Failures here are only logged: the locked run asks again and reports them.
         let deferred = std::sync::Mutex::new(Vec::new());
         let mut stage = EmbedStage::new(
@@ -340,10 +345,7 @@ impl Jobs {
 }
 
 /// What the labeler sees of an active story.
-fn snapshot(
-    state: &crate::story::StoryState,
-    id: &str,
-) -> Option<crate::label::StorySnapshot> {
+fn snapshot(state: &crate::story::StoryState, id: &str) -> Option<crate::label::StorySnapshot> {
     state
         .stories
         .iter()
@@ -354,7 +356,7 @@ fn snapshot(
             terms: s.terms.clone(),
             size: s.size,
             titles: Vec::new(),
-            symbols: crate::symbols::story_symbols_from(&s.symbols, s.size)
+            symbols: crate::signals::symbols::story_symbols_from(&s.symbols, s.size)
                 .into_iter()
                 .map(|(sym, _)| sym)
                 .collect(),

@@ -183,7 +183,11 @@ fn queue_error(queue: &str, e: impl std::fmt::Display) -> Error {
 ///
 /// # Errors
 /// Config errors; the queues unreachable at start.
-pub fn run(cfg: PipelineConfig, args: &WorkerSettings, pool: Arc<rayon::ThreadPool>) -> Result<i32> {
+pub fn run(
+    cfg: PipelineConfig,
+    args: &WorkerSettings,
+    pool: Arc<rayon::ThreadPool>,
+) -> Result<i32> {
     if args.concurrency == 0 {
         return Err(Error::Config {
             origin: "NEWS_WORKER_CONCURRENCY".into(),
@@ -218,7 +222,8 @@ pub fn run(cfg: PipelineConfig, args: &WorkerSettings, pool: Arc<rayon::ThreadPo
             llm_cache: Some(llm_cache),
         };
         Some(crate::label::llm_category::LlmCategorizer::build(
-            &engine.cfg,
+            &engine.cfg.label.llm,
+            &engine.cfg.api,
             &ctx,
         )?)
     } else {

@@ -126,7 +126,7 @@ impl RedisServer {
         if config.is_none() {
             args.extend(["--save", "", "--appendonly", "no"].map(String::from));
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(std::string::ToString::to_string));
 
         let mut server = RedisServer {
             child: None,

@@ -70,7 +70,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::symbols::Mention;
+use crate::signals::symbols::Mention;
 
 /// Scores at or above this are bullish, at or below its negative bearish.
 pub const THRESHOLD: f32 = 0.2;
@@ -775,7 +775,7 @@ impl Scorer {
     /// Scores text with the symbols `book` finds in it (a convenience for evaluation).
     pub fn score_text(
         &self,
-        book: &crate::symbols::SymbolBook,
+        book: &crate::signals::symbols::SymbolBook,
         title: &str,
         lead: &str,
     ) -> ArticleDirection {
@@ -1379,7 +1379,7 @@ pub fn metrics(gold: &[Direction], pred: &[Direction]) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::symbols::SymbolBook;
+    use crate::signals::symbols::SymbolBook;
 
     fn book() -> SymbolBook {
         SymbolBook::builtin()

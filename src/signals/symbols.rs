@@ -110,7 +110,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The shipped dictionary, `pipelines/symbols.toml`, compiled in.
-pub const BUILTIN_SYMBOLS: &str = include_str!("../pipelines/symbols.toml");
+pub const BUILTIN_SYMBOLS: &str = include_str!("../../pipelines/symbols.toml");
 
 /// Origin reported in errors about the compiled-in dictionary.
 const BUILTIN_ORIGIN: &str = "built-in pipelines/symbols.toml";
@@ -433,7 +433,7 @@ impl SymbolBook {
     ///
     /// # Errors
     /// [`crate::Error::Config`] naming the file and the problem.
-    pub fn from_config(cfg: &crate::config::SignalsConfig) -> crate::Result<Self> {
+    pub fn from_config(cfg: &super::SignalsConfig) -> crate::Result<Self> {
         if cfg.symbols_path.is_empty() {
             return Ok(Self::builtin());
         }
@@ -1113,7 +1113,7 @@ impl<'t> Scan<'t> {
         sc.shouting = sc.upper_letters >= 12 && sc.lower_letters * 5 < sc.upper_letters;
         // Title Case: most longer words that do not start a sentence are capitalized.
         let (mut capitalized, mut total) = (0usize, 0usize);
-        for t in sc.toks.iter() {
+        for t in &sc.toks {
             if t.long_word && !t.sentence_start && t.case != Case::Upper {
                 total += 1;
                 capitalized += usize::from(t.case == Case::Title);
@@ -1261,7 +1261,7 @@ mod tests {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/symbol-headlines.jsonl"
     );
-    const SHIPPED: &str = include_str!("../pipelines/symbols.toml");
+    const SHIPPED: &str = include_str!("../../pipelines/symbols.toml");
 
     fn book() -> SymbolBook {
         SymbolBook::from_toml(SHIPPED, "pipelines/symbols.toml").unwrap()
