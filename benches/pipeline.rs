@@ -17,7 +17,7 @@ use perps_news::stages::cluster::Clusterer;
 use perps_news::stages::ingest;
 use perps_news::store::memory::MemoryCache;
 use perps_news::story::StoryState;
-use perps_news::synth::{self, SynthConfig};
+use perps_news_synth::{self as synth, SynthConfig};
 
 fn pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()

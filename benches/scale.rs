@@ -208,13 +208,13 @@ fn bcubed_f1<G: std::hash::Hash + Eq, P: std::hash::Hash + Eq>(gold: &[G], pred:
 /// A generated dump of `n` articles at `per_day` articles a day, starting `day0` days after
 /// the generator's epoch.
 fn dump(n: usize, seed: u64, start_epoch: i64, per_day: f64) -> Vec<u8> {
-    perps_news::synth::generate_jsonl(&perps_news::synth::SynthConfig {
+    perps_news_synth::generate_jsonl(&perps_news_synth::SynthConfig {
         articles: n,
         story_size: 10,
         seed,
         start_epoch,
         span_hours: n as f64 / per_day * 24.0,
-        ..perps_news::synth::SynthConfig::default()
+        ..perps_news_synth::SynthConfig::default()
     })
     .into_bytes()
 }

@@ -45,7 +45,6 @@ pub mod stages;
 pub mod store;
 pub mod story;
 pub mod syndication;
-pub mod synth;
 pub mod text;
 pub mod time;
 #[cfg(feature = "worker")]

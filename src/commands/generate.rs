@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use perps_news::error::{Error, Result};
-use perps_news::synth;
+use perps_news_synth as synth;
 
 /// `perps-news generate`
 #[derive(Debug, Args)]
