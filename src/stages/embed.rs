@@ -101,7 +101,11 @@ impl EmbedStage<'_> {
         let mut first_of: HashMap<u128, usize> = HashMap::new();
         let mut todo: Vec<usize> = Vec::new();
         for (i, e) in found.iter().enumerate() {
-            if e.is_none() && first_of.insert(keys[i], todo.len()).is_none() {
+            // The first position of each text; a later duplicate must not move it.
+            if e.is_none()
+                && let std::collections::hash_map::Entry::Vacant(slot) = first_of.entry(keys[i])
+            {
+                slot.insert(todo.len());
                 todo.push(i);
             }
         }
@@ -242,5 +246,103 @@ impl Stage for EmbedStage<'_> {
                 .extend(deferred);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::Doc;
+    use std::sync::Mutex;
+
+    /// A 2-d embedder that records the titles it is asked for and fails for "FAIL" ones.
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Embedder for Recorder {
+        fn provider(&self) -> &'static str {
+            "recorder"
+        }
+        fn fingerprint(&self) -> String {
+            "recorder-2".into()
+        }
+        fn dim(&self) -> usize {
+            2
+        }
+        fn embed(&self, docs: &[Doc<'_>], pool: &rayon::ThreadPool) -> Result<Vec<Embedding>> {
+            Ok(self
+                .embed_each(docs, pool)?
+                .into_iter()
+                .map(|e| e.unwrap_or(Embedding::Dense(vec![0.0, 0.0])))
+                .collect())
+        }
+        fn embed_each(
+            &self,
+            docs: &[Doc<'_>],
+            _: &rayon::ThreadPool,
+        ) -> Result<Vec<std::result::Result<Embedding, String>>> {
+            let mut seen = self.0.lock().unwrap();
+            Ok(docs
+                .iter()
+                .map(|d| {
+                    seen.push(d.title.to_string());
+                    if d.title.contains("FAIL") {
+                        Err("the model refused".to_string())
+                    } else {
+                        Ok(Embedding::Dense(vec![1.0, 0.0]))
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn batch(titles: &[&str], pool: &rayon::ThreadPool) -> Batch {
+        let lines: Vec<String> = titles
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    r#"{{"id":"a{i}","title":"{t}","body":"Body text of the article about {t}.","published_at":"2026-01-01T00:00:00Z"}}"#
+                )
+            })
+            .collect();
+        let input = crate::stages::ingest::input_from_bytes("t.jsonl", lines.join("\n").into());
+        let parsed = crate::stages::ingest::parse_inputs(&[input], 1 << 20, pool);
+        assert!(parsed.rejects.is_empty(), "{:?}", parsed.rejects);
+        Batch {
+            articles: parsed.articles,
+        }
+    }
+
+    #[test]
+    fn distinct_misses_are_embedded_once_then_served_from_the_cache_and_failures_deferred() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let embedder = Recorder(Mutex::new(Vec::new()));
+        let cache = crate::store::memory::MemoryCache::default();
+        let symbols = crate::signals::symbols::SymbolBook::builtin();
+        let deferred = Mutex::new(Vec::new());
+        let mut stage = EmbedStage::new(&embedder, &cache, &pool, &symbols, 120, &deferred);
+        let out = stage
+            .process(batch(&["Same title", "Same title", "FAIL here"], &pool))
+            .unwrap();
+        // Both copies of the repeated text get its vector (a later duplicate once moved the
+        // index of the first to the next distinct text's result).
+        assert_eq!(out.articles.len(), 2, "{:?}", embedder.0.lock().unwrap());
+        assert_eq!(out.embeddings.len(), out.symbols.len());
+        // One request per distinct text.
+        assert_eq!(embedder.0.lock().unwrap().len(), 2);
+        {
+            let d = deferred.lock().unwrap();
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].reason, "the model refused");
+            assert_eq!(d[0].record()["title"], "FAIL here");
+        }
+        // The next batch finds the text in the cache: only the failed one is asked again.
+        stage
+            .process(batch(&["Same title", "FAIL here"], &pool))
+            .unwrap();
+        assert_eq!(embedder.0.lock().unwrap().len(), 3);
     }
 }
