@@ -271,6 +271,9 @@ pub struct StoryRecord {
     pub first_published_at: String,
     /// Latest member time, RFC 3339.
     pub last_published_at: String,
+    /// The same time in epoch seconds (not serialised): the score of `perps:stories`.
+    #[serde(skip)]
+    pub last_seen: i64,
     /// Characteristic terms.
     pub top_terms: Vec<String>,
     /// Perp symbols the story touches, heaviest first.
@@ -314,6 +317,7 @@ impl StoryRecord {
             articles: s.article_ids.clone(),
             first_published_at: format_rfc3339(s.first_seen),
             last_published_at: format_rfc3339(s.last_seen),
+            last_seen: s.last_seen,
             top_terms: terms
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| s.top_terms.clone()),
@@ -369,6 +373,7 @@ impl StoryRecord {
                         articles: s.article_ids.clone(),
                         first_published_at: format_rfc3339(s.first_seen),
                         last_published_at: format_rfc3339(s.last_seen),
+                        last_seen: s.last_seen,
                         top_terms: terms.unwrap_or_default(),
                         symbols: s.symbols.clone(),
                         sources: s.sources,

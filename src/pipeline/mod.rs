@@ -135,3 +135,79 @@ pub fn drive<S: Stage>(
     );
     (stage, busy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doubles numbers; fails on `fail_on`; emits the count of what it saw at the end.
+    struct Doubler {
+        fail_on: Option<u32>,
+        seen: u32,
+    }
+
+    impl Stage for Doubler {
+        type In = u32;
+        type Out = u32;
+        fn name(&self) -> &'static str {
+            "doubler"
+        }
+        fn process(&mut self, n: u32) -> Result<u32> {
+            if Some(n) == self.fail_on {
+                return Err(Error::Strict(format!("bad {n}")));
+            }
+            self.seen += 1;
+            Ok(n * 2)
+        }
+        fn finish(&mut self) -> Result<Option<u32>> {
+            Ok(Some(1000 + self.seen))
+        }
+    }
+
+    fn run(fail_on: Option<u32>) -> (Vec<u32>, Option<Error>) {
+        let (tx_in, rx_in) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let (tx_out, rx_out) = crossbeam_channel::unbounded();
+        let fail = FirstError::default();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for n in 1..=5 {
+                    if tx_in.send(n).is_err() {
+                        break;
+                    }
+                }
+                drop(tx_in);
+            });
+            drive(Doubler { fail_on, seen: 0 }, rx_in, Some(tx_out), &fail);
+        });
+        (rx_out.iter().collect(), fail.take())
+    }
+
+    #[test]
+    fn drive_passes_every_batch_then_what_finish_sends() {
+        let (out, err) = run(None);
+        assert!(err.is_none());
+        assert_eq!(out, [2, 4, 6, 8, 10, 1005]);
+    }
+
+    #[test]
+    fn the_first_error_stops_the_stage_and_skips_finish() {
+        let (out, err) = run(Some(3));
+        assert_eq!(out, [2, 4]);
+        assert!(matches!(err, Some(Error::Strict(m)) if m == "bad 3"));
+    }
+
+    #[test]
+    fn first_error_keeps_the_first() {
+        let f = FirstError::default();
+        f.set(Error::Strict("one".into()));
+        f.set(Error::Strict("two".into()));
+        assert!(matches!(f.take(), Some(Error::Strict(m)) if m == "one"));
+    }
+
+    #[test]
+    fn auto_batch_grows_only_for_big_runs() {
+        assert_eq!(auto_batch(64, 100), 64);
+        assert_eq!(auto_batch(64, 80_000), 4096);
+        assert_eq!(auto_batch(64, 8_000), 1000);
+    }
+}

@@ -103,3 +103,89 @@ impl Stage for LabelStage<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Labels each story with its titles joined, and records every call.
+    struct Recorder {
+        per_run: bool,
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Labeler for Recorder {
+        fn provider(&self) -> &'static str {
+            "recorder"
+        }
+        fn label(&self, stories: &[StorySnapshot]) -> Result<Vec<StoryLabel>> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(stories.iter().map(|s| s.id.clone()).collect());
+            Ok(stories
+                .iter()
+                .map(|s| StoryLabel {
+                    label: s.titles.join(" | "),
+                    top_terms: Vec::new(),
+                    category: None,
+                    direction: None,
+                })
+                .collect())
+        }
+        fn per_run(&self) -> bool {
+            self.per_run
+        }
+    }
+
+    fn batch(touched: &[(&str, &[&str])]) -> ClusteredBatch {
+        ClusteredBatch {
+            events: Vec::new(),
+            assignments: Vec::new(),
+            touched: touched
+                .iter()
+                .map(|(id, titles)| StorySnapshot {
+                    id: (*id).into(),
+                    rep_title: titles[0].into(),
+                    terms: Vec::new(),
+                    size: titles.len(),
+                    titles: titles.iter().map(|t| (*t).to_string()).collect(),
+                    symbols: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_per_batch_labeler_labels_every_batch() {
+        let r = Recorder {
+            per_run: false,
+            calls: Mutex::new(Vec::new()),
+        };
+        let mut stage = LabelStage::new(&r);
+        let out = stage.process(batch(&[("s1", &["a"])])).unwrap();
+        assert_eq!(out.labels[0].1.label, "a");
+        stage.process(batch(&[("s1", &["b"])])).unwrap();
+        assert!(stage.finish().unwrap().is_none());
+        assert_eq!(r.calls.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_per_run_labeler_is_called_once_with_every_batch_s_titles() {
+        let r = Recorder {
+            per_run: true,
+            calls: Mutex::new(Vec::new()),
+        };
+        let mut stage = LabelStage::new(&r);
+        let first = stage
+            .process(batch(&[("s1", &["a"]), ("s2", &["x"])]))
+            .unwrap();
+        assert!(first.labels.is_empty());
+        stage.process(batch(&[("s1", &["b", "a"])])).unwrap();
+        let done = stage.finish().unwrap().unwrap();
+        assert_eq!(r.calls.lock().unwrap().as_slice(), [vec!["s1", "s2"]]);
+        let s1 = &done.labels.iter().find(|(id, _)| id == "s1").unwrap().1;
+        assert_eq!(s1.label, "a | b");
+    }
+}

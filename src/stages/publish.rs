@@ -1,5 +1,7 @@
-//! Publish: the sink. Collects each batch's assignments and labels for the run's outputs;
-//! the place where batches leave the engine (the Redis bus plugs in here).
+//! Publish: the in-process sink. Collects each batch's assignments, labels, counters and
+//! events for the run's outcome. Nothing leaves the process here: the caller saves the state
+//! and, with Redis, `store::session::Session::finish` publishes the events once the save
+//! has succeeded (so a consumer never hears of a story it cannot read).
 
 use std::collections::HashMap;
 
@@ -75,5 +77,57 @@ impl Stage for PublishStage {
         c.assignments.extend(batch.assignments);
         c.events.extend(batch.events);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(seq: usize, article: &str, story: &str, placement: Placement) -> Assignment {
+        Assignment {
+            seq,
+            article_id: article.into(),
+            story_id: story.into(),
+            placement,
+            duplicate_of: None,
+        }
+    }
+
+    fn label(text: &str) -> StoryLabel {
+        StoryLabel {
+            label: text.into(),
+            top_terms: Vec::new(),
+            category: None,
+            direction: None,
+        }
+    }
+
+    #[test]
+    fn counts_known_and_clustered_and_keeps_the_latest_label_in_first_touched_order() {
+        let mut sink = PublishStage::new(None);
+        sink.process(LabeledBatch {
+            assignments: vec![
+                assignment(0, "a", "s1", Placement::Opened),
+                assignment(1, "b", "s0", Placement::Known),
+            ],
+            labels: vec![("s1".into(), label("first"))],
+            events: Vec::new(),
+        })
+        .unwrap();
+        sink.process(LabeledBatch {
+            assignments: vec![
+                assignment(2, "c", "s2", Placement::Opened),
+                assignment(3, "d", "s1", Placement::Joined),
+            ],
+            labels: vec![("s2".into(), label("two")), ("s1".into(), label("again"))],
+            events: Vec::new(),
+        })
+        .unwrap();
+        let c = sink.into_collected();
+        assert_eq!((c.processed, c.known), (3, 1));
+        assert_eq!(c.touched, ["s1", "s2"]);
+        assert_eq!(c.labels["s1"].label, "again");
+        assert_eq!(c.assignments.len(), 4);
     }
 }

@@ -431,11 +431,7 @@ impl Session {
                 .iter()
                 .map(|s| {
                     let json = serde_json::to_string(s).unwrap_or_default();
-                    (
-                        s.id.clone(),
-                        json,
-                        crate::time::parse_rfc3339(&s.last_published_at).unwrap_or(0),
-                    )
+                    (s.id.clone(), json, s.last_seen)
                 })
                 .collect();
             let forgotten = std::mem::take(&mut outcome.state.forgotten);
