@@ -292,29 +292,7 @@ pub struct TermStats {
     /// 2^20 counters: a small run touches a few thousand terms, and a table's page faults
     /// and its 4 MiB in every state file would cost more than the whole run.
     #[serde(with = "df_b64")]
-    pub df: HashMap<u32, u32, BuildHasherDefault<IdHasher>>,
-}
-
-/// Term ids are already hash bits: hashing them again buys nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        // Spread the 20 id bits over the word so the table's top bits (its control bytes)
-        // vary too.
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n);
-    }
+    pub df: HashMap<u32, u32, BuildHasherDefault<crate::text::IdHasher>>,
 }
 
 impl TermStats {
@@ -706,7 +684,7 @@ mod df_b64 {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    type Map = HashMap<u32, u32, BuildHasherDefault<super::IdHasher>>;
+    type Map = HashMap<u32, u32, BuildHasherDefault<crate::text::IdHasher>>;
 
     pub fn serialize<S: Serializer>(m: &Map, s: S) -> Result<S::Ok, S::Error> {
         let mut pairs: Vec<(u32, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();

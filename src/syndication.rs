@@ -43,7 +43,7 @@ use std::hash::BuildHasherDefault;
 
 use serde::{Deserialize, Serialize};
 
-use crate::story::IdHasher;
+use crate::text::IdHasher;
 
 /// Words per shingle.
 pub const SHINGLE_WORDS: usize = 4;

@@ -459,6 +459,28 @@ fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Term ids are already hash bits: hashing them again buys nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread the 20 id bits over the word so the table's top bits (its control bytes)
+        // vary too.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

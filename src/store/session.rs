@@ -12,6 +12,7 @@
 use crate::bus::Event;
 use crate::error::{Error, Result};
 use crate::pipeline::RunInput;
+use crate::report::RedisReport;
 use crate::store::{self, memory::MemoryCache};
 use crate::story::StoryState;
 
@@ -44,87 +45,6 @@ pub trait Journal {
     /// # Errors
     /// An input that can no longer be read.
     fn records(&self, with_spool: bool) -> Result<Vec<serde_json::Value>>;
-}
-
-/// What a run did with Redis, reported in the summary.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RedisReport {
-    /// `host:port/db` of the main server.
-    pub server: String,
-    /// `redis`, or `memory` when the cache fell back during the run.
-    pub cache: String,
-    /// `redis`, `file` (--state), or `mirror` (Redis was down: the local copy was used).
-    pub state: String,
-    /// State version written (0 when not written to Redis).
-    pub state_version: u64,
-    /// This run's own cache hits and misses (`cacheStats` holds the shared counters).
-    pub run_cache_stats: store::CacheStats,
-    /// Cache entries found but not used (another model's, stored under another key,
-    /// corrupt or truncated): each counted as a miss.
-    pub cache_invalid: u64,
-    /// Whether `news:clustered` reached the bus (false: spooled).
-    pub published: bool,
-    /// Spooled events from earlier runs delivered at the start of this one.
-    pub spool_delivered: usize,
-    /// `news:story` events published.
-    pub story_events: usize,
-    /// Articles of earlier runs on this host whose work never reached Redis, run again by
-    /// this one on the newer Redis state.
-    pub reapplied: usize,
-    /// Requests sent to Redis by this run (a pipeline or script counts once), not counting
-    /// the final publish.
-    pub round_trips: u64,
-}
-
-impl RedisReport {
-    /// One line for the human summary: what the run did with Redis, so a run that fell back
-    /// to its mirror cannot pass for one that reached the server.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        match self.state.as_str() {
-            "mirror" => parts.push(format!(
-                "{} unreachable: state from this host's mirror, work kept there for the next \
-                 run that reaches Redis",
-                self.server
-            )),
-            "file" => parts.push(format!("{} (state in the local file)", self.server)),
-            _ if self.state_version > 0 => parts.push(format!(
-                "{}: state saved (version {})",
-                self.server, self.state_version
-            )),
-            _ => parts.push(format!("{}: state not saved", self.server)),
-        }
-        if self.cache == "memory" {
-            parts.push("cache in memory".into());
-        }
-        parts.push(if self.published {
-            format!(
-                "news:clustered and {} published",
-                plural(self.story_events, "news:story event", "news:story events")
-            )
-        } else {
-            "events not published (spooled)".into()
-        });
-        if self.spool_delivered > 0 {
-            parts.push(format!(
-                "{} of earlier runs delivered",
-                plural(self.spool_delivered, "spooled event", "spooled events")
-            ));
-        }
-        if self.reapplied > 0 {
-            parts.push(format!(
-                "{} of earlier runs re-applied",
-                plural(self.reapplied, "article", "articles")
-            ));
-        }
-        parts.join("; ")
-    }
-}
-
-/// `n` and the noun for it, singular for one.
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The Redis side of one run (see the module documentation).
