@@ -5,7 +5,7 @@
 //! shipped dictionary (`SymbolBook::builtin`), which is what the binary uses by default.
 //!
 //! A story's symbols are those named by any of its titles, or by the title or lead of at
-//! least 30% of its articles (`src/symbols.rs`). So:
+//! least 30% of its articles (`src/signals/symbols.rs`). So:
 //!
 //! - **not in any title**: a tag that only leads carry. Legitimate when the lead names the
 //!   market the title only implies, but it is also how a market mentioned in passing in

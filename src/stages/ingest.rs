@@ -199,11 +199,15 @@ impl Parsed {
     /// Appends `other` (inputs that come after this one's), numbering its articles on.
     pub fn append(&mut self, other: Parsed) {
         let base = self.articles.len();
-        self.articles
-            .extend(other.articles.into_iter().enumerate().map(|(i, mut a)| {
-                a.seq = base + i;
-                a
-            }));
+        if base == 0 {
+            // The common case (one input): take the articles without moving them.
+            self.articles = other.articles;
+        } else {
+            self.articles.extend(other.articles);
+        }
+        for (i, a) in self.articles.iter_mut().enumerate().skip(base) {
+            a.seq = i;
+        }
         self.rejects.extend(other.rejects);
         self.records += other.records;
         self.per_input.extend(other.per_input);
