@@ -22,6 +22,8 @@
 //!   per symbol and per story).
 //! - [`syndication`]: syndicated-copy detection (MinHash sketches, an index over the active
 //!   stories' originals).
+//! - [`serve`]: what `perps-news serve` adds to its JSON endpoints: resumable server-sent
+//!   events, Prometheus metrics, the dashboard page.
 //! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
 //!   for tests and benches.
 
@@ -41,6 +43,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod report;
 pub mod sentiment;
+pub mod serve;
 pub mod spool;
 pub mod stages;
 pub mod store;
