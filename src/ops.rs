@@ -326,7 +326,9 @@ fn query_param(url: &str, key: &str) -> Option<usize> {
 /// The raw value of query parameter `key` (percent-decoded).
 fn query_text(url: &str, key: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
-    let raw = q.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}=")))?;
+    let raw = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))?;
     let mut out = Vec::with_capacity(raw.len());
     let b = raw.as_bytes();
     let mut i = 0;

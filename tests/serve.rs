@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -55,6 +55,9 @@ fn publish(c: &mut redis::Connection, channel: &str, payload: &str) -> String {
         .arg(payload)
         .query(c)
         .unwrap();
+    // A millisecond apart, so that entries of different streams get ids in publish order
+    // (within one millisecond each stream numbers its own entries from 0).
+    std::thread::sleep(Duration::from_millis(2));
     id
 }
 
@@ -160,6 +163,16 @@ fn position<'a>(cursor: &'a str, stream: &str) -> Option<&'a str> {
         .find_map(|p| p.strip_prefix(&format!("{stream}=")))
 }
 
+/// Payloads per stream, in order. Across streams the order of entries appended in the same
+/// millisecond is not defined (each stream numbers its own), so only this is compared.
+fn per_stream<'a>(msgs: &'a [(&'a str, String)]) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (stream, data) in msgs {
+        out.entry(stream).or_default().push(data);
+    }
+    out
+}
+
 #[test]
 fn event_ids_are_stream_positions_and_a_reconnect_resumes_without_duplicates_or_gaps() {
     let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
@@ -180,11 +193,17 @@ fn event_ids_are_stream_positions_and_a_reconnect_resumes_without_duplicates_or_
     }
     let got: Vec<Msg> = (0..3).map(|_| first.expect()).collect();
     for (i, m) in got.iter().enumerate() {
-        assert_eq!((m.event.as_str(), m.data.as_str()), (sent[i].0, sent[i].1.as_str()));
+        assert_eq!(
+            (m.event.as_str(), m.data.as_str()),
+            (sent[i].0, sent[i].1.as_str())
+        );
         // The id is the cursor after this event: this entry's id for its stream.
         assert_eq!(position(&m.id, sent[i].0), Some(ids[i].as_str()), "{m:?}");
     }
-    assert_eq!(position(&got[2].id, "news:clustered"), Some(ids[1].as_str()));
+    assert_eq!(
+        position(&got[2].id, "news:clustered"),
+        Some(ids[1].as_str())
+    );
     let resume_at = got[1].id.clone();
     drop(first);
 
@@ -199,19 +218,30 @@ fn event_ids_are_stream_positions_and_a_reconnect_resumes_without_duplicates_or_
     }
     let mut back = Events::open(&addr, Some(&resume_at));
     let replayed: Vec<Msg> = (2..6).map(|_| back.expect()).collect();
-    let want: Vec<(&str, &str)> = sent[2..6].iter().map(|(c, p)| (*c, p.as_str())).collect();
-    let have: Vec<(&str, &str)> = replayed
+    let want: Vec<(&str, String)> = sent[2..6].iter().map(|(c, p)| (*c, p.clone())).collect();
+    let have: Vec<(&str, String)> = replayed
         .iter()
-        .map(|m| (m.event.as_str(), m.data.as_str()))
+        .map(|m| (m.event.as_str(), m.data.clone()))
         .collect();
-    assert_eq!(have, want, "the replay is what was missed, in order");
+    assert_eq!(
+        per_stream(&have),
+        per_stream(&want),
+        "the replay is what was missed, in each stream's order"
+    );
     // Then live, with nothing sent twice.
     ids.push(publish(&mut c, "news:story", r#"{"n":6}"#));
     let live = back.expect();
     assert_eq!(live.data, r#"{"n":6}"#);
-    assert_eq!(position(&live.id, "news:story"), ids.last().map(String::as_str));
+    assert_eq!(
+        position(&live.id, "news:story"),
+        ids.last().map(String::as_str)
+    );
     assert_eq!(position(&live.id, "news:clustered"), Some(ids[3].as_str()));
-    assert_eq!(back.quiet_for(Duration::from_millis(800)), None, "no duplicate");
+    assert_eq!(
+        back.quiet_for(Duration::from_millis(800)),
+        None,
+        "no duplicate"
+    );
 
     // Resuming from the last id gets nothing old; resuming from a client's first cursor
     // (sent before any event) gets everything.
@@ -219,12 +249,425 @@ fn event_ids_are_stream_positions_and_a_reconnect_resumes_without_duplicates_or_
     publish(&mut c, "news:clustered", r#"{"n":7}"#);
     assert_eq!(caught_up.expect().data, r#"{"n":7}"#);
     let mut from_start = Events::open(&addr, Some("news:clustered=0-0,news:story=0-0"));
-    let all: Vec<String> = (0..8).map(|_| from_start.expect().data).collect();
-    let want: Vec<String> = (0..8).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
-    assert_eq!(all, want);
+    let all: Vec<(&str, String)> = (0..8)
+        .map(|_| {
+            let m = from_start.expect();
+            (
+                if m.event == "news:story" {
+                    "news:story"
+                } else {
+                    "news:clustered"
+                },
+                m.data,
+            )
+        })
+        .collect();
+    let mut want: Vec<(&str, String)> = sent.iter().map(|(c, p)| (*c, p.clone())).collect();
+    want.push(("news:story", r#"{"n":6}"#.into()));
+    want.push(("news:clustered", r#"{"n":7}"#.into()));
+    assert_eq!(per_stream(&all), per_stream(&want));
 
     // An id this server did not write is ignored: live events only.
     let mut stranger = Events::open(&addr, Some("garbage"));
     publish(&mut c, "news:story", r#"{"n":8}"#);
     assert_eq!(stranger.expect().data, r#"{"n":8}"#);
+}
+
+/// One parsed sample line.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the text exposition format strictly: every line is a `# HELP`, a `# TYPE` or a
+/// sample matching the grammar, every sample's family has HELP and TYPE before its first
+/// sample, counters end in `_total`, histogram buckets are cumulative and end with `+Inf`
+/// equal to `_count`. Returns the samples and the type of each family.
+fn parse_exposition(text: &str) -> (Vec<Sample>, HashMap<String, String>) {
+    let name_ok = |n: &str| {
+        let mut cs = n.chars();
+        cs.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut help: HashMap<String, String> = HashMap::new();
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut samples = Vec::new();
+    assert!(text.ends_with('\n'), "ends with a newline");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (n, h) = rest.split_once(' ').expect("HELP name text");
+            assert!(name_ok(n) && !h.is_empty(), "{line}");
+            assert!(
+                help.insert(n.into(), h.into()).is_none(),
+                "one HELP: {line}"
+            );
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (n, t) = rest.split_once(' ').expect("TYPE name type");
+            assert!(name_ok(n), "{line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                "{line}"
+            );
+            assert!(help.contains_key(n), "HELP before TYPE: {line}");
+            assert!(
+                types.insert(n.into(), t.into()).is_none(),
+                "one TYPE: {line}"
+            );
+            continue;
+        }
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
+        // name{label="value",...} value
+        let (series, value) = line.rsplit_once(' ').expect("sample value");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("value in {line}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            None => (series, BTreeMap::new()),
+            Some((n, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("{line}"));
+                let mut labels = BTreeMap::new();
+                let mut chars = body.chars().peekable();
+                while chars.peek().is_some() {
+                    let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+                    assert!(name_ok(&key), "label name in {line}");
+                    assert_eq!(chars.next(), Some('"'), "{line}");
+                    let mut val = String::new();
+                    loop {
+                        match chars.next().unwrap_or_else(|| panic!("{line}")) {
+                            '\\' => match chars.next() {
+                                Some('n') => val.push('\n'),
+                                Some(c @ ('\\' | '"')) => val.push(c),
+                                _ => panic!("bad escape in {line}"),
+                            },
+                            '"' => break,
+                            c => val.push(c),
+                        }
+                    }
+                    labels.insert(key, val);
+                    match chars.next() {
+                        None => {}
+                        Some(',') => {}
+                        Some(c) => panic!("{c:?} after a label in {line}"),
+                    }
+                }
+                (n, labels)
+            }
+        };
+        assert!(name_ok(name), "{line}");
+        let family = types
+            .keys()
+            .filter(|f| {
+                name == f.as_str()
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(f.as_str()))
+            })
+            .max_by_key(|f| f.len())
+            .unwrap_or_else(|| panic!("no TYPE before {line}"))
+            .clone();
+        if types[&family] == "counter" {
+            assert!(name.ends_with("_total"), "counter {name}");
+        }
+        samples.push(Sample {
+            name: name.into(),
+            labels,
+            value,
+        });
+    }
+    // Histograms: cumulative buckets, +Inf last and equal to _count.
+    for (family, t) in &types {
+        if t != "histogram" {
+            continue;
+        }
+        let buckets: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|s| s.name == format!("{family}_bucket"))
+            .map(|s| {
+                let le = &s.labels["le"];
+                (
+                    if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().unwrap()
+                    },
+                    s.value,
+                )
+            })
+            .collect();
+        assert!(buckets.len() > 1, "{family} has buckets");
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        );
+        let count = samples
+            .iter()
+            .find(|s| s.name == format!("{family}_count"))
+            .expect("_count")
+            .value;
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, count));
+    }
+    (samples, types)
+}
+
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
+        .value
+}
+
+fn scrape(addr: &str) -> (String, String) {
+    let mut r = ureq::get(&format!("http://{addr}/metrics")).call().unwrap();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (ctype, r.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn metrics_come_from_what_redis_holds_after_real_runs() {
+    let redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let url = redis.url(0);
+    let t = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(root("fixtures/news-100.jsonl")).unwrap();
+    let lines: Vec<&str> = fixture.lines().collect();
+    let first = t.path().join("first.jsonl");
+    std::fs::write(
+        &first,
+        format!(
+            "{}\nnot json\n{{\"id\":\"x1\",\"title\":\"\",\"body\":\"\"}}\n",
+            lines[..40].join("\n")
+        ),
+    )
+    .unwrap();
+    let second = t.path().join("second.jsonl");
+    std::fs::write(&second, format!("{}\n{{broken\n", lines[30..70].join("\n"))).unwrap();
+    let third = t.path().join("third.jsonl");
+    std::fs::write(&third, format!("{}\n", lines[70..].join("\n"))).unwrap();
+    let run = |input: &std::path::Path| -> serde_json::Value {
+        let out = run_in(
+            t.path(),
+            &[
+                "run",
+                "--json",
+                "--redis-url",
+                &url,
+                input.to_str().unwrap(),
+            ],
+            None,
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Two runs before serve starts (it seeds from the stream), one after (seen at a scrape).
+    let mut summaries = vec![run(&first), run(&second)];
+    let (_server, addr) = serve(&url, &[]);
+    let (_, early) = scrape(&addr);
+    let (early, _) = parse_exposition(&early);
+    assert_eq!(value(&early, "perps_news_runs_total", &[]), 2.0);
+    summaries.push(run(&third));
+    let mut c = redis.client(0);
+    publish(
+        &mut c,
+        "circuit:breaker:open",
+        r#"{"breakerName":"embed","reason":"5 failures in a row"}"#,
+    );
+    // Two jobs waiting in the queue DB (2 by default), as BullMQ keeps them.
+    let _: () = redis::cmd("RPUSH")
+        .arg("bull:clustering:wait")
+        .arg("job-1")
+        .arg("job-2")
+        .query(&mut redis.client(2))
+        .unwrap();
+    for _ in 0..2 {
+        ureq::get(&format!("http://{addr}/api/stories"))
+            .call()
+            .unwrap();
+    }
+
+    let (ctype, text) = scrape(&addr);
+    assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    let (samples, types) = parse_exposition(&text);
+    for (family, t) in [
+        ("perps_news_runs_total", "counter"),
+        ("perps_news_articles_processed_total", "counter"),
+        ("perps_news_records_read_total", "counter"),
+        ("perps_news_rejects_total", "counter"),
+        ("perps_news_stories_opened_total", "counter"),
+        ("perps_news_api_requests_total", "counter"),
+        ("perps_news_api_retries_total", "counter"),
+        ("perps_news_breaker_openings_total", "counter"),
+        ("perps_news_breaker_last_open_timestamp_seconds", "gauge"),
+        ("perps_news_run_duration_seconds", "histogram"),
+        ("perps_news_cache_hits_total", "counter"),
+        ("perps_news_cache_misses_total", "counter"),
+        ("perps_news_queue_jobs", "gauge"),
+        ("perps_news_state_version", "gauge"),
+        ("perps_news_stories", "gauge"),
+        ("perps_news_http_requests_total", "counter"),
+        ("perps_news_redis_up", "gauge"),
+    ] {
+        assert_eq!(
+            types.get(family).map(String::as_str),
+            Some(t),
+            "{family}\n{text}"
+        );
+    }
+    let sum = |f: &dyn Fn(&serde_json::Value) -> f64| summaries.iter().map(f).sum::<f64>();
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    assert_eq!(value(&samples, "perps_news_runs_total", &[]), 3.0);
+    assert_eq!(
+        value(&samples, "perps_news_articles_processed_total", &[]),
+        sum(&|s| num(&s["totalProcessed"]))
+    );
+    assert_eq!(
+        value(&samples, "perps_news_articles_processed_total", &[]),
+        100.0
+    );
+    assert_eq!(
+        value(&samples, "perps_news_records_read_total", &[]),
+        sum(&|s| num(&s["records"]))
+    );
+    assert_eq!(
+        value(&samples, "perps_news_stories_opened_total", &[]),
+        sum(&|s| num(&s["newClusters"]))
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_rejects_total",
+            &[("reason", "malformed")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_rejects_total",
+            &[("reason", "missing_title")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "perps_news_run_duration_seconds_count", &[]),
+        3.0
+    );
+    let wall = sum(&|s| num(&s["stageMs"]["wall"]) / 1000.0);
+    let got = value(&samples, "perps_news_run_duration_seconds_sum", &[]);
+    assert!((got - wall).abs() < 1e-9, "{got} vs {wall}");
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_breaker_openings_total",
+            &[("breaker", "embed")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &samples,
+            "perps_news_breaker_last_open_timestamp_seconds",
+            &[("breaker", "embed")]
+        ) > 1.7e9
+    );
+    // The gauges and cache counters are what `stats --json` reads.
+    let stats: serde_json::Value = serde_json::from_slice(
+        &run_in(
+            t.path(),
+            &["stats", "--json", "--redis-url", &url],
+            None,
+            &[],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        value(&samples, "perps_news_cache_hits_total", &[]),
+        num(&stats["cacheStats"]["hits"])
+    );
+    assert_eq!(
+        value(&samples, "perps_news_cache_misses_total", &[]),
+        num(&stats["cacheStats"]["misses"])
+    );
+    assert_eq!(value(&samples, "perps_news_cache_misses_total", &[]), 100.0);
+    assert!(
+        value(&samples, "perps_news_cache_hits_total", &[]) >= 10.0,
+        "lines 30..40 twice"
+    );
+    assert_eq!(
+        value(&samples, "perps_news_state_version", &[]),
+        num(&stats["stateVersion"])
+    );
+    assert_eq!(value(&samples, "perps_news_state_version", &[]), 3.0);
+    assert_eq!(
+        value(&samples, "perps_news_stories", &[]),
+        num(&stats["stories"])
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_queue_jobs",
+            &[("queue", "clustering"), ("state", "waiting")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_queue_jobs",
+            &[("queue", "labeling"), ("state", "active")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_http_requests_total",
+            &[("path", "/api/stories")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "perps_news_http_requests_total",
+            &[("path", "/metrics")]
+        ),
+        2.0
+    );
+    assert_eq!(value(&samples, "perps_news_redis_up", &[]), 1.0);
+
+    // A scrape counts nothing twice.
+    let (_, again) = scrape(&addr);
+    let (again, _) = parse_exposition(&again);
+    assert_eq!(value(&again, "perps_news_runs_total", &[]), 3.0);
+    assert_eq!(
+        value(&again, "perps_news_run_duration_seconds_count", &[]),
+        3.0
+    );
 }

@@ -222,7 +222,9 @@ impl Hub {
 fn glob(pattern: &[u8], name: &[u8]) -> bool {
     match (pattern.first(), name.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..])),
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..]))
+        }
         (Some(b'?'), Some(_)) => glob(&pattern[1..], &name[1..]),
         (Some(b'[' | b'\\'), _) => false,
         (Some(p), Some(n)) if p == n => glob(&pattern[1..], &name[1..]),
@@ -239,7 +241,10 @@ fn is_glob(p: &str) -> bool {
 fn streams_now(c: &mut redis::Connection, patterns: &[String]) -> redis::RedisResult<Vec<String>> {
     let mut names: Vec<String> = patterns.iter().filter(|p| !is_glob(p)).cloned().collect();
     for known in [crate::bus::NEWS_STORY, crate::bus::NEWS_CLUSTERED] {
-        if patterns.iter().any(|p| glob(p.as_bytes(), known.as_bytes())) {
+        if patterns
+            .iter()
+            .any(|p| glob(p.as_bytes(), known.as_bytes()))
+        {
             names.push(known.to_string());
         }
     }
@@ -300,7 +305,11 @@ fn rescan(c: &mut redis::Connection, patterns: &[String], hub: &Hub) -> redis::R
     };
     let mut add = Vec::new();
     for n in names.into_iter().filter(|n| !known.contains_key(n)) {
-        let start = if primed { EntryId::default() } else { last_entry(c, &n)? };
+        let start = if primed {
+            EntryId::default()
+        } else {
+            last_entry(c, &n)?
+        };
         add.push((n, start));
     }
     let mut inner = hub.lock();

@@ -197,7 +197,11 @@ impl Metrics {
         let mut reg = Registry::with_prefix("perps_news");
         let up: Gauge = Gauge::default();
         up.set(i64::from(fresh.is_ok() && stats.is_ok()));
-        reg.register("redis_up", "Whether the last scrape could read Redis (1) or not (0)", up);
+        reg.register(
+            "redis_up",
+            "Whether the last scrape could read Redis (1) or not (0)",
+            up,
+        );
         {
             let t = self.lock();
             let counter = |reg: &mut Registry, name: &str, help: &str, v: u64| {
@@ -205,14 +209,44 @@ impl Metrics {
                 c.inc_by(v);
                 reg.register(name, help, c);
             };
-            counter(&mut reg, "runs", "Run summaries on news:clustered (batch runs and worker jobs)", t.runs);
-            counter(&mut reg, "articles_processed", "Articles clustered (new to the state)", t.processed);
+            counter(
+                &mut reg,
+                "runs",
+                "Run summaries on news:clustered (batch runs and worker jobs)",
+                t.runs,
+            );
+            counter(
+                &mut reg,
+                "articles_processed",
+                "Articles clustered (new to the state)",
+                t.processed,
+            );
             counter(&mut reg, "records_read", "Input records read", t.records);
             counter(&mut reg, "stories_opened", "Stories opened", t.opened);
-            counter(&mut reg, "articles_deferred", "Articles deferred to a later run (no vector)", t.deferred);
-            counter(&mut reg, "api_requests", "HTTP requests to the remote API providers, retries included", t.api_requests);
-            counter(&mut reg, "api_retries", "Retried requests to the remote API providers", t.api_retries);
-            counter(&mut reg, "api_failures", "Remote API calls that failed after their retries or met an open breaker", t.api_failures);
+            counter(
+                &mut reg,
+                "articles_deferred",
+                "Articles deferred to a later run (no vector)",
+                t.deferred,
+            );
+            counter(
+                &mut reg,
+                "api_requests",
+                "HTTP requests to the remote API providers, retries included",
+                t.api_requests,
+            );
+            counter(
+                &mut reg,
+                "api_retries",
+                "Retried requests to the remote API providers",
+                t.api_retries,
+            );
+            counter(
+                &mut reg,
+                "api_failures",
+                "Remote API calls that failed after their retries or met an open breaker",
+                t.api_failures,
+            );
             let rejects: Family<Labels, Counter> = Family::default();
             for (reason, n) in &t.rejects {
                 rejects
@@ -229,7 +263,11 @@ impl Metrics {
                 let ms = t.breaker_last_ms.get(name).copied().unwrap_or(0);
                 last_open.get_or_create(&l).set(ms as f64 / 1000.0);
             }
-            reg.register("breaker_openings", "Circuit-breaker openings on circuit:breaker:open", openings);
+            reg.register(
+                "breaker_openings",
+                "Circuit-breaker openings on circuit:breaker:open",
+                openings,
+            );
             reg.register(
                 "breaker_last_open_timestamp_seconds",
                 "When each breaker last opened (Unix time); it stays open for its cool-down",
@@ -241,7 +279,11 @@ impl Metrics {
             "Wall time of each run (stageMs.wall of its summary)",
             self.run_seconds.clone(),
         );
-        reg.register("http_requests", "Requests to this server per endpoint", self.requests.clone());
+        reg.register(
+            "http_requests",
+            "Requests to this server per endpoint",
+            self.requests.clone(),
+        );
         if let Ok(s) = &stats {
             let gauge = |reg: &mut Registry, name: &str, help: &str, v: u64| {
                 let g: Gauge = Gauge::default();
@@ -253,25 +295,64 @@ impl Metrics {
                 c.inc_by(v);
                 reg.register(name, help, c);
             };
-            counter(&mut reg, "cache_hits", "Embedding cache hits (the shared counters in the cache DB)", u(&s["cacheStats"]["hits"]));
-            counter(&mut reg, "cache_misses", "Embedding cache misses (the shared counters in the cache DB)", u(&s["cacheStats"]["misses"]));
-            gauge(&mut reg, "cache_keys", "Keys in the cache DB", u(&s["cacheKeys"]));
-            gauge(&mut reg, "stories", "Stories in the story index", u(&s["stories"]));
-            gauge(&mut reg, "state_version", "Version of the story state in Redis", u(&s["stateVersion"]));
+            counter(
+                &mut reg,
+                "cache_hits",
+                "Embedding cache hits (the shared counters in the cache DB)",
+                u(&s["cacheStats"]["hits"]),
+            );
+            counter(
+                &mut reg,
+                "cache_misses",
+                "Embedding cache misses (the shared counters in the cache DB)",
+                u(&s["cacheStats"]["misses"]),
+            );
+            gauge(
+                &mut reg,
+                "cache_keys",
+                "Keys in the cache DB",
+                u(&s["cacheKeys"]),
+            );
+            gauge(
+                &mut reg,
+                "stories",
+                "Stories in the story index",
+                u(&s["stories"]),
+            );
+            gauge(
+                &mut reg,
+                "state_version",
+                "Version of the story state in Redis",
+                u(&s["stateVersion"]),
+            );
             let queues: Family<Labels, Gauge> = Family::default();
             if let Some(qs) = s["queues"].as_object() {
                 for (q, depths) in qs {
                     for state in ["waiting", "active", "delayed"] {
-                        let l = vec![("queue".to_string(), q.clone()), ("state".to_string(), state.to_string())];
-                        queues.get_or_create(&l).set(i64::try_from(u(&depths[state])).unwrap_or(i64::MAX));
+                        let l = vec![
+                            ("queue".to_string(), q.clone()),
+                            ("state".to_string(), state.to_string()),
+                        ];
+                        queues
+                            .get_or_create(&l)
+                            .set(i64::try_from(u(&depths[state])).unwrap_or(i64::MAX));
                     }
                 }
             }
-            reg.register("queue_jobs", "Jobs in the BullMQ news queues by state", queues);
+            reg.register(
+                "queue_jobs",
+                "Jobs in the BullMQ news queues by state",
+                queues,
+            );
             if let Some(ts) = s["lastRun"]["timestamp"].as_str()
                 && let Ok(secs) = crate::time::parse_rfc3339(ts)
             {
-                gauge(&mut reg, "last_run_timestamp_seconds", "When the last run finished (Unix time)", u64::try_from(secs).unwrap_or(0));
+                gauge(
+                    &mut reg,
+                    "last_run_timestamp_seconds",
+                    "When the last run finished (Unix time)",
+                    u64::try_from(secs).unwrap_or(0),
+                );
             }
         }
         let mut out = String::new();
