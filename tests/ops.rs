@@ -528,11 +528,17 @@ fn serve_is_bounded_checks_host_and_token_and_relays_only_news() {
     loop {
         let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
         let readers = list.lines().filter(|l| l.contains("cmd=xread")).count();
-        assert!(readers <= 1, "one relay reads the streams for all clients:\n{list}");
+        assert!(
+            readers <= 1,
+            "one relay reads the streams for all clients:\n{list}"
+        );
         if readers == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "no relay reading the streams:\n{list}");
+        assert!(
+            Instant::now() < deadline,
+            "no relay reading the streams:\n{list}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(

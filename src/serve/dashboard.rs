@@ -42,7 +42,10 @@ mod tests {
         // No inline script or style (the policy would block them), nothing from elsewhere.
         assert!(!HTML.contains("<script>") && !HTML.contains("<style") && !HTML.contains("style="));
         for text in [HTML, JS, CSS] {
-            assert!(!text.contains("http://") && !text.contains("https://"), "no remote loads");
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "no remote loads"
+            );
         }
         assert!(!JS.contains("innerHTML"), "text is set as text");
         assert_eq!(asset("/").map(|a| a.0), Some("text/html; charset=utf-8"));
