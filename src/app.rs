@@ -409,6 +409,7 @@ pub fn run_batch(
         &opts,
         pool,
     )?;
+    outcome.summary.origin = "worker";
     session.finish(&mut outcome, None)?;
     Ok(outcome)
 }

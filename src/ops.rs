@@ -66,6 +66,8 @@ pub fn stats_json(conns: &Connections, cfg: &PipelineConfig) -> Result<serde_jso
             "totalProcessed": l["totalProcessed"],
             "newClusters": l["newClusters"],
             "durationMs": l["stageMs"]["wall"],
+            "pipelineFingerprint": l["pipelineFingerprint"],
+            "origin": l["origin"],
         })),
     }))
 }
@@ -94,6 +96,9 @@ fn queue_depths(pool: &Pool) -> Result<serde_json::Value> {
     }
     Ok(serde_json::Value::Object(out))
 }
+
+/// Run summaries `doctor` compares the pipeline fingerprints of (newest first).
+const RECENT_RUNS: usize = 50;
 
 /// One doctor finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +222,13 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32> {
                         open.join(", ")
                     ),
                 );
+            }
+            match crate::bus::recent(&conns.main, crate::bus::NEWS_CLUSTERED, RECENT_RUNS) {
+                Ok(summaries) => match crate::pipeline::fingerprint::compare(&summaries) {
+                    Ok(detail) => add(Level::Ok, "pipelines", detail),
+                    Err(warning) => add(Level::Warn, "pipelines", warning),
+                },
+                Err(e) => add(Level::Warn, "pipelines", e.to_string()),
             }
             for (label, pool) in [("bus/state DB", &conns.main), ("queue DB", &conns.queue)] {
                 match pool.run("DBSIZE", |c| redis::cmd("DBSIZE").query::<u64>(c)) {
