@@ -458,7 +458,8 @@ fn frame(cursor: &Cursor, ev: &Event) -> String {
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
     let mut out = format!("id: {}\nevent: {name}\n", encode_cursor(cursor));
-    for line in ev.payload.split(['\n', '\r']) {
+    // Each line of the payload is a data line (SSE ends a line at CR, LF or CRLF).
+    for line in ev.payload.replace("\r\n", "\n").split(['\n', '\r']) {
         out.push_str("data: ");
         out.push_str(line);
         out.push('\n');
@@ -568,6 +569,21 @@ mod tests {
         assert_eq!(decode_cursor("nonsense"), None);
         assert!(EntryId(5, 9) < EntryId(6, 0) && EntryId(6, 0) < EntryId(6, 1));
         assert_eq!(EntryId::parse("12"), Some(EntryId(12, 0)));
+    }
+
+    #[test]
+    fn payload_lines_become_data_lines() {
+        let ev = Event {
+            stream: "news:story".into(),
+            id: EntryId(1, 2),
+            payload: "a\r\nb\nc\rd".into(),
+        };
+        let mut c = Cursor::new();
+        c.insert("news:story".into(), EntryId(1, 2));
+        assert_eq!(
+            frame(&c, &ev),
+            "id: news:story=1-2\nevent: news:story\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
     }
 
     #[test]
