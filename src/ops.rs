@@ -586,7 +586,9 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
         return;
     }
     if path == "/metrics" {
-        let text = served.metrics.render(&conns.main, stats_json(conns, cfg));
+        let text = served
+            .metrics
+            .render(&conns.main, || stats_json(conns, cfg));
         let ctype = crate::serve::metrics::CONTENT_TYPE;
         let _ = crate::http::respond_text(&mut stream, head_only, ctype, &text, &cors);
         release();

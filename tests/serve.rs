@@ -670,4 +670,19 @@ fn metrics_come_from_what_redis_holds_after_real_runs() {
         value(&again, "perps_news_run_duration_seconds_count", &[]),
         3.0
     );
+
+    // Redis gone: a prompt answer that says so and keeps what was counted.
+    let mut redis = redis;
+    redis.kill();
+    let t0 = Instant::now();
+    let (_, down) = scrape(&addr);
+    let took = t0.elapsed();
+    let (down, types) = parse_exposition(&down);
+    assert!(took < Duration::from_secs(5), "scraped in {took:?}");
+    assert_eq!(value(&down, "perps_news_redis_up", &[]), 0.0);
+    assert_eq!(value(&down, "perps_news_runs_total", &[]), 3.0);
+    assert!(
+        !types.contains_key("perps_news_state_version"),
+        "no stale gauges"
+    );
 }

@@ -187,16 +187,26 @@ impl Metrics {
     }
 
     /// The exposition text: refreshes from `pool`, then encodes the run totals with
-    /// `stats` (what `stats --json` prints; an error there sets `perps_news_redis_up` to 0
-    /// and leaves its gauges out).
-    pub fn render(&self, pool: &Pool, stats: crate::Result<serde_json::Value>) -> String {
-        let fresh = self.refresh(pool);
-        if let Err(e) = &fresh {
-            tracing::warn!(error = %e, "Metrics: run summaries not read.");
-        }
+    /// `stats()` (what `stats --json` prints). When Redis does not answer a ping, neither is
+    /// read (each would wait out the retry window, longer than a scrape's timeout):
+    /// `perps_news_redis_up` is 0, the totals are those counted so far and the gauges from
+    /// `stats` are left out.
+    pub fn render(
+        &self,
+        pool: &Pool,
+        stats: impl FnOnce() -> crate::Result<serde_json::Value>,
+    ) -> String {
+        let warn = |e: crate::Error| tracing::warn!(error = %e, "Metrics: Redis not read.");
+        let reachable = pool.ping().map_err(warn).is_ok();
+        let fresh = reachable && self.refresh(pool).map_err(warn).is_ok();
+        let stats = if reachable {
+            stats().map_err(warn).ok()
+        } else {
+            None
+        };
         let mut reg = Registry::with_prefix("perps_news");
         let up: Gauge = Gauge::default();
-        up.set(i64::from(fresh.is_ok() && stats.is_ok()));
+        up.set(i64::from(fresh && stats.is_some()));
         reg.register(
             "redis_up",
             "Whether the last scrape could read Redis (1) or not (0)",
@@ -284,7 +294,7 @@ impl Metrics {
             "Requests to this server per endpoint",
             self.requests.clone(),
         );
-        if let Ok(s) = &stats {
+        if let Some(s) = &stats {
             let gauge = |reg: &mut Registry, name: &str, help: &str, v: u64| {
                 let g: Gauge = Gauge::default();
                 g.set(i64::try_from(v).unwrap_or(i64::MAX));
