@@ -156,6 +156,35 @@ fn the_dashboard_shows_stories_live_in_a_real_browser_and_filters_by_symbol() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let page = format!("{base}/#token={token}");
+    // The page's own files need no token; the data does, and only the event stream takes
+    // it in the query (EventSource sends no headers).
+    let status = |path: &str| -> u16 {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent.head(&format!("{base}{path}"));
+        req = req.header("Host", "localhost");
+        req.call().unwrap().status().as_u16()
+    };
+    for path in ["/", "/dashboard.js", "/dashboard.css"] {
+        assert_eq!(status(path), 200, "{path}");
+    }
+    assert_eq!(status("/api/stories"), 401);
+    assert_eq!(status(&format!("/api/stories?access_token={token}")), 401);
+    assert_eq!(status("/api/events?access_token=wrong"), 401);
+    assert_eq!(status(&format!("/api/events?access_token={token}")), 200);
+    let csp = ureq::get(&format!("{base}/")).call().unwrap();
+    let csp = csp
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let api = get_json(&format!("{base}/api/stories?per_page=200"), token);
     let stories = api["stories"].as_array().unwrap();
     assert!(!stories.is_empty());
@@ -176,6 +205,18 @@ fn the_dashboard_shows_stories_live_in_a_real_browser_and_filters_by_symbol() {
             "{row}"
         );
         assert_eq!(row["label"], story["label"], "{row}");
+        // The first five article ids, then how many more.
+        let ids: Vec<&str> = story["articles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        let mut want: Vec<String> = ids.iter().take(5).map(|s| s.to_string()).collect();
+        if ids.len() > 5 {
+            want.push(format!("+{} more", ids.len() - 5));
+        }
+        assert_eq!(row["articles"], serde_json::json!(want), "{row}");
     }
     let shown: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
     for s in &active {
