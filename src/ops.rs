@@ -396,10 +396,14 @@ pub fn serve(args: &ServeArgs) -> Result<i32> {
         .ok()
         .filter(|t| !t.trim().is_empty());
     let hub = crate::serve::events::Hub::new(sv.max_event_clients);
-    crate::serve::events::prime(&conns.main, &sv.channels, &hub);
     let metrics = crate::serve::metrics::Metrics::default();
-    // Seeded from the summaries the stream still holds; a failure is retried at each scrape.
-    let _ = metrics.refresh(&conns.main);
+    // With Redis down the server still starts at once: the relay finds the streams and the
+    // first scrape counts the retained summaries when it is back.
+    if conns.main.ping().is_ok() {
+        crate::serve::events::prime(&conns.main, &sv.channels, &hub);
+        // Seeded from the summaries the stream still holds.
+        let _ = metrics.refresh(&conns.main);
+    }
     let served = Served {
         conns: &conns,
         cfg: &cfg,
