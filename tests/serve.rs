@@ -33,7 +33,12 @@ fn serve(url: &str, envs: &[(&str, &str)]) -> (Served, String) {
         .unwrap();
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ureq::get(&format!("http://{addr}/healthz")).call().is_err() {
+    // Any answer will do (a 503 says Redis is down, and the server is up).
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    while agent.get(&format!("http://{addr}/healthz")).call().is_err() {
         assert!(Instant::now() < deadline, "serve did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -685,4 +690,43 @@ fn metrics_come_from_what_redis_holds_after_real_runs() {
         !types.contains_key("perps_news_state_version"),
         "no stale gauges"
     );
+}
+
+#[test]
+fn serve_starts_with_redis_down_and_relays_once_it_is_back() {
+    let mut redis = RedisServer::start(Some("systemd/perps-redis.conf"), &[]);
+    let url = redis.url(0);
+    redis.stop();
+    let t0 = Instant::now();
+    let (_server, addr) = serve(&url, &[]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "up in {:?}",
+        t0.elapsed()
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let health = agent.get(&format!("http://{addr}/healthz")).call().unwrap();
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "degraded while Redis is down"
+    );
+
+    redis.restart();
+    let mut c = redis.client(0);
+    let mut events = Events::open(&addr, None);
+    // Published at once, maybe before the relay (retrying every second) is back: it follows
+    // the streams from the server's start, so nothing appended since is lost.
+    publish(&mut c, "news:story", r#"{"n":"back"}"#);
+    let got = events.next().or_else(|| events.next()).expect("relayed");
+    assert_eq!(
+        (got.event.as_str(), got.data.as_str()),
+        ("news:story", r#"{"n":"back"}"#)
+    );
+    let (_, text) = scrape(&addr);
+    let (samples, _) = parse_exposition(&text);
+    assert_eq!(value(&samples, "perps_news_redis_up", &[]), 1.0);
 }

@@ -151,6 +151,8 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     max: usize,
+    /// When the server started, as a stream position: what was appended before is history.
+    started: EntryId,
 }
 
 /// One client's slot in the [`Hub`].
@@ -172,6 +174,7 @@ impl Hub {
                 primed: false,
             }),
             max,
+            started: EntryId(u64::try_from(crate::time::now_millis()).unwrap_or(0), 0),
         }
     }
 
@@ -295,8 +298,11 @@ fn last_entry(c: &mut redis::Connection, stream: &str) -> redis::RedisResult<Ent
         .unwrap_or_default())
 }
 
-/// Adds the streams that match now to the hub's positions: those present at the first look
-/// from their last entry (only what comes next is news), later ones from their first.
+/// Adds the streams that match now to the hub's positions. At the first look a stream is
+/// followed from its last entry (what came before is history), or from the server's start
+/// when entries came after it (Redis was down when the server started, and came back with
+/// news before this look); streams found later are followed from their first entry. Stream
+/// ids are the Redis server's clock, compared here with this host's: equal on one host.
 fn rescan(c: &mut redis::Connection, patterns: &[String], hub: &Hub) -> redis::RedisResult<()> {
     let names = streams_now(c, patterns)?;
     let (primed, known) = {
@@ -308,7 +314,7 @@ fn rescan(c: &mut redis::Connection, patterns: &[String], hub: &Hub) -> redis::R
         let start = if primed {
             EntryId::default()
         } else {
-            last_entry(c, &n)?
+            last_entry(c, &n)?.min(hub.started)
         };
         add.push((n, start));
     }
