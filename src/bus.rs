@@ -405,6 +405,34 @@ fn rewrite(path: &Path, lines: &[String]) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// The payloads of the last `n` entries of `stream`, newest first (entries that are not
+/// JSON are skipped).
+///
+/// # Errors
+/// [`Error::Redis`] when the server cannot be read.
+pub fn recent(pool: &Pool, stream: &str, n: usize) -> Result<Vec<serde_json::Value>> {
+    pool.run("XREVRANGE", |c| {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(n)
+            .query(c)?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|e| {
+                let text: String = e
+                    .map
+                    .get("payload")
+                    .and_then(|v| redis::from_redis_value_ref(v).ok())?;
+                serde_json::from_str(&text).ok()
+            })
+            .collect())
+    })
+}
+
 /// Tails the bus: prints one JSON line `{"channel", "payload"}` per message on `patterns`
 /// (glob patterns, `*` = everything). With `from_stream`, first replays the streams of the
 /// named channels (for `*`, every stream found with `SCAN`). Reconnects after errors; ends

@@ -202,6 +202,7 @@ impl Engine {
             ingest_time,
         };
         let mut outcome = self.run(inputs, state, session.cache(), &opts, false)?;
+        outcome.summary.origin = "worker";
         let events = crate::bus::story_events(&outcome, self.cfg.signals.heat_tau_hours);
         session.finish(&mut outcome, events, None)?;
         Ok(outcome)

@@ -195,6 +195,34 @@ pub fn respond_json_as(
     stream.flush()
 }
 
+/// Writes a whole `200` response of `content_type` (with `extra` header lines), or with
+/// `head_only` its status and headers alone.
+///
+/// # Errors
+/// The write failed (the client went away or stopped reading).
+pub fn respond_text(
+    stream: &mut TcpStream,
+    head_only: bool,
+    content_type: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(body.as_bytes())?;
+    }
+    stream.flush()
+}
+
 /// Ends an exchange whose request was not read whole (too large, too slow): stops writing,
 /// then reads and drops a bounded amount of what the client is still sending, so that the
 /// close does not turn into a reset that destroys the answer before the client reads it.

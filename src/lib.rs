@@ -7,23 +7,24 @@
 //! ingest ──▶ embed (+cache) ──▶ cluster ──▶ label ──▶ publish
 //! ```
 //!
-//! Map of the crate:
-//! - [`pipeline`]: the stage trait, channel wiring and the run loop.
-//! - [`stages`]: one file per stage.
-//! - [`embed`]: the [`embed::Embedder`] trait and one file per provider.
-//! - [`label`]: the [`label::Labeler`] trait and one file per provider.
+//! Map of the crate (ARCHITECTURE.md walks one article through it):
+//! - [`engine`]: the [`engine::Engine`] every entry point runs (the CLI, the spool, `sweep`,
+//!   the worker); [`config`]: the pipeline file, its environment and [`config::resolve`].
+//! - [`pipeline`]: the stage trait, channel wiring and the run loop; [`stages`]: one file
+//!   per stage (the clusterer is a folder).
+//! - [`embed`], [`label`]: the provider traits, registries and one file per provider.
+//! - [`signals`]: symbols, heat and breaking, direction; [`syndication`]: copies.
 //! - [`kernels`]: similarity kernels behind one dispatch point, scalar path always compiled.
-//! - [`store`]: caches and state persistence; [`story`]: the story state itself.
-//! - [`config`]: the pipeline file and environment overrides; [`cli`] and [`app`]: the
-//!   command line.
+//! - [`story`]: the story state; [`store`]: caches, the state file, the host mirror, the
+//!   Redis session and everything that speaks Redis.
+//! - [`bus`]: the channels and their typed payloads; [`report`]: summaries and story records.
+//! - [`serve`] and [`http`]: the dashboard server (events, metrics, the page).
 //! - `worker` (feature `worker`): the BullMQ queue worker and `enqueue`, on tokio, handing
-//!   each job to the synchronous pipeline.
-//! - [`sentiment`]: the offline direction scorer (bullish / bearish / neutral per article,
-//!   per symbol and per story).
-//! - [`syndication`]: syndicated-copy detection (MinHash sketches, an index over the active
-//!   stories' originals).
-//! - [`eval`]: B-cubed / pairwise scoring against gold labels; [`synth`]: synthetic dumps
-//!   for tests and benches.
+//!   each job to the engine.
+//! - [`eval`]: B-cubed / pairwise scoring against gold labels.
+//!
+//! The command line is not here: `src/commands/` belongs to the binary, which is the only
+//! user of the library's entry points.
 
 pub mod api;
 pub mod article;

@@ -100,6 +100,11 @@ pub struct Summary {
     /// Requests, bytes and fallbacks of the remote API providers (absent when none is used).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<crate::api::ApiReport>,
+    /// The hash of the settings that shaped the run
+    /// ([`crate::pipeline::fingerprint::pipeline_fingerprint`]).
+    pub pipeline_fingerprint: String,
+    /// Which command ran it: `run`, or `worker` for a queue job.
+    pub origin: &'static str,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -143,6 +148,8 @@ impl Summary {
             redis: None,
             deferred: 0,
             api: None,
+            pipeline_fingerprint: String::new(),
+            origin: "run",
             stage_ms,
         }
     }

@@ -20,6 +20,9 @@ pub struct DoctorArgs {
     pub redis_url: Option<String>,
 }
 
+/// Run summaries `doctor` compares the pipeline fingerprints of (newest first).
+const RECENT_RUNS: usize = 50;
+
 /// One doctor finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Level {
@@ -142,6 +145,14 @@ pub fn run(args: &DoctorArgs) -> Result<i32> {
                         open.join(", ")
                     ),
                 );
+            }
+            match perps_news::bus::recent(&conns.main, perps_news::bus::NEWS_CLUSTERED, RECENT_RUNS)
+            {
+                Ok(summaries) => match perps_news::pipeline::fingerprint::compare(&summaries) {
+                    Ok(detail) => add(Level::Ok, "pipelines", detail),
+                    Err(warning) => add(Level::Warn, "pipelines", warning),
+                },
+                Err(e) => add(Level::Warn, "pipelines", e.to_string()),
             }
             for (label, pool) in [("bus/state DB", &conns.main), ("queue DB", &conns.queue)] {
                 match pool.run("DBSIZE", |c| redis::cmd("DBSIZE").query::<u64>(c)) {

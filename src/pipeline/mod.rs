@@ -10,6 +10,7 @@
 //! stops too, and the error is returned after the scope. CPU work inside a stage runs on the
 //! rayon pool passed in; the library never builds the global pool.
 
+pub mod fingerprint;
 mod run;
 
 pub use run::{RunInput, RunOptions, RunOutcome, run};

@@ -291,6 +291,7 @@ pub fn run(
     );
     summary.deferred = deferred.len();
     summary.late = late;
+    summary.pipeline_fingerprint = super::fingerprint::pipeline_fingerprint(cfg);
     let count = |k| ingested.notices.iter().filter(|n| n.kind == k).count();
     summary.future_dated = count(NoticeKind::FutureDated);
     summary.id_collisions = count(NoticeKind::IdCollision);

@@ -2,12 +2,19 @@
 //!
 //! `serve` endpoints: `GET /healthz`, `GET /api/cache/stats` (what `stats --json` prints),
 //! `GET /api/stories?page=1&per_page=50` (stories, most recently active first), and
-//! `GET /api/events` (server-sent events relayed from the news channels of the Redis bus
-//! as they are published, all clients fed by one subscription). `HEAD` answers wherever
+//! `GET /api/events` (server-sent events read from the bus streams of the news channels as
+//! they are appended, all clients fed by one relay, each event with an `id:` a client
+//! resumes from with `Last-Event-ID`: [`crate::serve::events`]), `GET /metrics`
+//! (Prometheus: [`crate::serve::metrics`]) and the dashboard page at `/`
+//! ([`crate::serve::dashboard`]). `HEAD` answers wherever
 //! `GET` does; CORS headers only for the origin `[serve] cors_origin` names. Other paths get
 //! a 404, other methods a 405, both as JSON. The server ([`crate::http`]) bounds connections,
 //! header time and size; requests must name an allowed `Host`, and carry the bearer token
 //! when one is configured (`[serve]`).
+
+pub mod dashboard;
+pub mod events;
+pub mod metrics;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -17,80 +24,88 @@ use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 use crate::store::redis::{Connections, Pool, STORIES_KEY, STORY_PREFIX, stats_json};
 
+/// What `serve` answers: every route, named once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `GET /healthz`: whether Redis answers (no token needed).
+    Healthz,
+    /// `GET /api/cache/stats`: what `stats --json` prints.
+    CacheStats,
+    /// `GET /api/stories?page=&per_page=`: stories, most recently active first.
+    Stories,
+    /// `GET /api/events`: server-sent events from the bus streams ([`events`]).
+    Events,
+    /// `GET /metrics`: Prometheus text ([`metrics`]).
+    Metrics,
+    /// The dashboard's files ([`dashboard`]): content type and body.
+    Asset(&'static str, &'static str),
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Route> {
+        Some(match path {
+            "/healthz" => Route::Healthz,
+            "/api/cache/stats" => Route::CacheStats,
+            "/api/stories" => Route::Stories,
+            "/api/events" => Route::Events,
+            "/metrics" => Route::Metrics,
+            _ => {
+                let (ctype, body) = dashboard::asset(path)?;
+                Route::Asset(ctype, body)
+            }
+        })
+    }
+
+    /// With `[serve]` token set, every route but the health check and the dashboard's files
+    /// (which hold no data: the page itself asks for the token) needs it.
+    fn needs_token(self) -> bool {
+        !matches!(self, Route::Healthz | Route::Asset(..))
+    }
+}
+
 fn query_param(url: &str, key: &str) -> Option<usize> {
     let q = url.split_once('?')?.1;
     q.split('&')
         .find_map(|kv| kv.strip_prefix(&format!("{key}="))?.parse().ok())
 }
 
+/// The raw value of query parameter `key` (percent-decoded).
+fn query_text(url: &str, key: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    let raw = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))?;
+    let mut out = Vec::with_capacity(raw.len());
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(raw.get(i + 1..i + 3)?, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Longest a response write may block: a client that stops reading is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Frames queued per event-stream client; a client this far behind is dropped (it can
-/// reconnect and catch up from the stream) instead of holding memory for it.
-const EVENT_QUEUE: usize = 256;
-
-/// How often a quiet event stream gets a keep-alive comment.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// The event-stream clients, fed by one Redis subscription.
-struct Hub {
-    clients: std::sync::Mutex<Vec<(u64, crossbeam_channel::Sender<std::sync::Arc<str>>)>>,
-    next: std::sync::atomic::AtomicU64,
-    max: usize,
-}
-
-impl Hub {
-    fn new(max: usize) -> Self {
-        Hub {
-            clients: std::sync::Mutex::new(Vec::new()),
-            next: std::sync::atomic::AtomicU64::new(0),
-            max,
-        }
-    }
-
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Vec<(u64, crossbeam_channel::Sender<std::sync::Arc<str>>)>> {
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A slot for one more client, if there is room.
-    fn join(&self) -> Option<(u64, crossbeam_channel::Receiver<std::sync::Arc<str>>)> {
-        let mut clients = self.lock();
-        if clients.len() >= self.max {
-            return None;
-        }
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-        clients.push((id, tx));
-        Some((id, rx))
-    }
-
-    fn leave(&self, id: u64) {
-        self.lock().retain(|(c, _)| *c != id);
-    }
-
-    /// Queues `frame` for every client; clients that are gone or too far behind are dropped.
-    fn broadcast(&self, frame: &str) {
-        let frame: std::sync::Arc<str> = frame.into();
-        self.lock().retain(|(id, tx)| {
-            let kept = tx.try_send(frame.clone()).is_ok();
-            if !kept {
-                tracing::debug!(client = id, "Event client dropped (gone or too slow).");
-            }
-            kept
-        });
-    }
-}
 
 /// Everything a connection handler needs.
 struct Served<'a> {
     conns: &'a Connections,
     cfg: &'a PipelineConfig,
-    hub: &'a Hub,
+    hub: &'a crate::serve::events::Hub,
+    metrics: &'a crate::serve::metrics::Metrics,
     token: Option<String>,
     hosts: Vec<String>,
     limits: crate::http::Limits,
@@ -113,11 +128,20 @@ pub fn serve(cfg: &PipelineConfig, bind: &str, port: u16) -> Result<i32> {
     let token = std::env::var(&sv.token_env)
         .ok()
         .filter(|t| !t.trim().is_empty());
-    let hub = Hub::new(sv.max_event_clients);
+    let hub = crate::serve::events::Hub::new(sv.max_event_clients);
+    let metrics = crate::serve::metrics::Metrics::default();
+    // With Redis down the server still starts at once: the relay finds the streams and the
+    // first scrape counts the retained summaries when it is back.
+    if conns.main.ping().is_ok() {
+        crate::serve::events::prime(&conns.main, &sv.channels, &hub);
+        // Seeded from the summaries the stream still holds.
+        let _ = metrics.refresh(&conns.main);
+    }
     let served = Served {
         conns: &conns,
         cfg,
         hub: &hub,
+        metrics: &metrics,
         token,
         hosts: sv
             .allowed_hosts
@@ -133,7 +157,7 @@ pub fn serve(cfg: &PipelineConfig, bind: &str, port: u16) -> Result<i32> {
     eprintln!("perps-news: serving on http://{addr}");
     let busy = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
-        s.spawn(|| relay(&conns, &cfg.serve.channels, &hub));
+        s.spawn(|| crate::serve::events::relay(&conns.main, &cfg.serve.channels, &hub));
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -164,46 +188,6 @@ pub fn serve(cfg: &PipelineConfig, bind: &str, port: u16) -> Result<i32> {
         }
     });
     Ok(0)
-}
-
-/// The one Redis subscription behind every event stream: forwards each message on the
-/// configured channels to the hub, reconnecting after errors.
-fn relay(conns: &Connections, channels: &[String], hub: &Hub) {
-    let client = conns.main.client();
-    loop {
-        let err = match client.get_connection_with_timeout(Duration::from_secs(5)) {
-            Err(e) => e,
-            Ok(mut conn) => {
-                let _ = conn.set_read_timeout(Some(KEEP_ALIVE));
-                let mut pubsub = conn.as_pubsub();
-                let subscribed = channels.iter().try_for_each(|c| pubsub.psubscribe(c));
-                match subscribed {
-                    Err(e) => e,
-                    Ok(()) => loop {
-                        match pubsub.get_message() {
-                            Ok(msg) => {
-                                let payload: String = msg.get_payload().unwrap_or_default();
-                                let data = payload.replace('\n', "\ndata: ");
-                                hub.broadcast(&format!(
-                                    "event: {}\ndata: {data}\n\n",
-                                    msg.get_channel_name()
-                                ));
-                            }
-                            // Quiet bus: keep listening while the connection answers a ping.
-                            Err(e) if e.is_timeout() => {
-                                if let Err(e) = pubsub.ping::<String>() {
-                                    break e;
-                                }
-                            }
-                            Err(e) => break e,
-                        }
-                    },
-                }
-            }
-        };
-        tracing::warn!(error = %err, "Event relay lost its Redis subscription; reconnecting.");
-        std::thread::sleep(Duration::from_secs(1));
-    }
 }
 
 fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> usize) {
@@ -242,12 +226,7 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
         return;
     }
     let path = request.path().to_string();
-    let known = [
-        "/healthz",
-        "/api/cache/stats",
-        "/api/stories",
-        "/api/events",
-    ];
+    let route = Route::of(&path);
     // Opt-in CORS ([serve] cors_origin): the configured origin, or any with `*`.
     let allowed_origin = &served.cfg.serve.cors_origin;
     let cors: Vec<(&str, &str)> = match request.header("origin") {
@@ -263,12 +242,12 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
     let reply = |stream: &mut TcpStream, status: u16, body: serde_json::Value| {
         let _ = crate::http::respond_json_as(stream, head_only, status, &body, &cors);
     };
-    if !known.contains(&path.as_str()) {
+    let Some(route) = route else {
         // Never echo the request back: 1 MiB in must not mean 1 MiB out.
         reply(&mut stream, 404, serde_json::json!({"error": "not found"}));
         release();
         return;
-    }
+    };
     if request.method == "OPTIONS" && !cors.is_empty() {
         // A browser's preflight for a request with the bearer token.
         let mut headers = cors.clone();
@@ -294,12 +273,19 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
         release();
         return;
     }
-    if path != "/healthz"
+    served.metrics.request(&path);
+    if route.needs_token()
         && let Some(token) = &served.token
     {
+        // `EventSource` cannot send a header: the event stream also takes the token as the
+        // `access_token` query parameter (RFC 6750, 2.3).
+        let query = (route == Route::Events)
+            .then(|| query_text(&request.target, "access_token"))
+            .flatten();
         let given = request
             .header("authorization")
             .and_then(|a| a.strip_prefix("Bearer "))
+            .or(query.as_deref())
             .unwrap_or("");
         if !crate::http::same_secret(given.trim().as_bytes(), token.as_bytes()) {
             let mut headers = cors.clone();
@@ -320,14 +306,30 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
         Ok(v) => (200, v),
         Err(e) => (503, serde_json::json!({"error": e.to_string()})),
     };
-    let (status, body) = match path.as_str() {
-        "/healthz" => {
+    if let Route::Asset(content_type, body) = route {
+        let mut headers = cors.clone();
+        headers.push(("Content-Security-Policy", crate::serve::dashboard::CSP));
+        let _ = crate::http::respond_text(&mut stream, head_only, content_type, body, &headers);
+        release();
+        return;
+    }
+    if route == Route::Metrics {
+        let text = served
+            .metrics
+            .render(&conns.main, || stats_json(conns, &cfg.redis));
+        let ctype = crate::serve::metrics::CONTENT_TYPE;
+        let _ = crate::http::respond_text(&mut stream, head_only, ctype, &text, &cors);
+        release();
+        return;
+    }
+    let (status, body) = match route {
+        Route::Healthz => {
             let redis = conns.main.ping().is_ok();
             let body = serde_json::json!({"status": if redis { "ok" } else { "degraded" }, "redis": redis});
             (if redis { 200 } else { 503 }, body)
         }
-        "/api/cache/stats" => answer(stats_json(conns, &cfg.redis)),
-        "/api/stories" => {
+        Route::CacheStats => answer(stats_json(conns, &cfg.redis)),
+        Route::Stories => {
             let page = query_param(&request.target, "page").unwrap_or(1).max(1);
             let per_page = query_param(&request.target, "per_page")
                 .unwrap_or(50)
@@ -347,7 +349,7 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
             return;
         }
         _ => {
-            let Some((id, rx)) = served.hub.join() else {
+            let Some(joined) = served.hub.join() else {
                 reply(
                     &mut stream,
                     503,
@@ -357,8 +359,9 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
                 return;
             };
             release();
-            events(stream, &rx, &cors);
-            served.hub.leave(id);
+            let last = request.header("last-event-id");
+            crate::serve::events::stream_to(stream, &joined, &conns.main, last, &cors);
+            served.hub.leave(&joined);
             return;
         }
     };
@@ -391,43 +394,4 @@ fn stories_page(pool: &Pool, page: usize, per_page: usize) -> Result<serde_json:
         .filter_map(|r| serde_json::from_str(&r).ok())
         .collect();
     Ok(serde_json::json!({"page": page, "perPage": per_page, "total": total, "stories": stories}))
-}
-
-/// Streams the hub's frames to one client as server-sent events, flushing each at once,
-/// until the client goes away or falls too far behind.
-fn events(
-    mut out: TcpStream,
-    rx: &crossbeam_channel::Receiver<std::sync::Arc<str>>,
-    cors: &[(&str, &str)],
-) {
-    let mut head = String::from(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n",
-    );
-    for (k, v) in cors {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n: connected\n\n");
-    if out
-        .write_all(head.as_bytes())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return;
-    }
-    loop {
-        let frame = match rx.recv_timeout(KEEP_ALIVE) {
-            Ok(f) => f,
-            // A comment line keeps proxies from closing the stream and tells us when the
-            // client has gone.
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => ": keep-alive\n\n".into(),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-        };
-        if out
-            .write_all(frame.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            return;
-        }
-    }
 }

@@ -41,6 +41,8 @@ pub fn stats_json(conns: &Connections, cfg: &RedisConfig) -> Result<serde_json::
             "totalProcessed": l["totalProcessed"],
             "newClusters": l["newClusters"],
             "durationMs": l["stageMs"]["wall"],
+            "pipelineFingerprint": l["pipelineFingerprint"],
+            "origin": l["origin"],
         })),
     }))
 }
