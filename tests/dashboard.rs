@@ -14,7 +14,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::{RedisServer, free_port};
-use common::{bin, root, run_in};
+use common::{bin, ok, root, run_in};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -131,11 +131,7 @@ fn the_dashboard_shows_stories_live_in_a_real_browser_and_filters_by_symbol() {
             None,
             &[],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
     };
     run("first.jsonl", lines(0..20));
 

@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{bin, root, run_in};
+use common::{bin, ok, root, run_in};
 use perps_news::config::PipelineConfig;
 use perps_news::pipeline::fingerprint::pipeline_fingerprint;
 
@@ -56,11 +56,7 @@ fn doctor_warns_when_a_worker_and_a_run_report_different_pipelines() {
     // A batch run with the default pipeline.
     let first = fixture_part(dir, "first.jsonl", 0..30);
     let out = run_in(dir, &["run", "--redis-url", &url, &first], None, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let run_fp = pipeline_fingerprint(&PipelineConfig::load(None).unwrap());
     let last = last_run(dir, &url);
     assert_eq!(
@@ -106,11 +102,7 @@ fn doctor_warns_when_a_worker_and_a_run_report_different_pipelines() {
         None,
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let deadline = Instant::now() + Duration::from_secs(60);
     while last_run(dir, &url)["origin"] != "worker" {
         assert!(

@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::{RedisServer, free_port};
-use common::{bin, root, run_in};
+use common::{bin, json, root, run_in};
 
 fn text(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
@@ -234,16 +234,12 @@ fn http_endpoints_answer_with_json_and_relay_events() {
 
     let (s, stats) = get_json(&format!("{base}/api/cache/stats"));
     assert_eq!(s, 200);
-    let cli: serde_json::Value = serde_json::from_slice(
-        &run_in(
-            t.path(),
-            &["stats", "--json", "--redis-url", &url],
-            None,
-            &[],
-        )
-        .stdout,
-    )
-    .unwrap();
+    let cli = json(&run_in(
+        t.path(),
+        &["stats", "--json", "--redis-url", &url],
+        None,
+        &[],
+    ));
     assert_eq!(stats, cli, "the endpoint and `stats --json` agree");
     assert_eq!(stats["cacheStats"]["misses"], 100);
     assert_eq!(stats["lastRun"]["totalProcessed"], 100);

@@ -11,7 +11,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis::{RedisServer, free_port};
-use common::{bin, root, run_in};
+use common::{bin, json, root, run_in};
 
 struct Served(Child);
 
@@ -482,12 +482,7 @@ fn metrics_come_from_what_redis_holds_after_real_runs() {
             None,
             &[],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        json(&out)
     };
     // Two runs before serve starts (it seeds from the stream), one after (seen at a scrape).
     let mut summaries = vec![run(&first), run(&second)];
@@ -601,16 +596,12 @@ fn metrics_come_from_what_redis_holds_after_real_runs() {
         ) > 1.7e9
     );
     // The gauges and cache counters are what `stats --json` reads.
-    let stats: serde_json::Value = serde_json::from_slice(
-        &run_in(
-            t.path(),
-            &["stats", "--json", "--redis-url", &url],
-            None,
-            &[],
-        )
-        .stdout,
-    )
-    .unwrap();
+    let stats = json(&run_in(
+        t.path(),
+        &["stats", "--json", "--redis-url", &url],
+        None,
+        &[],
+    ));
     assert_eq!(
         value(&samples, "perps_news_cache_hits_total", &[]),
         num(&stats["cacheStats"]["hits"])
