@@ -318,15 +318,33 @@ fn a_transient_failure_is_retried_with_the_producers_backoff() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.toml"), "[redis]\nlock_wait_secs = 0\n").unwrap();
     let _w = WorkerProc::start(&redis, dir.path(), &["--pipeline", "p.toml"], &[]);
-    // Another run holds the state for 1.5 s: the job's first attempts find it locked.
+    // Another run holds the state until the job's first attempt has failed on
+    // the lock; a timed expiry would race the producer's start-up on a busy machine.
     let mut c0 = redis.client(0);
     let _: () = redis::cmd("SET")
         .arg("perps:state:lock")
         .arg("someone-else")
-        .arg("PX")
-        .arg(1500)
         .query(&mut c0)
         .unwrap();
+    let mut cq = redis.client(QUEUE_DB);
+    let releaser = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let atm: Option<u64> = redis::cmd("HGET")
+                .arg("bull:clustering:1")
+                .arg("atm")
+                .query(&mut cq)
+                .unwrap();
+            if atm.unwrap_or(0) >= 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _: () = redis::cmd("DEL")
+            .arg("perps:state:lock")
+            .query(&mut c0)
+            .unwrap();
+    });
     let out = node(
         "producer.js",
         &json!({"url": redis.url(QUEUE_DB), "queue": "clustering", "timeoutMs": 30000, "jobs": [
@@ -335,6 +353,7 @@ fn a_transient_failure_is_retried_with_the_producers_backoff() {
             {"name": "clustering", "data": {"path": root("fixtures/news-100.jsonl")}},
         ]}),
     );
+    releaser.join().unwrap();
     let r = &out[0];
     assert_eq!(r["state"], "completed", "{r}");
     assert!(r["attemptsMade"].as_u64().unwrap() >= 2, "retried: {r}");
