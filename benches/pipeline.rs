@@ -54,6 +54,8 @@ fn end_to_end(c: &mut Criterion) {
         "/fixtures/news-100.jsonl"
     ))
     .expect("fixture");
+    let importance =
+        perps_news::signals::importance::Importance::from_config(&cfg.signals).expect("importance");
     let opts = RunOptions {
         strict: false,
         progress: false,
@@ -68,7 +70,16 @@ fn end_to_end(c: &mut Criterion) {
             bytes: bytes.clone(),
         }];
         pipeline::run(
-            &cfg, input, state, &*embedder, &cache, &*labeler, &symbols, &opts, &pool,
+            &cfg,
+            input,
+            state,
+            &*embedder,
+            &cache,
+            &*labeler,
+            &symbols,
+            &importance,
+            &opts,
+            &pool,
         )
         .expect("run")
     };

@@ -35,6 +35,8 @@ fn warm_cache(c: &mut Criterion) {
         "/fixtures/news-100.jsonl"
     ))
     .expect("fixture");
+    let importance =
+        perps_news::signals::importance::Importance::from_config(&cfg.signals).expect("importance");
     let opts = RunOptions {
         strict: false,
         progress: false,
@@ -54,7 +56,16 @@ fn warm_cache(c: &mut Criterion) {
             bytes: bytes.clone(),
         }];
         pipeline::run(
-            &cfg, input, state, &*embedder, &cache, &*labeler, &symbols, &opts, &pool,
+            &cfg,
+            input,
+            state,
+            &*embedder,
+            &cache,
+            &*labeler,
+            &symbols,
+            &importance,
+            &opts,
+            &pool,
         )
         .expect("run")
     };

@@ -111,6 +111,9 @@ fn main() {
                     &embedder.fingerprint(),
                     embedder.dim(),
                 );
+                let importance =
+                    perps_news::signals::importance::Importance::from_config(&cfg.signals)
+                        .expect("importance");
                 let opts = RunOptions {
                     strict: false,
                     progress: false,
@@ -130,6 +133,7 @@ fn main() {
                     &cache,
                     &*labeler,
                     &symbols,
+                    &importance,
                     &opts,
                     &pool,
                 )

@@ -253,6 +253,8 @@ fn one_run(
     let labeler = perps_news::label::build(&cfg.label, &cfg.api, &ctx).expect("labeler");
     let symbols = perps_news::signals::symbols::SymbolBook::builtin();
     let cache = perps_news::store::memory::MemoryCache::default();
+    let importance =
+        perps_news::signals::importance::Importance::from_config(&cfg.signals).expect("importance");
     let opts = RunOptions {
         strict: false,
         progress: false,
@@ -271,6 +273,7 @@ fn one_run(
         &cache,
         &*labeler,
         &symbols,
+        &importance,
         &opts,
         pool,
     )

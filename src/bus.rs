@@ -15,8 +15,11 @@ use crate::store::redis::Pool;
 
 /// `news:clustered`: published after every batch run.
 pub const NEWS_CLUSTERED: &str = "news:clustered";
-/// `news:story`: a story opened, or turned breaking.
+/// `news:story`: a story opened, changed materially, turned breaking, or closed.
 pub const NEWS_STORY: &str = "news:story";
+/// `news:symbol:<SYMBOL>`: every `news:story` event again, once per symbol of its story
+/// (pub/sub only; the durable stream is `news:story`).
+pub const NEWS_SYMBOL_PREFIX: &str = "news:symbol:";
 /// `trading:cycle:complete`
 pub const TRADING_CYCLE_COMPLETE: &str = "trading:cycle:complete";
 /// `execution:filled`
@@ -58,7 +61,8 @@ pub struct NewsStory {
     pub size: usize,
     /// Distinct sources.
     pub sources: usize,
-    /// Heat at the latest article time.
+    /// Heat at the state's clock (the latest article time the engine has seen), the same
+    /// figure as in the story's record and `perps-news stories`.
     pub heat: f64,
     /// First article time, RFC 3339.
     pub first_seen: String,
@@ -72,6 +76,69 @@ pub struct NewsStory {
     /// Which way the story points, overall and per symbol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<crate::signals::sentiment::StoryDirection>,
+    /// What happened (absent only in events of versions before kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<crate::stages::publish::events::EventKind>,
+    /// The story's event count: 1 for its first event, strictly increasing.
+    #[serde(default)]
+    pub revision: u64,
+    /// Category, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Importance 0..100 (see [`crate::signals::importance`]).
+    #[serde(default)]
+    pub importance: f64,
+    /// Whether the story still takes articles (false in `closed`).
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// The story's lead article.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<EventArticle>,
+    /// The article that caused the event (the story's latest article of the run; none for
+    /// `closed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<EventArticle>,
+    /// When the run read the input that caused the event, RFC 3339 UTC with milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingested_at: Option<String>,
+    /// When the event was published, RFC 3339 UTC with milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An article in a `news:story` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventArticle {
+    /// Article id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Url, when the input gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Source, when the input gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Publication time, RFC 3339.
+    pub published_at: String,
+}
+
+impl EventArticle {
+    /// From a story record's member.
+    pub fn from_record(m: &crate::report::MemberRecord) -> Self {
+        EventArticle {
+            id: m.id.clone(),
+            title: m.title.clone(),
+            url: m.url.clone(),
+            source: m.source.clone(),
+            published_at: m.published_at.clone(),
+        }
+    }
 }
 
 /// `trading:cycle:complete` payload.
@@ -182,42 +249,80 @@ impl Event for PositionClosed {
     const CHANNEL: &'static str = POSITION_CLOSED;
 }
 
-/// The `news:story` events of a run: the stories it opened or turned breaking, as they stand
-/// at the end of the run (heat at each story's latest article, `tau_hours` its decay).
-pub fn story_events(
-    outcome: &crate::pipeline::RunOutcome,
-    tau_hours: f64,
-) -> Vec<(&'static str, serde_json::Value)> {
-    let slots: std::collections::HashMap<&str, usize> = outcome
-        .state
-        .stories
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    outcome
-        .events
-        .iter()
-        .filter_map(|ev| slots.get(ev.story_id.as_str()))
-        .map(|&i| {
-            let s = &outcome.state.stories[i];
-            let rec = crate::report::StoryRecord::from_story(s, s.last_seen, tau_hours, None);
-            NewsStory {
-                story_id: rec.id,
-                label: rec.label,
-                symbols: rec.symbols,
-                size: rec.size,
-                sources: rec.sources,
-                heat: rec.heat,
-                first_seen: rec.first_published_at,
-                last_seen: rec.last_published_at,
-                breaking: rec.breaking,
-                outlets: rec.outlets,
-                direction: Some(rec.direction),
+/// Stamps the run's `news:story` events with their publication time `now_ms` and turns
+/// them into messages: each on `news:story` (pub/sub and the stream), then, with
+/// `symbol_channels`, on `news:symbol:<SYMBOL>` for each of its symbols. Returns the
+/// messages and the latency of the events (see [`EventLatency`]).
+pub fn story_messages(
+    events: &mut [NewsStory],
+    ingested_at_ms: i64,
+    now_ms: i64,
+    symbol_channels: bool,
+) -> (Vec<(String, serde_json::Value)>, Option<EventLatency>) {
+    let stamp = crate::time::format_rfc3339_millis(now_ms);
+    let mut out = Vec::new();
+    let mut publication = Vec::new();
+    for e in events.iter_mut() {
+        e.published_at = Some(stamp.clone());
+        if let Some(c) = &e.cause
+            && let Ok(t) = crate::time::parse_rfc3339(&c.published_at)
+        {
+            publication.push(now_ms.saturating_sub(t.saturating_mul(1000)));
+        }
+        let (channel, payload) = e.message();
+        out.push((channel.to_string(), payload.clone()));
+        if symbol_channels {
+            for sym in &e.symbols {
+                out.push((format!("{NEWS_SYMBOL_PREFIX}{sym}"), payload.clone()));
             }
-            .message()
-        })
-        .collect()
+        }
+    }
+    let latency = (!events.is_empty()).then(|| {
+        let ingest = vec![now_ms.saturating_sub(ingested_at_ms); events.len()];
+        EventLatency {
+            events: events.len(),
+            ingest_to_publish_ms: Percentiles::of(ingest),
+            publication_to_publish_ms: Percentiles::of(publication),
+        }
+    });
+    (out, latency)
+}
+
+/// How stale a run's events were when they went out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventLatency {
+    /// Events published.
+    pub events: usize,
+    /// From the run reading its input to the events going out.
+    pub ingest_to_publish_ms: Percentiles,
+    /// From the causing article's publication time to the event going out.
+    pub publication_to_publish_ms: Percentiles,
+}
+
+/// p50 and p99 of a sample (nearest rank), in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: i64,
+    /// 99th percentile.
+    pub p99: i64,
+}
+
+impl Percentiles {
+    /// Of `sample` (zeros when empty).
+    pub fn of(mut sample: Vec<i64>) -> Self {
+        if sample.is_empty() {
+            return Percentiles::default();
+        }
+        sample.sort_unstable();
+        let rank =
+            |q: f64| sample[((q * sample.len() as f64).ceil() as usize).clamp(1, sample.len()) - 1];
+        Percentiles {
+            p50: rank(0.5),
+            p99: rank(0.99),
+        }
+    }
 }
 
 /// Sends every circuit-breaker opening `alerts` raises to `circuit:breaker:open` on `bus`
@@ -289,6 +394,9 @@ impl Bus {
             let mut p = redis::pipe();
             for (channel, text) in events {
                 p.cmd("PUBLISH").arg(*channel).arg(*text).ignore();
+                if channel.starts_with(NEWS_SYMBOL_PREFIX) {
+                    continue;
+                }
                 p.cmd("XADD")
                     .arg(*channel)
                     .arg("MAXLEN")

@@ -15,6 +15,7 @@ pub use crate::signals::SignalsConfig;
 pub use crate::spool::SpoolConfig;
 pub use crate::stages::cluster::{ClusterConfig, Linkage};
 pub use crate::stages::ingest::IngestConfig;
+pub use crate::stages::publish::EventsConfig;
 pub use crate::store::redis::RedisConfig;
 
 use crate::error::{Error, Result};
@@ -108,6 +109,8 @@ pub struct PipelineConfig {
     pub serve: ServeConfig,
     /// Trader-facing signals: symbols, heat, breaking.
     pub signals: SignalsConfig,
+    /// `news:story` events: when they go out, and what story records carry.
+    pub events: EventsConfig,
     /// The OpenAI-compatible HTTP API behind the `openai` embedder and the `llm` labeler.
     pub api: ApiConfig,
     /// Syndicated-copy detection.
@@ -219,6 +222,7 @@ impl Default for PipelineConfig {
             worker: WorkerConfig::default(),
             serve: ServeConfig::default(),
             signals: SignalsConfig::default(),
+            events: EventsConfig::default(),
             api: ApiConfig::default(),
             syndication: crate::syndication::SyndicationConfig::default(),
             sources: std::collections::BTreeMap::new(),
@@ -352,6 +356,9 @@ impl PipelineConfig {
         };
         if self.ingest.batch_size == 0 {
             return bad("ingest.batch_size must be at least 1".into());
+        }
+        if let Err(m) = self.events.validate() {
+            return bad(m);
         }
         if self.embed.dim == 0 || self.embed.dim > 65_536 {
             return bad(format!(

@@ -35,6 +35,8 @@ pub struct Engine {
     pub labeler: Box<dyn Labeler>,
     /// Perp symbols.
     pub symbols: SymbolBook,
+    /// The importance scorer (with the source tiers).
+    pub importance: crate::signals::importance::Importance,
     /// Circuit-breaker openings of the remote providers (see [`crate::bus::forward_alerts`]).
     pub alerts: Alerts,
     /// CPU work of every stage.
@@ -62,6 +64,7 @@ impl Engine {
             embedder: crate::embed::build(&cfg.embed, &cfg.api, &ctx)?,
             labeler: crate::label::build(&cfg.label, &cfg.api, &ctx)?,
             symbols: SymbolBook::from_config(&cfg.signals)?,
+            importance: crate::signals::importance::Importance::from_config(&cfg.signals)?,
             alerts,
             pool,
             cfg,
@@ -148,6 +151,7 @@ impl Engine {
             cache,
             &*self.labeler,
             &self.symbols,
+            &self.importance,
             opts,
             &self.pool,
         )?;
@@ -203,8 +207,7 @@ impl Engine {
         };
         let mut outcome = self.run(inputs, state, session.cache(), &opts, false)?;
         outcome.summary.origin = "worker";
-        let events = crate::bus::story_events(&outcome, self.cfg.signals.heat_tau_hours);
-        session.finish(&mut outcome, events, None)?;
+        session.finish(&mut outcome, self.cfg.events.symbol_channels, None)?;
         Ok(outcome)
     }
 }

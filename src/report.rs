@@ -105,6 +105,11 @@ pub struct Summary {
     pub pipeline_fingerprint: String,
     /// Which command ran it: `run`, or `worker` for a queue job.
     pub origin: &'static str,
+    /// `news:story` events the run published (and spooled), with p50/p99 of ingest →
+    /// publish and of the causing article's publication → publish (absent when no event
+    /// went out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_latency: Option<crate::bus::EventLatency>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -150,6 +155,7 @@ impl Summary {
             api: None,
             pipeline_fingerprint: String::new(),
             origin: "run",
+            event_latency: None,
             stage_ms,
         }
     }
@@ -383,20 +389,88 @@ pub struct StoryRecord {
     pub breaking: bool,
     /// Whether it is still active (takes new articles).
     pub active: bool,
+    /// Importance 0..100 at the state's clock (see [`crate::signals::importance`]).
+    pub importance: f64,
+    /// Its `news:story` events so far (the latest event's revision; 0 before any).
+    pub revision: u64,
+    /// The story's lead article (its representative).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<MemberRecord>,
+    /// The latest member articles, oldest first (at most `[events] member_articles`).
+    pub members: Vec<MemberRecord>,
+    /// Members not in `members` (older ones).
+    pub members_omitted: usize,
+}
+
+/// A member article of a story record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberRecord {
+    /// Article id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Url, when the input gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Source, when the input gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Publication time, RFC 3339.
+    pub published_at: String,
+    /// The same in epoch seconds.
+    #[serde(skip)]
+    pub published: i64,
+}
+
+impl MemberRecord {
+    /// The record of member `m`.
+    pub fn of(m: &crate::story::Member) -> Self {
+        MemberRecord {
+            id: m.id.clone(),
+            title: m.title.clone(),
+            url: m.url.clone(),
+            source: m.source.clone(),
+            published_at: format_rfc3339(m.published),
+            published: m.published,
+        }
+    }
+}
+
+/// What a story record is read with: the reference time, the heat decay and the importance
+/// scorer.
+#[derive(Clone, Copy)]
+pub struct RecordContext<'a> {
+    /// The state's clock: heat and importance are measured at it.
+    pub now: i64,
+    /// Heat decay (`signals.heat_tau_hours`).
+    pub tau_hours: f64,
+    /// The importance scorer.
+    pub importance: &'a crate::signals::importance::Importance,
 }
 
 impl StoryRecord {
     /// The record of an active story at time `now`.
     pub fn from_story(
         s: &crate::story::Story,
-        now: i64,
-        tau_hours: f64,
+        ctx: RecordContext<'_>,
         terms: Option<Vec<String>>,
     ) -> Self {
         let symbols: Vec<String> = crate::signals::symbols::story_symbols_from(&s.symbols, s.size)
             .into_iter()
             .map(|(sym, _)| sym)
             .collect();
+        let heat = (s.heat(ctx.now, ctx.tau_hours) * 1000.0).round() / 1000.0;
+        let names: Vec<String> = s.sources.iter().map(|(n, _)| n.clone()).collect();
+        let importance = ctx
+            .importance
+            .score(&crate::signals::importance::ImportanceInputs {
+                heat,
+                heat_rise: crate::signals::heat::heat_rise(&s.sources, ctx.now, ctx.tau_hours),
+                sources: &names,
+                category: s.category.as_deref(),
+                symbols: &symbols,
+                breaking: s.breaking_at.is_some(),
+            });
         StoryRecord {
             id: s.id.clone(),
             label: s.label.clone(),
@@ -414,20 +488,80 @@ impl StoryRecord {
             sources: s.sources.len(),
             outlets: s.outlets.len(),
             copies: copy_records(&s.copies),
-            articles_last_hour: s.last_hour(now),
-            heat: (s.heat(now, tau_hours) * 1000.0).round() / 1000.0,
+            articles_last_hour: s.last_hour(ctx.now),
+            heat,
             breaking: s.breaking_at.is_some(),
             active: true,
+            importance,
+            revision: 0,
+            lead: s.lead.as_ref().map(MemberRecord::of),
+            members: s.members.iter().map(MemberRecord::of).collect(),
+            members_omitted: s.size.saturating_sub(s.members.len()),
         }
     }
 
+    /// The record of retired story `r`: no heat (it is past the window), importance from
+    /// the rest.
+    pub fn from_retired(
+        r: &crate::story::RetiredStory,
+        ctx: RecordContext<'_>,
+        terms: Option<Vec<String>>,
+        category: Option<String>,
+    ) -> Self {
+        let category = category.or_else(|| r.category.clone());
+        let importance = ctx
+            .importance
+            .score(&crate::signals::importance::ImportanceInputs {
+                heat: 0.0,
+                heat_rise: 0.0,
+                sources: &r.source_names,
+                category: category.as_deref(),
+                symbols: &r.symbols,
+                breaking: r.breaking,
+            });
+        StoryRecord {
+            id: r.id.clone(),
+            label: r.label.clone(),
+            category,
+            size: r.size,
+            articles: r.article_ids.clone(),
+            first_published_at: format_rfc3339(r.first_seen),
+            last_published_at: format_rfc3339(r.last_seen),
+            last_seen: r.last_seen,
+            top_terms: terms.unwrap_or_default(),
+            symbols: r.symbols.clone(),
+            sources: r.sources,
+            outlets: r.outlets,
+            copies: copy_records(&r.copies),
+            direction: r.direction.clone().unwrap_or_else(|| {
+                crate::signals::sentiment::DirectionTally::default().story_direction(&r.symbols)
+            }),
+            articles_last_hour: 0,
+            heat: 0.0,
+            breaking: r.breaking,
+            active: false,
+            importance,
+            revision: 0,
+            lead: r.lead.as_ref().map(MemberRecord::of),
+            members: r.members.iter().map(MemberRecord::of).collect(),
+            members_omitted: r.size.saturating_sub(r.members.len()),
+        }
+    }
+
+    /// The record of active story `s` of `state`, with its event revision.
+    pub fn of_active(state: &StoryState, s: &crate::story::Story, ctx: RecordContext<'_>) -> Self {
+        let mut rec = Self::from_story(s, ctx, None);
+        rec.revision = state.published.get(&s.id).map_or(0, |p| p.revision);
+        rec
+    }
+
     /// Records for `ids` from the state (active or retired), with this run's labels, heat
-    /// measured at the state's clock.
+    /// and importance measured at the state's clock, and each story's event revision.
     pub fn collect(
         state: &StoryState,
         ids: &[String],
         labels: &HashMap<String, StoryLabel>,
-        tau_hours: f64,
+        ctx: RecordContext<'_>,
     ) -> Vec<Self> {
         let active: HashMap<&str, usize> = state
             .stories
@@ -445,38 +579,14 @@ impl StoryRecord {
         ids.iter()
             .filter_map(|id| {
                 let terms = labels.get(id).map(|l| l.top_terms.clone());
-                if let Some(&i) = active.get(id.as_str()) {
-                    Some(Self::from_story(
-                        &state.stories[i],
-                        state.clock,
-                        tau_hours,
-                        terms,
-                    ))
+                let mut rec = if let Some(&i) = active.get(id.as_str()) {
+                    Self::from_story(&state.stories[i], ctx, terms)
                 } else {
-                    retired.get(id.as_str()).map(|&s| StoryRecord {
-                        id: s.id.clone(),
-                        label: s.label.clone(),
-                        category: labels.get(id).and_then(|l| l.category.clone()),
-                        size: s.size,
-                        articles: s.article_ids.clone(),
-                        first_published_at: format_rfc3339(s.first_seen),
-                        last_published_at: format_rfc3339(s.last_seen),
-                        last_seen: s.last_seen,
-                        top_terms: terms.unwrap_or_default(),
-                        symbols: s.symbols.clone(),
-                        sources: s.sources,
-                        outlets: s.outlets,
-                        copies: copy_records(&s.copies),
-                        direction: s.direction.clone().unwrap_or_else(|| {
-                            crate::signals::sentiment::DirectionTally::default()
-                                .story_direction(&s.symbols)
-                        }),
-                        articles_last_hour: 0,
-                        heat: 0.0,
-                        breaking: s.breaking,
-                        active: false,
-                    })
-                }
+                    let category = labels.get(id).and_then(|l| l.category.clone());
+                    Self::from_retired(retired.get(id.as_str())?, ctx, terms, category)
+                };
+                rec.revision = state.published.get(id).map_or(0, |p| p.revision);
+                Some(rec)
             })
             .collect()
     }

@@ -2,7 +2,7 @@
 //! ones. It is a plain value: loaded before a run, advanced by the cluster stage, saved after,
 //! so a run over dump A then dump B gives the stories of A+B.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,52 @@ pub struct Story {
     /// wins over the offline tally in outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_direction: Option<crate::signals::sentiment::StoryDirection>,
+    /// The latest member articles (at most `[events] member_articles`), oldest first: what
+    /// consumers read instead of joining ids back to the dump.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    /// The representative's article (the story's lead), with its url and source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Member>,
+}
+
+/// A member article as consumers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Article id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Url, when the input gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Source, when the input gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Publication time (epoch seconds; the run's ingest time when the input gave none).
+    pub published: i64,
+}
+
+impl Member {
+    /// Article `a`, published at `t`.
+    pub fn of(a: &crate::article::Article, t: i64) -> Self {
+        Member {
+            id: a.id.clone(),
+            title: a.title.clone(),
+            url: a.url.clone(),
+            source: a.source.clone(),
+            published: t,
+        }
+    }
+}
+
+/// Appends `m` to `members`, keeping the latest `max` (0 keeps none).
+pub fn push_member(members: &mut Vec<Member>, m: Member, max: usize) {
+    members.push(m);
+    if members.len() > max {
+        let extra = members.len() - max;
+        members.drain(..extra);
+    }
 }
 
 /// Most distinct sources remembered per story.
@@ -270,6 +316,18 @@ pub struct RetiredStory {
     /// Its direction when it retired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<crate::signals::sentiment::StoryDirection>,
+    /// Its category, when the labeler gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Its distinct sources (originals only), for its importance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_names: Vec<String>,
+    /// Its latest member articles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    /// Its lead article.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Member>,
 }
 
 /// Where a known article lives.
@@ -400,6 +458,35 @@ pub struct StoryState {
     /// Derived: the originals of the active stories, for finding syndicated copies.
     #[serde(skip)]
     pub copy_index: crate::syndication::CopyIndex,
+    /// What consumers last heard of each story on `news:story` (see
+    /// [`crate::stages::publish::events`]); dropped when the story is forgotten.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub published: BTreeMap<String, Published>,
+    /// Stories retired during the current run, in order (their `closed` events).
+    #[serde(skip)]
+    pub closed_in_run: Vec<String>,
+}
+
+/// What the last `news:story` event of a story told consumers: the baseline a material
+/// change is measured against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// The last event's revision (1 for the first event).
+    pub revision: u64,
+    /// Distinct sources then.
+    pub sources: usize,
+    /// Symbols then.
+    pub symbols: Vec<String>,
+    /// Importance step then (`importance / importance_step`, rounded down).
+    pub step: u32,
+    /// Size then.
+    pub size: usize,
+    /// The state's clock at the last `updated` event (the `update_min_secs` spacing).
+    pub updated_at: Option<i64>,
+    /// Whether it was told that the story turned breaking.
+    pub breaking: bool,
+    /// Whether it was told that the story closed.
+    pub closed: bool,
 }
 
 impl StoryState {
@@ -422,6 +509,8 @@ impl StoryState {
             story_ids: HashSet::new(),
             forgotten: Vec::new(),
             copy_index: crate::syndication::CopyIndex::default(),
+            published: BTreeMap::new(),
+            closed_in_run: Vec::new(),
             forgotten_stories: Vec::new(),
         }
     }
@@ -592,6 +681,7 @@ impl StoryState {
                     head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
                 }
                 self.centroids.truncate(last * self.dim);
+                self.closed_in_run.push(s.id.clone());
                 self.retired.push(RetiredStory {
                     id: s.id,
                     label: s.label,
@@ -606,6 +696,10 @@ impl StoryState {
                     outlets: s.outlets.len(),
                     copies: s.copies,
                     direction,
+                    category: s.category,
+                    source_names: s.sources.into_iter().map(|(name, _)| name).collect(),
+                    members: s.members,
+                    lead: s.lead,
                 });
                 retired += 1;
             } else {
@@ -630,6 +724,7 @@ impl StoryState {
                 self.urls.remove(u);
             }
             self.story_ids.remove(&r.id);
+            self.published.remove(&r.id);
             self.forgotten.push(r.id.clone());
             self.forgotten_stories.push(r);
         }

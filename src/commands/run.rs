@@ -221,8 +221,11 @@ pub fn run(args: &RunArgs, pool: &std::sync::Arc<rayon::ThreadPool>) -> Result<i
         store::file::save(path, &outcome.state)?;
     }
     if let Some(s) = session.as_mut() {
-        let events = bus::story_events(&outcome, engine.cfg.signals.heat_tau_hours);
-        s.finish(&mut outcome, events, Some(&journal as &dyn Journal))?;
+        s.finish(
+            &mut outcome,
+            engine.cfg.events.symbol_channels,
+            Some(&journal as &dyn Journal),
+        )?;
     }
     // The state is saved (or, Redis being down, the work is journaled beside the mirror):
     // claimed files move on. A file none of whose records could be used

@@ -20,6 +20,12 @@ pub struct StoriesArgs {
     /// symbol).
     #[arg(long, value_name = "DIRECTION", value_parser = parse_direction)]
     pub direction: Option<perps_news::signals::sentiment::Direction>,
+    /// Only stories of at least this importance (0..100).
+    #[arg(long, value_name = "N")]
+    pub min_importance: Option<f64>,
+    /// Order by: heat (default) or importance.
+    #[arg(long, value_name = "KEY", default_value = "heat", value_parser = ["heat", "importance"])]
+    pub sort: String,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -49,11 +55,17 @@ pub fn run(args: &StoriesArgs) -> Result<i32> {
             store::redis::load_state(&conns.main, &embedder.fingerprint(), embedder.dim())?.0
         }
     };
-    let tau = cfg.signals.heat_tau_hours;
+    let importance = perps_news::signals::importance::Importance::from_config(&cfg.signals)?;
+    let ctx = perps_news::report::RecordContext {
+        now: state.clock,
+        tau_hours: cfg.signals.heat_tau_hours,
+        importance: &importance,
+    };
     let mut records: Vec<perps_news::report::StoryRecord> = state
         .stories
         .iter()
-        .map(|s| perps_news::report::StoryRecord::from_story(s, state.clock, tau, None))
+        .map(|s| perps_news::report::StoryRecord::of_active(&state, s, ctx))
+        .filter(|r| args.min_importance.is_none_or(|m| r.importance >= m))
         .filter(|r| {
             args.symbol
                 .as_ref()
@@ -75,9 +87,14 @@ pub fn run(args: &StoriesArgs) -> Result<i32> {
             })
         })
         .collect();
+    let by_importance = args.sort == "importance";
     records.sort_by(|a, b| {
-        b.heat
-            .total_cmp(&a.heat)
+        let (x, y) = if by_importance {
+            (a.importance, b.importance)
+        } else {
+            (a.heat, b.heat)
+        };
+        y.total_cmp(&x)
             .then_with(|| b.last_published_at.cmp(&a.last_published_at))
             .then_with(|| a.id.cmp(&b.id))
     });
@@ -93,15 +110,16 @@ pub fn run(args: &StoriesArgs) -> Result<i32> {
     }
     let _ = writeln!(
         out,
-        "{:>6} {:>5} {:>4} {:<3} {:<7} {:<14} label",
-        "heat", "size", "src", "brk", "dir", "symbols"
+        "{:>6} {:>4} {:>5} {:>4} {:<3} {:<7} {:<14} label",
+        "heat", "imp", "size", "src", "brk", "dir", "symbols"
     );
     for r in &records {
         let syms = r.symbols.join(",");
         let _ = writeln!(
             out,
-            "{:>6.2} {:>5} {:>4} {:<3} {:<7} {:<14} {}",
+            "{:>6.2} {:>4.0} {:>5} {:>4} {:<3} {:<7} {:<14} {}",
             r.heat,
+            r.importance,
             r.size,
             r.sources,
             if r.breaking { "yes" } else { "" },

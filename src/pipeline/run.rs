@@ -70,6 +70,11 @@ pub struct RunOutcome {
     pub per_input: Vec<(String, usize, usize)>,
     /// Stories opened or turned breaking, in order.
     pub events: Vec<crate::stages::cluster::StoryEvent>,
+    /// The run's `news:story` events (see [`crate::stages::publish::events`]), not yet
+    /// stamped with their publication time.
+    pub story_events: Vec<crate::bus::NewsStory>,
+    /// When the run started reading its input (wall clock, ms).
+    pub ingested_at_ms: i64,
     /// Articles the embedder failed for, in processing order: not clustered, to be tried
     /// again by the next run.
     pub deferred: Vec<crate::stages::embed::Deferred>,
@@ -101,6 +106,7 @@ pub fn run(
     cache: &dyn Cache,
     labeler: &dyn Labeler,
     symbols: &crate::signals::symbols::SymbolBook,
+    importance: &crate::signals::importance::Importance,
     opts: &RunOptions,
     pool: &rayon::ThreadPool,
 ) -> Result<RunOutcome> {
@@ -108,6 +114,8 @@ pub fn run(
     let mut state = state;
     // Only this run's forgotten stories belong in its `--stories`.
     state.forgotten_stories.clear();
+    state.closed_in_run.clear();
+    let ingested_at_ms = crate::time::now_millis();
     if let Some(what) = state.repair_future(opts.ingest_time, cfg.ingest.max_future_secs) {
         tracing::warn!("Repaired the story state: {what}.");
     }
@@ -154,7 +162,8 @@ pub fn run(
     let cluster = ClusterStage::new(
         Clusterer::new(cfg.cluster.clone(), state)
             .with_breaking(cfg.signals.breaking_sources, breaking_window)
-            .with_syndication(cfg.syndication.clone(), cfg.syndication_off()),
+            .with_syndication(cfg.syndication.clone(), cfg.syndication_off())
+            .with_member_articles(cfg.events.member_articles),
         opts.ingest_time,
         pool,
     );
@@ -217,6 +226,9 @@ pub fn run(
     for r in &mut state.retired {
         if let Some(l) = collected.labels.get(&r.id) {
             r.label.clone_from(&l.label);
+            if l.category.is_some() {
+                r.category.clone_from(&l.category);
+            }
         }
     }
 
@@ -261,12 +273,33 @@ pub fn run(
         .collect();
 
     cache.flush();
-    let stories = StoryRecord::collect(
-        &state,
-        &collected.touched,
-        &collected.labels,
-        cfg.signals.heat_tau_hours,
+    // Records of the stories the run touched, then of those it only closed; the run's
+    // events are decided from them (and set their revisions).
+    let mut ids = collected.touched.clone();
+    let touched: std::collections::HashSet<&str> =
+        collected.touched.iter().map(String::as_str).collect();
+    let only_closed: Vec<String> = state
+        .closed_in_run
+        .iter()
+        .filter(|id| !touched.contains(id.as_str()))
+        .cloned()
+        .collect();
+    ids.extend(only_closed);
+    let ctx = crate::report::RecordContext {
+        now: state.clock,
+        tau_hours: cfg.signals.heat_tau_hours,
+        importance,
+    };
+    let mut stories = StoryRecord::collect(&state, &ids, &collected.labels, ctx);
+    let changes = crate::stages::publish::events::RunChanges::of(&collected);
+    let story_events = crate::stages::publish::events::decide(
+        &mut state,
+        &mut stories,
+        &changes,
+        &cfg.events,
+        ingested_at_ms,
     );
+    state.closed_in_run.clear();
     state.forgotten_stories = Vec::new();
     let times = StageMs::from_durations([
         ingested.time,
@@ -313,6 +346,8 @@ pub fn run(
         notices: ingested.notices,
         per_input: ingested.per_input,
         events: collected.events.clone(),
+        story_events,
+        ingested_at_ms,
         deferred,
         state,
         cluster: cluster_stats,

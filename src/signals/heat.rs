@@ -15,6 +15,18 @@ pub fn heat(sources: &[(String, i64)], now: i64, tau_hours: f64) -> f64 {
         .sum()
 }
 
+/// The heat the last hour brought: the part of the heat at `now` from sources whose latest
+/// article is in the hour up to `now` (a story being picked up right now rises; one that
+/// only cools does not).
+pub fn heat_rise(sources: &[(String, i64)], now: i64, tau_hours: f64) -> f64 {
+    let tau = (tau_hours * 3600.0).max(1.0);
+    sources
+        .iter()
+        .filter(|(_, t)| *t > now - 3600 && *t <= now)
+        .map(|(_, t)| (-(now - *t) as f64 / tau).exp())
+        .sum()
+}
+
 /// Whether the sources that wrote in the `window` seconds up to `t` reach `needed` (0: never
 /// breaking).
 pub fn is_breaking(sources: &[(String, i64)], t: i64, needed: usize, window: i64) -> bool {
@@ -32,6 +44,20 @@ mod tests {
 
     fn src(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
         pairs.iter().map(|(s, t)| ((*s).to_string(), *t)).collect()
+    }
+
+    #[test]
+    fn heat_rise_counts_the_sources_of_the_last_hour() {
+        let now = 100_000;
+        // Two sources an hour or more ago, cooling: no rise.
+        let old = src(&[("a", now - 7200), ("b", now - 3600)]);
+        assert_eq!(heat_rise(&old, now, 6.0), 0.0);
+        // One new source in the last hour: the rise is about one source's worth.
+        let mut new = old.clone();
+        new.push(("c".into(), now - 60));
+        let r = heat_rise(&new, now, 6.0);
+        assert!(r > 0.8 && r <= 1.0, "{r}");
+        assert!(heat_rise(&new, now, 6.0) >= heat_rise(&old, now, 6.0));
     }
 
     #[test]

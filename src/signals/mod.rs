@@ -5,6 +5,7 @@
 
 mod config;
 pub mod heat;
+pub mod importance;
 pub mod sentiment;
 pub mod symbols;
 

@@ -143,6 +143,8 @@ pub struct Clusterer {
     /// Syndicated-copy detection settings, and the sources it is off for (lowercase).
     syndication: crate::syndication::SyndicationConfig,
     syndication_off: HashSet<String>,
+    /// Member articles kept per story (`[events] member_articles`).
+    member_articles: usize,
 }
 
 impl Clusterer {
@@ -165,7 +167,14 @@ impl Clusterer {
                 ..Default::default()
             },
             syndication_off: HashSet::new(),
+            member_articles: crate::stages::publish::EventsConfig::default().member_articles,
         }
+    }
+
+    /// Keeps the latest `n` member articles per story (for records and events).
+    pub fn with_member_articles(mut self, n: usize) -> Self {
+        self.member_articles = n;
+        self
     }
 
     /// Turns on syndicated-copy detection with `cfg`, except for the `off` sources

@@ -5,6 +5,11 @@
 
 use std::collections::HashMap;
 
+mod config;
+pub mod events;
+
+pub use config::EventsConfig;
+
 use super::cluster::{Assignment, Placement};
 use super::label::LabeledBatch;
 use crate::error::Result;

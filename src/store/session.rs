@@ -315,7 +315,7 @@ impl Session {
     pub fn finish(
         &mut self,
         outcome: &mut crate::pipeline::RunOutcome,
-        events: Vec<(&'static str, serde_json::Value)>,
+        symbol_channels: bool,
         journal: Option<&dyn Journal>,
     ) -> Result<()> {
         if !self.down {
@@ -338,9 +338,10 @@ impl Session {
                         Some(j) => j.records(true)?,
                         None => Vec::new(),
                     };
-                    let mut kept = events;
-                    kept.push(outcome.summary.message());
-                    m.keep(&outcome.state, m.base(), &records, &kept, false)?;
+                    let mut kept = story_messages(outcome, symbol_channels, false);
+                    let (channel, payload) = outcome.summary.message();
+                    kept.push((channel.to_string(), payload));
+                    m.keep(&outcome.state, m.base(), &records, &refs(&kept), false)?;
                     tracing::warn!(articles = records.len(), mirror = %m.path().display(),
                         "Redis is down: the run's work and events are kept with the local mirror; events spooled for the next run that reaches Redis.");
                 }
@@ -372,6 +373,7 @@ impl Session {
                 }
                 Err(e) => {
                     outcome.state.forgotten = forgotten;
+                    let events = story_messages(outcome, symbol_channels, false);
                     return Err(self.not_saved(e, outcome, journal, events));
                 }
             }
@@ -401,9 +403,10 @@ impl Session {
         }
         self.report.spool_delivered += delivered;
         // Story events go out after the state is saved (so a consumer can read the story),
-        // all in one round trip.
-        if self.bus.publish_all_or_spool(&events)? == crate::bus::Delivery::Published {
-            self.report.story_events = events.len();
+        // all in one round trip, stamped with the time they go out.
+        let events = story_messages(outcome, symbol_channels, true);
+        if self.bus.publish_all_or_spool(&refs(&events))? == crate::bus::Delivery::Published {
+            self.report.story_events = outcome.story_events.len();
         }
         self.report.round_trips = self.conns.main.round_trips() + self.conns.cache.round_trips();
         outcome.summary.redis = Some(self.report.clone());
@@ -428,7 +431,7 @@ impl Session {
         e: Error,
         outcome: &crate::pipeline::RunOutcome,
         journal: Option<&dyn Journal>,
-        events: Vec<(&'static str, serde_json::Value)>,
+        events: Vec<(String, serde_json::Value)>,
     ) -> Error {
         let Some(m) = &self.mirror else {
             return e;
@@ -449,7 +452,9 @@ impl Session {
         let mut summary = outcome.summary.clone();
         summary.redis = Some(self.report.clone());
         let mut kept = events;
-        kept.push(summary.message());
+        let (channel, payload) = summary.message();
+        kept.push((channel.to_string(), payload));
+        let kept = refs(&kept);
         let reason = e.to_string();
         // Re-applied work has new events (in `kept`); the old ones described it on a state
         // that lost the race.
@@ -484,4 +489,31 @@ impl Session {
             },
         }
     }
+}
+
+/// The run's `news:story` messages, stamped now; with `published` (they go out now) the
+/// summary records their latency.
+fn story_messages(
+    outcome: &mut crate::pipeline::RunOutcome,
+    symbol_channels: bool,
+    published: bool,
+) -> Vec<(String, serde_json::Value)> {
+    let (messages, latency) = crate::bus::story_messages(
+        &mut outcome.story_events,
+        outcome.ingested_at_ms,
+        crate::time::now_millis(),
+        symbol_channels,
+    );
+    if published {
+        outcome.summary.event_latency = latency;
+    }
+    messages
+}
+
+/// `(channel, payload)` pairs as [`crate::bus::Bus::publish_all_or_spool`] takes them.
+fn refs(events: &[(String, serde_json::Value)]) -> Vec<(&str, serde_json::Value)> {
+    events
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.clone()))
+        .collect()
 }

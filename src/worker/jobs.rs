@@ -283,12 +283,16 @@ impl Jobs {
             label.apply_to(&mut state.stories[i]);
             labeled.push(i);
         }
-        let tau = self.engine.cfg.signals.heat_tau_hours;
+        let ctx = crate::report::RecordContext {
+            now: state.clock,
+            tau_hours: self.engine.cfg.signals.heat_tau_hours,
+            importance: &self.engine.importance,
+        };
         let records: Vec<(String, String, i64)> = labeled
             .iter()
             .map(|&i| {
                 let s = &state.stories[i];
-                let rec = StoryRecord::from_story(s, state.clock, tau, None);
+                let rec = StoryRecord::of_active(&state, s, ctx);
                 let json = serde_json::to_string(&rec).unwrap_or_default();
                 (s.id.clone(), json, s.last_seen)
             })

@@ -5,7 +5,7 @@ use super::{Assignment, ClusteredBatch, Clusterer, Placement, StoryEvent, StoryE
 use crate::article::Article;
 use crate::kernels;
 use crate::label::StorySnapshot;
-use crate::story::{MAX_STORY_TERMS, Representative, Story, StoryState};
+use crate::story::{MAX_STORY_TERMS, Member, Representative, Story, StoryState};
 use crate::text;
 
 /// What an article brings to the story it was placed in, besides its vector.
@@ -34,7 +34,9 @@ impl Clusterer {
         out: &mut ClusteredBatch,
     ) {
         let (needed, window) = (self.breaking_sources, self.breaking_window);
+        let max_members = self.member_articles;
         let s = &mut self.state.stories[slot];
+        crate::story::push_member(&mut s.members, Member::of(a, t), max_members);
         crate::signals::symbols::tally(&mut s.symbols, placed.symbols);
         if s.size == 1 {
             out.events.push(StoryEvent {
@@ -141,6 +143,7 @@ impl Clusterer {
                 title: a.title.clone(),
                 vector: v.to_vec(),
             };
+            s.lead = Some(Member::of(a, t));
         }
     }
 
@@ -187,6 +190,8 @@ impl Clusterer {
             originals: Vec::new(),
             direction: crate::signals::sentiment::DirectionTally::default(),
             llm_direction: None,
+            members: Vec::new(),
+            lead: Some(Member::of(a, t)),
         };
         self.state.next_seq += 1;
         // Normalised the same way a reloaded state normalises it, bit for bit.
