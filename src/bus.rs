@@ -288,6 +288,66 @@ pub fn story_messages(
     (out, latency)
 }
 
+/// Which `news:story` events a consumer wants (`subscribe`, `serve`'s `/api/events`). An
+/// empty filter passes everything; a non-empty one passes only story events (on
+/// `news:story` or `news:symbol:*`) that meet every condition set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoryFilter {
+    /// Only stories touching this symbol (any case).
+    pub symbol: Option<String>,
+    /// Only stories of at least this importance.
+    pub min_importance: Option<f64>,
+    /// Only these kinds (empty: all).
+    pub events: Vec<crate::stages::publish::events::EventKind>,
+    /// Only events published at or after this time (epoch seconds).
+    pub since: Option<i64>,
+}
+
+impl StoryFilter {
+    /// Whether no condition is set.
+    pub fn is_empty(&self) -> bool {
+        *self == StoryFilter::default()
+    }
+
+    /// Whether the message `payload` on `channel` passes.
+    pub fn matches(&self, channel: &str, payload: &serde_json::Value) -> bool {
+        if channel != NEWS_STORY && !channel.starts_with(NEWS_SYMBOL_PREFIX) {
+            return self.is_empty();
+        }
+        if let Some(sym) = &self.symbol {
+            let hit = payload["symbols"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(sym)))
+            });
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(min) = self.min_importance
+            && payload["importance"].as_f64().unwrap_or(0.0) < min
+        {
+            return false;
+        }
+        if !self.events.is_empty() {
+            let kind = payload["event"]
+                .as_str()
+                .and_then(crate::stages::publish::events::EventKind::parse);
+            if !kind.is_some_and(|k| self.events.contains(&k)) {
+                return false;
+            }
+        }
+        if let Some(since) = self.since {
+            let at = payload["publishedAt"]
+                .as_str()
+                .and_then(|t| crate::time::parse_rfc3339(t).ok());
+            if !at.is_some_and(|t| t >= since) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// How stale a run's events were when they went out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -554,12 +614,21 @@ pub fn subscribe(
     patterns: &[String],
     from_stream: bool,
     limit: Option<usize>,
+    filter: &StoryFilter,
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut left = limit;
     let mut first = true;
     loop {
-        match subscribe_once(pool, client, patterns, first && from_stream, left, out) {
+        match subscribe_once(
+            pool,
+            client,
+            patterns,
+            first && from_stream,
+            left,
+            filter,
+            out,
+        ) {
             Ok(None) => return Ok(()),
             Ok(Some(printed)) => left = left.map(|l| l.saturating_sub(printed)),
             Err(e) if first => return Err(e),
@@ -578,12 +647,16 @@ fn subscribe_once(
     patterns: &[String],
     from_stream: bool,
     limit: Option<usize>,
+    filter: &StoryFilter,
     out: &mut dyn Write,
 ) -> Result<Option<usize>> {
     let mut printed = 0usize;
     let mut emit = |channel: &str, payload: &str, out: &mut dyn Write| -> bool {
         let payload: serde_json::Value = serde_json::from_str(payload)
             .unwrap_or_else(|_| serde_json::Value::String(payload.to_string()));
+        if !filter.is_empty() && !filter.matches(channel, &payload) {
+            return false;
+        }
         let line = serde_json::json!({"channel": channel, "payload": payload});
         let _ = writeln!(out, "{line}");
         let _ = out.flush();

@@ -250,8 +250,9 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
             article("h6", titles[5], "reuters.com", "2026-11-20T10:16:00Z"),
         ],
     );
-    // Opened once + breaking once = 2 events in all.
-    let sub = story_subscriber(&url, 2);
+    // Opened once, breaking once (whichever concurrent run brings the third outlet), and
+    // one update for the other run's new outlet = 3 events in all.
+    let sub = story_subscriber(&url, 3);
     redis.wait_subscribed(1);
     let first = run_in(
         t.path(),
@@ -279,12 +280,23 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let events = json_lines(&sub.wait_with_output().unwrap());
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
+    let kinds: Vec<(&str, u64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["payload"]["event"].as_str().unwrap(),
+                e["payload"]["revision"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("opened", 1), ("breaking", 2), ("updated", 3)]);
     let opened = &events[0]["payload"];
     let breaking = &events[1]["payload"];
     assert_eq!(opened["breaking"], false);
     assert_eq!(breaking["breaking"], true);
     assert_eq!(opened["storyId"], breaking["storyId"]);
+    assert_eq!(events[2]["payload"]["storyId"], breaking["storyId"]);
     let keys: Vec<&str> = breaking
         .as_object()
         .unwrap()
@@ -303,6 +315,14 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
         "breaking",
         "outlets",
         "direction",
+        "event",
+        "revision",
+        "importance",
+        "active",
+        "lead",
+        "cause",
+        "ingestedAt",
+        "publishedAt",
     ];
     let mut got = keys.clone();
     got.sort();
@@ -330,5 +350,18 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
             p.contains(r#""breaking":true"#)
         })
         .count();
-    assert_eq!((reply.ids.len(), breaking_events), (2, 1));
+    assert_eq!(
+        (reply.ids.len(), breaking_events),
+        (3, 2),
+        "breaking stays true after it fired"
+    );
+    let breaking_kind = reply
+        .ids
+        .iter()
+        .filter(|e| {
+            let p: String = redis::from_redis_value_ref(e.map.get("payload").unwrap()).unwrap();
+            p.contains(r#""event":"breaking""#)
+        })
+        .count();
+    assert_eq!(breaking_kind, 1, "one breaking event");
 }

@@ -63,6 +63,18 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
             l["newClusters"],
             l["durationMs"]
         );
+        let e = &l["eventLatency"];
+        if !e.is_null() {
+            println!(
+                "events     {} in the last run; ingest → publish p50 {} ms, p99 {} ms; \
+                 publication → publish p50 {} ms, p99 {} ms",
+                e["events"],
+                e["ingestToPublishMs"]["p50"],
+                e["ingestToPublishMs"]["p99"],
+                e["publicationToPublishMs"]["p50"],
+                e["publicationToPublishMs"]["p99"]
+            );
+        }
     }
     Ok(0)
 }

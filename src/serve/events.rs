@@ -474,18 +474,32 @@ fn frame(cursor: &Cursor, ev: &Event) -> String {
     out
 }
 
-/// Sends `ev` if the client has not had it; moves the client's cursor.
-fn send(out: &mut TcpStream, cursor: &mut Cursor, ev: &Event) -> std::io::Result<()> {
+/// Sends `ev` if the client has not had it and `filter` passes it; moves the client's
+/// cursor either way (a filtered-out event is not news to it on a resume).
+fn send(
+    out: &mut TcpStream,
+    cursor: &mut Cursor,
+    ev: &Event,
+    filter: &crate::bus::StoryFilter,
+) -> std::io::Result<()> {
     if cursor.get(&ev.stream).is_some_and(|seen| ev.id <= *seen) {
         return Ok(());
     }
     cursor.insert(ev.stream.clone(), ev.id);
+    if !filter.is_empty() {
+        let payload: serde_json::Value =
+            serde_json::from_str(&ev.payload).unwrap_or(serde_json::Value::Null);
+        if !filter.matches(&ev.stream, &payload) {
+            return Ok(());
+        }
+    }
     out.write_all(frame(cursor, ev).as_bytes())?;
     out.flush()
 }
 
 /// Streams events to one client until it goes away or falls too far behind: with
-/// `last_event_id` (a cursor this server sent) first what it missed, then the live ones.
+/// `last_event_id` (a cursor this server sent) first what it missed, then the live ones;
+/// only those `filter` passes (`?symbol=&min_importance=&event=&since=`).
 ///
 /// The client joined the hub before this is called, so nothing appended after the replay's
 /// read can be missed, and what the replay and the live feed both hold is sent once.
@@ -495,6 +509,7 @@ pub fn stream_to(
     pool: &Pool,
     last_event_id: Option<&str>,
     cors: &[(&str, &str)],
+    filter: &crate::bus::StoryFilter,
 ) {
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n",
@@ -537,14 +552,14 @@ pub fn stream_to(
         };
         tracing::debug!(events = missed.len(), "Event stream resumed.");
         for ev in &missed {
-            if send(&mut out, &mut cursor, ev).is_err() {
+            if send(&mut out, &mut cursor, ev, filter).is_err() {
                 return;
             }
         }
     }
     loop {
         let result = match joined.rx.recv_timeout(KEEP_ALIVE) {
-            Ok(ev) => send(&mut out, &mut cursor, &ev),
+            Ok(ev) => send(&mut out, &mut cursor, &ev, filter),
             // A comment line keeps proxies from closing the stream and tells us when the
             // client has gone.
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => out

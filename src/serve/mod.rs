@@ -334,7 +334,8 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
             let per_page = query_param(&request.target, "per_page")
                 .unwrap_or(50)
                 .clamp(1, 500);
-            answer(stories_page(&conns.main, page, per_page))
+            let filter = story_filter(&request.target);
+            answer(stories_page(&conns.main, page, per_page, &filter))
         }
         _ if head_only => {
             let mut head = String::from(
@@ -360,7 +361,8 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
             };
             release();
             let last = request.header("last-event-id");
-            crate::serve::events::stream_to(stream, &joined, &conns.main, last, &cors);
+            let filter = story_filter(&request.target);
+            crate::serve::events::stream_to(stream, &joined, &conns.main, last, &cors, &filter);
             served.hub.leave(&joined);
             return;
         }
@@ -369,29 +371,103 @@ fn handle(mut stream: TcpStream, served: &Served<'_>, release: impl FnOnce() -> 
     release();
 }
 
-/// Stories, most recently active first.
-fn stories_page(pool: &Pool, page: usize, per_page: usize) -> Result<serde_json::Value> {
+/// The story filter of a request: `symbol`, `min_importance`, `event` (comma-separated
+/// kinds) and `since` (RFC 3339 or epoch seconds). Unparsable values are ignored.
+fn story_filter(target: &str) -> crate::bus::StoryFilter {
+    crate::bus::StoryFilter {
+        symbol: query_text(target, "symbol").filter(|s| !s.is_empty()),
+        min_importance: query_text(target, "min_importance").and_then(|v| v.parse().ok()),
+        events: query_text(target, "event")
+            .map(|v| {
+                v.split(',')
+                    .filter_map(crate::stages::publish::events::EventKind::parse)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        since: query_text(target, "since").and_then(|v| crate::time::parse_instant(&v).ok()),
+    }
+}
+
+/// Stories, most recently active first; with a filter, only the stories whose latest
+/// article is at or after `since` that touch `symbol` and reach `min_importance` (the
+/// event kind does not apply to stories).
+fn stories_page(
+    pool: &Pool,
+    page: usize,
+    per_page: usize,
+    filter: &crate::bus::StoryFilter,
+) -> Result<serde_json::Value> {
     let start = (page - 1) * per_page;
-    let (total, ids): (u64, Vec<String>) = pool.run("stories", |c| {
-        redis::pipe()
-            .cmd("ZCARD")
-            .arg(STORIES_KEY)
-            .cmd("ZREVRANGE")
-            .arg(STORIES_KEY)
-            .arg(start)
-            .arg(start + per_page - 1)
-            .query(c)
-    })?;
-    let records: Vec<Option<String>> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        let keys: Vec<String> = ids.iter().map(|i| format!("{STORY_PREFIX}{i}")).collect();
-        pool.run("MGET stories", |c| redis::cmd("MGET").arg(&keys).query(c))?
-    };
-    let stories: Vec<serde_json::Value> = records
+    let min = filter.since.map_or("-inf".to_string(), |t| t.to_string());
+    let by_record = filter.symbol.is_some() || filter.min_importance.is_some();
+    if !by_record {
+        let (total, ids): (u64, Vec<String>) = pool.run("stories", |c| {
+            redis::pipe()
+                .cmd("ZCOUNT")
+                .arg(STORIES_KEY)
+                .arg(&min)
+                .arg("+inf")
+                .cmd("ZREVRANGEBYSCORE")
+                .arg(STORIES_KEY)
+                .arg("+inf")
+                .arg(&min)
+                .arg("LIMIT")
+                .arg(start)
+                .arg(per_page)
+                .query(c)
+        })?;
+        let stories = records(pool, &ids)?;
+        return Ok(
+            serde_json::json!({"page": page, "perPage": per_page, "total": total, "stories": stories}),
+        );
+    }
+    // Filtering on the records: read them newest first in chunks, keep the matches.
+    const CHUNK: usize = 500;
+    let mut matched = Vec::new();
+    let mut offset = 0;
+    loop {
+        let ids: Vec<String> = pool.run("stories", |c| {
+            redis::cmd("ZREVRANGEBYSCORE")
+                .arg(STORIES_KEY)
+                .arg("+inf")
+                .arg(&min)
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(CHUNK)
+                .query(c)
+        })?;
+        let n = ids.len();
+        matched.extend(records(pool, &ids)?.into_iter().filter(|r| {
+            filter.symbol.as_ref().is_none_or(|sym| {
+                r["symbols"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(sym)))
+                })
+            }) && filter
+                .min_importance
+                .is_none_or(|m| r["importance"].as_f64().unwrap_or(0.0) >= m)
+        }));
+        offset += n;
+        if n < CHUNK {
+            break;
+        }
+    }
+    let total = matched.len();
+    let stories: Vec<serde_json::Value> = matched.into_iter().skip(start).take(per_page).collect();
+    Ok(serde_json::json!({"page": page, "perPage": per_page, "total": total, "stories": stories}))
+}
+
+/// The consumer records of story `ids`, in order (missing ones skipped).
+fn records(pool: &Pool, ids: &[String]) -> Result<Vec<serde_json::Value>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = ids.iter().map(|i| format!("{STORY_PREFIX}{i}")).collect();
+    let raw: Vec<Option<String>> =
+        pool.run("MGET stories", |c| redis::cmd("MGET").arg(&keys).query(c))?;
+    Ok(raw
         .into_iter()
         .flatten()
         .filter_map(|r| serde_json::from_str(&r).ok())
-        .collect();
-    Ok(serde_json::json!({"page": page, "perPage": per_page, "total": total, "stories": stories}))
+        .collect())
 }

@@ -29,6 +29,7 @@ pub fn stats_json(conns: &Connections, cfg: &RedisConfig) -> Result<serde_json::
                 .query(c)
         })?;
     let queues = queue_depths(&conns.queue)?;
+    let latency = last_run_latency(&conns.main)?;
     let last: Option<serde_json::Value> = last.and_then(|l| serde_json::from_str(&l).ok());
     Ok(serde_json::json!({
         "cacheStats": cache,
@@ -43,7 +44,42 @@ pub fn stats_json(conns: &Connections, cfg: &RedisConfig) -> Result<serde_json::
             "durationMs": l["stageMs"]["wall"],
             "pipelineFingerprint": l["pipelineFingerprint"],
             "origin": l["origin"],
+            "eventLatency": latency,
         })),
+    }))
+}
+
+/// p50/p99 of ingest → publish and of publication → publish over the latest run's
+/// `news:story` events (the newest entries of the stream sharing its latest `ingestedAt`),
+/// or null when the stream holds none with times.
+fn last_run_latency(pool: &Pool) -> Result<serde_json::Value> {
+    let entries = crate::bus::recent(pool, crate::bus::NEWS_STORY, 5000)?;
+    let ms = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|t| crate::time::parse_rfc3339_millis(t).ok())
+    };
+    let Some(run) = entries.first().map(|e| e["ingestedAt"].clone()) else {
+        return Ok(serde_json::Value::Null);
+    };
+    let (mut ingest, mut publication) = (Vec::new(), Vec::new());
+    for e in entries.iter().take_while(|e| e["ingestedAt"] == run) {
+        let Some(published) = ms(&e["publishedAt"]) else {
+            continue;
+        };
+        if let Some(i) = ms(&e["ingestedAt"]) {
+            ingest.push(published - i);
+        }
+        if let Some(p) = ms(&e["cause"]["publishedAt"]) {
+            publication.push(published - p);
+        }
+    }
+    if ingest.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    Ok(serde_json::json!(crate::bus::EventLatency {
+        events: ingest.len(),
+        ingest_to_publish_ms: crate::bus::Percentiles::of(ingest),
+        publication_to_publish_ms: crate::bus::Percentiles::of(publication),
     }))
 }
 
