@@ -201,23 +201,24 @@ fn the_dashboard_shows_stories_live_in_a_real_browser_and_filters_by_symbol() {
             "{row}"
         );
         assert_eq!(row["label"], story["label"], "{row}");
-        // The first five article ids, then how many more.
-        let ids: Vec<&str> = story["articles"]
-            .as_array()
-            .unwrap()
+        // The latest five member articles, newest first, each its title linking to its
+        // url, then how many more.
+        let members: Vec<&serde_json::Value> =
+            story["members"].as_array().unwrap().iter().rev().take(5).collect();
+        let mut want: Vec<String> = members
             .iter()
-            .filter_map(|a| a.as_str())
+            .map(|m| m["title"].as_str().unwrap().to_string())
             .collect();
-        let mut want: Vec<String> = ids
-            .iter()
-            .take(5)
-            .map(std::string::ToString::to_string)
-            .collect();
-        if ids.len() > 5 {
-            want.push(format!("+{} more", ids.len() - 5));
+        let size = story["size"].as_u64().unwrap() as usize;
+        if size > 5 {
+            want.push(format!("+{} more", size - 5));
         }
+        let links: Vec<&str> = members.iter().filter_map(|m| m["url"].as_str()).collect();
+        assert_eq!(row["links"], serde_json::json!(links), "{row}");
         assert_eq!(row["articles"], serde_json::json!(want), "{row}");
     }
+    let linked: usize = rows.iter().map(|r| r["links"].as_array().unwrap().len()).sum();
+    assert!(linked >= rows.len(), "every fixture article has a url: {loaded}");
     let shown: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
     for s in &active {
         assert!(shown.contains(&s["id"].as_str().unwrap()));

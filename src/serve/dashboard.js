@@ -54,6 +54,7 @@
       const hidden = want !== "" && !(s.symbols || []).map((x) => x.toUpperCase()).includes(want);
       if (hidden) tr.classList.add("hidden"); else shown++;
       tr.append(el("td", "heat", (s.heat || 0).toFixed(2)));
+      tr.append(el("td", "importance", String(Math.round(s.importance || 0))));
       tr.append(el("td", "label", s.label || s.id));
       const sym = el("td", "symbols");
       (s.symbols || []).forEach((x) => sym.append(el("span", "symbol", x)));
@@ -65,18 +66,25 @@
       const ageCell = el("td", "age", age(s.first_published_at));
       ageCell.title = (s.first_published_at || "") + " to " + (s.last_published_at || "");
       tr.append(ageCell);
+      // The latest articles first, each its title linking to the article (http(s) only);
+      // records from before member articles show their ids.
       const arts = el("td", "articles");
-      for (const a of (s.articles || []).slice(0, 5)) {
-        if (/^https?:\/\//.test(a)) {
-          const link = el("a", "", a);
-          link.href = a;
+      const members = (s.members || []).slice().reverse();
+      const items = members.length ? members : (s.articles || []).map((id) => ({ id, title: id }));
+      for (const a of items.slice(0, 5)) {
+        if (/^https?:\/\//i.test(a.url || "")) {
+          const link = el("a", "", a.title || a.id);
+          link.href = a.url;
           link.rel = "noopener noreferrer";
+          link.target = "_blank";
+          if (a.source) link.title = a.source;
           arts.append(link);
         } else {
-          arts.append(el("span", "", a));
+          arts.append(el("span", "", a.title || a.id));
         }
       }
-      if ((s.articles || []).length > 5) arts.append(el("span", "", "+" + (s.articles.length - 5) + " more"));
+      const total = members.length ? (s.size || members.length) : (s.articles || []).length;
+      if (total > 5) arts.append(el("span", "", "+" + (total - 5) + " more"));
       tr.append(arts);
       rows.append(tr);
     }
@@ -105,8 +113,8 @@
     refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 300);
   }
 
-  // A news:story event carries the story's summary fields: shown at once, completed
-  // (articles) by the next /api/stories read.
+  // A news:story event carries the story's summary fields: shown at once (a closed story
+  // leaves the table), completed (member articles) by the next /api/stories read.
   function onStory(ev) {
     let p;
     try { p = JSON.parse(ev.data); } catch (_) { return; }
@@ -120,10 +128,12 @@
       sources: p.sources,
       breaking: p.breaking,
       size: p.size,
+      importance: p.importance,
       first_published_at: p.firstSeen,
       last_published_at: p.lastSeen,
-      active: true,
+      active: p.active !== false,
       articles: old.articles || [],
+      members: old.members || [],
     }));
     render();
     refreshSoon();

@@ -1,7 +1,7 @@
 // Drives the dashboard page in a real headless Chromium for tests/dashboard.rs.
 // argv[2]: the page url; argv[3]: a new, empty profile directory.
 // Talks over stdin/stdout, one JSON line each way:
-//   out {"loaded": [{id, label, heat, articles}]}  the rows, once the first ones render
+//   out {"loaded": [{id, label, heat, articles, links}]}  the rows, once the first ones render
 //   in  {"expect": id}                         a story the test has just published
 //   out {"appeared": id, "status": text}      once its row is in the DOM
 //   in  {"filter": symbol}
@@ -44,6 +44,7 @@ async function main() {
       label: r.querySelector('td.label').textContent,
       heat: r.querySelector('td.heat').textContent,
       articles: [...r.querySelectorAll('td.articles > *')].map((a) => a.textContent),
+      links: [...r.querySelectorAll('td.articles > a')].map((a) => a.getAttribute('href')),
     }))),
   });
 
