@@ -152,4 +152,39 @@ fn python_and_node_consumers_receive_the_events_of_a_run() {
             .unwrap();
         check(lang, &events(child, lang), story_events);
     }
+    // Filtered: only the breaking events of stories touching one symbol, as the stream
+    // holds them.
+    let all: Vec<serde_json::Value> = {
+        let child = consumer("python", &url, &["--from-start", "--until-clustered"])
+            .spawn()
+            .unwrap();
+        events(child, "python")
+            .into_iter()
+            .filter(|e| e["channel"] == "news:story")
+            .map(|e| e["event"].clone())
+            .collect()
+    };
+    let symbol = all
+        .iter()
+        .find_map(|e| e["symbols"][0].as_str())
+        .expect("a story with a symbol in news-100")
+        .to_string();
+    let want: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|e| {
+            e["event"] == "opened" && e["symbols"].as_array().unwrap().iter().any(|s| *s == *symbol)
+        })
+        .collect();
+    assert!(!want.is_empty());
+    for lang in ["python", "node"] {
+        let args = ["--from-start", "--until-clustered", "--symbol", &symbol, "--event", "opened"];
+        let child = consumer(lang, &url, &args).spawn().unwrap();
+        let got: Vec<serde_json::Value> = events(child, lang)
+            .into_iter()
+            .filter(|e| e["channel"] == "news:story")
+            .map(|e| e["event"].clone())
+            .collect();
+        let got: Vec<&serde_json::Value> = got.iter().collect();
+        assert_eq!(got, want, "{lang} --symbol {symbol} --event opened");
+    }
 }
