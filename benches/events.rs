@@ -45,7 +45,10 @@ fn main() {
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("generated json");
-            (v["published_at"].as_str().unwrap_or("").to_string(), l.to_string())
+            (
+                v["published_at"].as_str().unwrap_or("").to_string(),
+                l.to_string(),
+            )
         })
         .collect();
     articles.sort();
@@ -60,12 +63,14 @@ fn main() {
     let mut c = redis.client(0);
     let before = stream_len(&mut c, "news:story");
     let mut walls = Vec::new();
+    let mut stages = Vec::new();
     for k in 0..ticks {
         let start = window + 20 * k;
         let tick = write(&format!("tick{k}.jsonl"), &articles[start..start + 20]);
         let t0 = std::time::Instant::now();
         let summary = run(bin, dir.path(), &url, &tick);
         walls.push(t0.elapsed().as_secs_f64() * 1000.0);
+        stages.push(summary["stageMs"]["wall"].as_f64().unwrap_or(0.0));
         let redis_report = &summary["redis"];
         assert_eq!(
             summary["totalProcessed"].as_u64().unwrap_or(0)
@@ -94,14 +99,16 @@ fn main() {
         .collect();
     lat.sort_unstable();
     walls.sort_by(f64::total_cmp);
+    stages.sort_by(f64::total_cmp);
     let pick = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
     println!(
         "window {window} articles, {ticks} ticks of 20: {} events; ingest → publish p50 {} ms, \
-         p99 {} ms, max {} ms; whole process per tick median {:.0} ms",
+         p99 {} ms, max {} ms; per tick median: pipeline stages {:.0} ms, whole process {:.0} ms",
         lat.len(),
         pick(0.5),
         pick(0.99),
         lat[lat.len() - 1],
+        stages[stages.len() / 2],
         walls[walls.len() / 2]
     );
 }

@@ -340,7 +340,7 @@ impl StoryFilter {
             let at = payload["publishedAt"]
                 .as_str()
                 .and_then(|t| crate::time::parse_rfc3339(t).ok());
-            if !at.is_some_and(|t| t >= since) {
+            if at.is_none_or(|t| t < since) {
                 return false;
             }
         }
@@ -760,6 +760,91 @@ fn subscribe_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn story_filters_pass_only_matching_story_events() {
+        use crate::stages::publish::events::EventKind;
+        let e = serde_json::json!({"storyId": "s1", "event": "breaking", "symbols": ["BTC", "ETH"],
+            "importance": 55.0, "publishedAt": "2026-11-20T10:00:00.250Z"});
+        let all = StoryFilter::default();
+        assert!(all.matches(NEWS_STORY, &e) && all.matches(NEWS_CLUSTERED, &e));
+        let f =
+            |symbol: Option<&str>, min: Option<f64>, kinds: &[EventKind], since: Option<i64>| {
+                StoryFilter {
+                    symbol: symbol.map(str::to_string),
+                    min_importance: min,
+                    events: kinds.to_vec(),
+                    since,
+                }
+            };
+        assert!(f(Some("eth"), None, &[], None).matches(NEWS_STORY, &e));
+        assert!(f(Some("eth"), None, &[], None).matches("news:symbol:ETH", &e));
+        assert!(!f(Some("SOL"), None, &[], None).matches(NEWS_STORY, &e));
+        assert!(f(None, Some(55.0), &[], None).matches(NEWS_STORY, &e));
+        assert!(!f(None, Some(55.1), &[], None).matches(NEWS_STORY, &e));
+        assert!(
+            f(None, None, &[EventKind::Opened, EventKind::Breaking], None).matches(NEWS_STORY, &e)
+        );
+        assert!(!f(None, None, &[EventKind::Closed], None).matches(NEWS_STORY, &e));
+        let t = crate::time::parse_rfc3339("2026-11-20T10:00:00Z").unwrap();
+        assert!(f(None, None, &[], Some(t)).matches(NEWS_STORY, &e));
+        assert!(!f(None, None, &[], Some(t + 1)).matches(NEWS_STORY, &e));
+        // A filter is about stories: other channels do not pass it.
+        assert!(!f(Some("BTC"), None, &[], None).matches(NEWS_CLUSTERED, &e));
+        // An event from before kinds has none: a kind filter drops it.
+        let old = serde_json::json!({"storyId": "s0", "symbols": ["BTC"]});
+        assert!(!f(None, None, &[EventKind::Opened], None).matches(NEWS_STORY, &old));
+    }
+
+    #[test]
+    fn story_messages_stamp_copy_per_symbol_and_measure_latency() {
+        let mut events = vec![NewsStory {
+            story_id: "s1".into(),
+            label: "l".into(),
+            symbols: vec!["BTC".into(), "ETH".into()],
+            size: 2,
+            sources: 2,
+            heat: 1.0,
+            first_seen: "2026-11-20T10:00:00Z".into(),
+            last_seen: "2026-11-20T10:01:00Z".into(),
+            breaking: false,
+            outlets: 2,
+            direction: None,
+            event: Some(crate::stages::publish::events::EventKind::Opened),
+            revision: 1,
+            category: None,
+            importance: 10.0,
+            active: true,
+            lead: None,
+            cause: Some(EventArticle {
+                id: "a2".into(),
+                title: "t".into(),
+                url: None,
+                source: None,
+                published_at: "2026-11-20T10:01:00Z".into(),
+            }),
+            ingested_at: None,
+            published_at: None,
+        }];
+        let published = crate::time::parse_rfc3339("2026-11-20T10:01:00Z").unwrap() * 1000 + 1500;
+        let (msgs, lat) = story_messages(&mut events, published - 40, published, true);
+        let channels: Vec<&str> = msgs.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(
+            channels,
+            ["news:story", "news:symbol:BTC", "news:symbol:ETH"]
+        );
+        assert!(msgs.iter().all(|(_, p)| *p == msgs[0].1));
+        assert_eq!(msgs[0].1["publishedAt"], "2026-11-20T10:01:01.500Z");
+        let lat = lat.unwrap();
+        assert_eq!((lat.events, lat.ingest_to_publish_ms.p99), (1, 40));
+        assert_eq!(lat.publication_to_publish_ms.p50, 1500);
+        let (msgs, _) = story_messages(&mut events, 0, published, false);
+        assert_eq!(msgs.len(), 1, "no symbol channels when they are off");
+        assert_eq!(
+            Percentiles::of((1..=100).collect()),
+            Percentiles { p50: 50, p99: 99 }
+        );
+    }
 
     #[test]
     fn payloads_use_the_wire_names() {

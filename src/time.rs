@@ -135,14 +135,11 @@ pub fn parse_instant(text: &str) -> Result<i64, &'static str> {
 /// A reason when it is not RFC 3339.
 pub fn parse_rfc3339_millis(text: &str) -> Result<i64, &'static str> {
     let secs = parse_rfc3339(text)?;
-    let ms = text
-        .split_once('.')
-        .map(|(_, frac)| {
-            let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-            let padded = format!("{digits:0<3}");
-            padded[..3].parse::<i64>().unwrap_or(0)
-        })
-        .unwrap_or(0);
+    let ms = text.split_once('.').map_or(0, |(_, frac)| {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        let padded = format!("{digits:0<3}");
+        padded[..3].parse::<i64>().unwrap_or(0)
+    });
     Ok(secs.saturating_mul(1000).saturating_add(ms))
 }
 

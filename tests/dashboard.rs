@@ -203,8 +203,13 @@ fn the_dashboard_shows_stories_live_in_a_real_browser_and_filters_by_symbol() {
         assert_eq!(row["label"], story["label"], "{row}");
         // The latest five member articles, newest first, each its title linking to its
         // url, then how many more.
-        let members: Vec<&serde_json::Value> =
-            story["members"].as_array().unwrap().iter().rev().take(5).collect();
+        let members: Vec<&serde_json::Value> = story["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(5)
+            .collect();
         let mut want: Vec<String> = members
             .iter()
             .map(|m| m["title"].as_str().unwrap().to_string())
@@ -217,8 +222,14 @@ fn the_dashboard_shows_stories_live_in_a_real_browser_and_filters_by_symbol() {
         assert_eq!(row["links"], serde_json::json!(links), "{row}");
         assert_eq!(row["articles"], serde_json::json!(want), "{row}");
     }
-    let linked: usize = rows.iter().map(|r| r["links"].as_array().unwrap().len()).sum();
-    assert!(linked >= rows.len(), "every fixture article has a url: {loaded}");
+    let linked: usize = rows
+        .iter()
+        .map(|r| r["links"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        linked >= rows.len(),
+        "every fixture article has a url: {loaded}"
+    );
     let shown: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
     for s in &active {
         assert!(shown.contains(&s["id"].as_str().unwrap()));

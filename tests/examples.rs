@@ -172,12 +172,24 @@ fn python_and_node_consumers_receive_the_events_of_a_run() {
     let want: Vec<&serde_json::Value> = all
         .iter()
         .filter(|e| {
-            e["event"] == "opened" && e["symbols"].as_array().unwrap().iter().any(|s| *s == *symbol)
+            e["event"] == "opened"
+                && e["symbols"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| *s == *symbol)
         })
         .collect();
     assert!(!want.is_empty());
     for lang in ["python", "node"] {
-        let args = ["--from-start", "--until-clustered", "--symbol", &symbol, "--event", "opened"];
+        let args = [
+            "--from-start",
+            "--until-clustered",
+            "--symbol",
+            &symbol,
+            "--event",
+            "opened",
+        ];
         let child = consumer(lang, &url, &args).spawn().unwrap();
         let got: Vec<serde_json::Value> = events(child, lang)
             .into_iter()
