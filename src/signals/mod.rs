@@ -9,4 +9,4 @@ pub mod importance;
 pub mod sentiment;
 pub mod symbols;
 
-pub use config::SignalsConfig;
+pub use config::{CategoryWeights, ImportanceConfig, SignalsConfig};
