@@ -354,7 +354,8 @@ pub struct StoryRecord {
     pub id: String,
     /// Label.
     pub label: String,
-    /// Category, when the labeler gives one.
+    /// Category: the labeler's, else the rule categorizer's for the label (absent when no
+    /// rule matches).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     /// Number of articles.
@@ -400,6 +401,15 @@ pub struct StoryRecord {
     pub members: Vec<MemberRecord>,
     /// Members not in `members` (older ones).
     pub members_omitted: usize,
+}
+
+/// The rule categorizer's category of a story label, for stories no labeler categorized
+/// (None when no rule matches): cheap, and what importance weighs.
+fn rule_category(label: &str) -> Option<String> {
+    static RULES: std::sync::OnceLock<crate::label::category::RuleCategorizer> =
+        std::sync::OnceLock::new();
+    let c = RULES.get_or_init(Default::default).categorize(label, "");
+    (c.category != crate::label::category::FALLBACK).then_some(c.category)
 }
 
 /// A member article of a story record.
@@ -461,20 +471,21 @@ impl StoryRecord {
             .collect();
         let heat = (s.heat(ctx.now, ctx.tau_hours) * 1000.0).round() / 1000.0;
         let names: Vec<String> = s.sources.iter().map(|(n, _)| n.clone()).collect();
+        let category = s.category.clone().or_else(|| rule_category(&s.label));
         let importance = ctx
             .importance
             .score(&crate::signals::importance::ImportanceInputs {
                 heat,
                 heat_rise: crate::signals::heat::heat_rise(&s.sources, ctx.now, ctx.tau_hours),
                 sources: &names,
-                category: s.category.as_deref(),
+                category: category.as_deref(),
                 symbols: &symbols,
                 breaking: s.breaking_at.is_some(),
             });
         StoryRecord {
             id: s.id.clone(),
             label: s.label.clone(),
-            category: s.category.clone(),
+            category,
             size: s.size,
             articles: s.article_ids.clone(),
             first_published_at: format_rfc3339(s.first_seen),
@@ -508,7 +519,9 @@ impl StoryRecord {
         terms: Option<Vec<String>>,
         category: Option<String>,
     ) -> Self {
-        let category = category.or_else(|| r.category.clone());
+        let category = category
+            .or_else(|| r.category.clone())
+            .or_else(|| rule_category(&r.label));
         let importance = ctx
             .importance
             .score(&crate::signals::importance::ImportanceInputs {

@@ -317,6 +317,7 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
         "direction",
         "event",
         "revision",
+        "category",
         "importance",
         "active",
         "lead",
@@ -329,6 +330,10 @@ fn breaking_fires_exactly_once_across_runs_and_concurrent_processes() {
     want.sort();
     assert_eq!(got, want, "exact payload fields");
     assert_eq!(breaking["symbols"], serde_json::json!(["ETH"]));
+    assert_eq!(
+        breaking["category"], "security",
+        "a hack, by the rule categorizer"
+    );
     assert_eq!(breaking["direction"]["direction"], "bearish", "{breaking}");
     assert_eq!(breaking["direction"]["symbols"][0]["symbol"], "ETH");
     assert!(breaking["sources"].as_u64().unwrap() >= 3);
