@@ -289,6 +289,24 @@ fn every_event_kind_reaches_a_node_subscriber_on_the_story_and_symbol_channels()
         0
     );
     assert_eq!(ids(&get(&format!("?min_importance={top}"))).len(), 1);
+    // `/api/events` takes the same filters: resumed from the start of `news:story`, only
+    // the closed event of the BTC story comes through.
+    let resp = ureq::get(&format!(
+        "http://127.0.0.1:{port}/api/events?symbol=BTC&event=closed"
+    ))
+    .header("Last-Event-ID", "news:story=0-0")
+    .call()
+    .unwrap();
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(resp.into_body().into_reader()));
+    let data = lines
+        .find_map(|l| l.unwrap().strip_prefix("data: ").map(str::to_string))
+        .unwrap();
+    let first: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(
+        (first["storyId"].as_str(), first["event"].as_str()),
+        (Some(x), Some("closed"))
+    );
     let _ = served.kill();
     let _ = served.wait();
 }
