@@ -389,6 +389,10 @@ impl PipelineConfig {
         if w.is_nan() || w <= 0.0 || r.is_nan() || r < 0.0 {
             return bad("cluster.window_hours must be > 0 and retain_hours >= 0".into());
         }
+        let d = self.cluster.dedup_days;
+        if !(0.0..=36_500.0).contains(&d) {
+            return bad(format!("cluster.dedup_days must be in 0..=36500, got {d}"));
+        }
         if self.redis.cache_db > 15 || self.redis.queue_db > 15 || self.redis.db > 15 {
             return bad("redis DB numbers must be 0..=15".into());
         }

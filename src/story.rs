@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::codec;
 
+mod seen;
+pub use seen::SeenLog;
+
 /// Current state format version.
 pub const STATE_VERSION: u32 = 1;
 
@@ -465,6 +468,14 @@ pub struct StoryState {
     /// Stories retired during the current run, in order (their `closed` events).
     #[serde(skip)]
     pub closed_in_run: Vec<String>,
+    /// The articles of forgotten stories, remembered for `[cluster] dedup_days` (see
+    /// [`SeenLog`]).
+    #[serde(default, skip_serializing_if = "SeenLog::is_empty")]
+    pub seen: SeenLog,
+    /// The current run's ingest day (UTC days since the epoch): the bucket stories forgotten
+    /// by this run are remembered in.
+    #[serde(skip)]
+    pub run_day: i64,
 }
 
 /// What the last `news:story` event of a story told consumers: the baseline a material
@@ -511,6 +522,8 @@ impl StoryState {
             copy_index: crate::syndication::CopyIndex::default(),
             published: BTreeMap::new(),
             closed_in_run: Vec::new(),
+            seen: SeenLog::default(),
+            run_day: 0,
             forgotten_stories: Vec::new(),
         }
     }
@@ -612,12 +625,14 @@ impl StoryState {
         ))
     }
 
-    /// The story an article already belongs to, by id or by url hash.
+    /// The story an article already belongs to, by id or by url hash: an active or retired
+    /// story, or one forgotten within `dedup_days` (see [`SeenLog`]).
     pub fn known(&self, article_id: &str, url_key: Option<u64>) -> Option<&str> {
         self.ids
             .get(article_id)
             .or_else(|| url_key.and_then(|u| self.urls.get(&u)))
             .map(String::as_str)
+            .or_else(|| self.seen.story_of(article_id, url_key))
     }
 
     /// Whether a story with this id exists (active or retired).
@@ -717,6 +732,8 @@ impl StoryState {
             keep
         });
         for r in dropped {
+            self.seen
+                .remember(self.run_day, &r.id, &r.article_ids, &r.url_keys);
             for a in &r.article_ids {
                 self.ids.remove(a);
             }

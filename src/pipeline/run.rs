@@ -115,6 +115,15 @@ pub fn run(
     // Only this run's forgotten stories belong in its `--stories`.
     state.forgotten_stories.clear();
     state.closed_in_run.clear();
+    state.run_day = opts.ingest_time.div_euclid(86_400);
+    let dedup_days = cfg.cluster.dedup_days.clamp(0.0, 36_500.0).ceil() as i64;
+    let pruned = state.seen.prune(state.run_day - dedup_days);
+    if pruned > 0 {
+        tracing::debug!(
+            articles = pruned,
+            "Forgot the articles of stories pruned over dedup_days ago."
+        );
+    }
     let ingested_at_ms = crate::time::now_millis();
     if let Some(what) = state.repair_future(opts.ingest_time, cfg.ingest.max_future_secs) {
         tracing::warn!("Repaired the story state: {what}.");

@@ -32,6 +32,11 @@ pub struct ClusterConfig {
     /// Inactive stories are kept (for lookups and duplicate detection, without vectors) for
     /// this many hours past going inactive, then pruned from the state.
     pub retain_hours: f64,
+    /// Days the articles of a pruned story stay known (8-byte hashes of their ids and urls,
+    /// by the day they were pruned), so that re-running a dump, a redelivered job or an
+    /// overlapping backfill within that time changes nothing: every article of it is
+    /// already known.
+    pub dedup_days: f64,
 }
 
 /// `cluster.linkage`: how an article is scored against a story.
@@ -82,6 +87,7 @@ impl Default for ClusterConfig {
             time_penalty_max: 0.15,
             window_hours: 48.0,
             retain_hours: 168.0,
+            dedup_days: 30.0,
         }
     }
 }
