@@ -476,6 +476,14 @@ pub struct StoryState {
     /// by this run are remembered in.
     #[serde(skip)]
     pub run_day: i64,
+    /// In a Redis header (the stories stored apart, one record each): the ids of `stories`
+    /// in their order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story_order: Option<Vec<String>>,
+    /// Derived: per active story, the digest of its record as Redis holds it (loaded or last
+    /// saved), so a save writes only the stories that changed.
+    #[serde(skip)]
+    pub stored: HashMap<String, u64>,
 }
 
 /// What the last `news:story` event of a story told consumers: the baseline a material
@@ -524,6 +532,8 @@ impl StoryState {
             closed_in_run: Vec::new(),
             seen: SeenLog::default(),
             run_day: 0,
+            story_order: None,
+            stored: HashMap::new(),
             forgotten_stories: Vec::new(),
         }
     }

@@ -343,6 +343,9 @@ const APP_NEEDS: &[&[&str]] = &[
     // Story state, lock, records, last run.
     &["GET", "perps:state"],
     &["MGET", "perps:state", "perps:state:version"],
+    &["HGETALL", "perps:state:stories"],
+    &["HSET", "perps:state:stories", "s1", "{}"],
+    &["HDEL", "perps:state:stories", "s1"],
     &["SET", "perps:state:lock", "t", "NX", "PX", "30000"],
     &["PTTL", "perps:state:lock"],
     &[

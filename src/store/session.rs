@@ -360,7 +360,7 @@ impl Session {
             let saved = store::redis::save_state(
                 &self.conns.main,
                 &lock,
-                &outcome.state,
+                &mut outcome.state,
                 &records,
                 &forgotten,
                 &last_run,
@@ -399,7 +399,6 @@ impl Session {
                 // known) and drops its events: nothing is counted twice.
                 tracing::error!(error = %e, "Pending mirror work could not be cleared.");
             }
-            m.saved(&outcome.state, self.report.state_version);
         }
         self.report.spool_delivered += delivered;
         // Story events go out after the state is saved (so a consumer can read the story),
@@ -415,6 +414,11 @@ impl Session {
         self.report.published = delivery == crate::bus::Delivery::Published;
         if let Some(r) = outcome.summary.redis.as_mut() {
             r.published = self.report.published;
+        }
+        // The mirror last: a consumer hears of the run as soon as it is saved, and a mirror
+        // behind Redis is only ever a fallback (it is compared by version when used).
+        if saved_to_redis && let Some(m) = &self.mirror {
+            m.saved(&outcome.state, self.report.state_version);
         }
         tracing::info!(
             saved_to_redis,

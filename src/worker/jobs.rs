@@ -297,7 +297,7 @@ impl Jobs {
                 (s.id.clone(), json, s.last_seen)
             })
             .collect();
-        let version = save_state(&self.conns.main, &lock, &state, &records, &[], "")?;
+        let version = save_state(&self.conns.main, &lock, &mut state, &records, &[], "")?;
         drop(lock);
         let out: Vec<Value> = labeled
             .iter()

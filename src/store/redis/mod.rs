@@ -31,8 +31,11 @@ pub use pool::{Connections, Pool};
 pub use state::{load_state, save_state, state_version};
 pub use stats::stats_json;
 
-/// Key of the story state.
+/// Key of the story state (its header: everything but the active stories, which are in
+/// [`STATE_STORIES_KEY`]).
 pub const STATE_KEY: &str = "perps:state";
+/// Hash of the active stories of the state, one field per story id.
+pub const STATE_STORIES_KEY: &str = "perps:state:stories";
 /// Key of the state's version counter (the fencing token of writes).
 pub const STATE_VERSION_KEY: &str = "perps:state:version";
 /// Key of the run lock.

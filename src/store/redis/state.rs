@@ -1,36 +1,113 @@
 //! Load and save of the story state, with the consumer records (`perps:story:<id>`,
 //! `perps:stories`) and the last run, in one script fenced by the lock token.
 
+use std::collections::HashMap;
+
 use super::{
-    LAST_RUN_KEY, Pool, STATE_KEY, STATE_LOCK_KEY, STATE_VERSION_KEY, STORIES_KEY, StateLock,
+    LAST_RUN_KEY, Pool, STATE_KEY, STATE_LOCK_KEY, STATE_STORIES_KEY, STATE_VERSION_KEY,
+    STORIES_KEY, StateLock,
 };
 use crate::error::{Error, Result};
 
-/// Loads the story state and its version (a new empty state, version 0, when none).
+/// Loads the story state and its version (a new empty state, version 0, when none), in one
+/// round trip: the header (`perps:state`), the version and the active stories' records
+/// (`perps:state:stories`). A header of the first layout (one JSON value holding every
+/// story) is read as it is; the next save converts it.
 ///
 /// # Errors
 /// [`Error::Redis`] when unreachable; [`Error::State`] when the stored state is unusable or
-/// made by another embedder.
+/// made by another embedder, or a story record is missing or damaged (naming it).
 pub fn load_state(
     pool: &Pool,
     fingerprint: &str,
     dim: usize,
 ) -> Result<(crate::story::StoryState, u64)> {
-    let (raw, version): (Option<Vec<u8>>, Option<u64>) = pool.run("GET state", |c| {
+    type Reply = (Option<Vec<u8>>, Option<u64>, Vec<(String, Vec<u8>)>);
+    let (raw, version, fields): Reply = pool.run("GET state", |c| {
         redis::pipe()
             .cmd("GET")
             .arg(STATE_KEY)
             .cmd("GET")
             .arg(STATE_VERSION_KEY)
+            .cmd("HGETALL")
+            .arg(STATE_STORIES_KEY)
             .query(c)
     })?;
     let version = version.unwrap_or(0);
     let Some(raw) = raw else {
-        return Ok((crate::story::StoryState::new(fingerprint, dim), version));
+        let mut state = crate::story::StoryState::new(fingerprint, dim);
+        // Records without a header (not written by this engine): the first save replaces them.
+        state.stored = fields.into_iter().map(|(id, _)| (id, 0)).collect();
+        return Ok((state, version));
     };
     let path = std::path::PathBuf::from(format!("redis://{}/{STATE_KEY}", pool.name));
-    let state = crate::store::file::decode(&raw, &path, fingerprint, dim)?;
+    let mut state = crate::store::file::decode(&raw, &path, fingerprint, dim)?;
+    let mut records: HashMap<String, Vec<u8>> = fields.into_iter().collect();
+    match state.story_order.take() {
+        Some(order) => {
+            let key =
+                std::path::PathBuf::from(format!("redis://{}/{STATE_STORIES_KEY}", pool.name));
+            let bad = |id: &str, what: String| Error::State {
+                path: key.clone(),
+                message: format!("story record {id:?}: {what}"),
+            };
+            let mut stories = Vec::with_capacity(order.len());
+            for id in order {
+                let value = records
+                    .remove(&id)
+                    .ok_or_else(|| bad(&id, "missing (the header lists it)".into()))?;
+                let (digest, story) = decode_story(&value).map_err(|e| bad(&id, e))?;
+                if story.id != id {
+                    return Err(bad(&id, format!("holds story {:?}", story.id)));
+                }
+                state.stored.insert(id, digest);
+                stories.push(story);
+            }
+            state.stories = stories;
+            state.rebuild().map_err(|message| Error::State {
+                path: key.clone(),
+                message,
+            })?;
+        }
+        None if !state.stories.is_empty() => {
+            tracing::info!(
+                stories = state.stories.len(),
+                "Read a story state of the first layout (one JSON value); this run's save stores each story as its own record."
+            );
+        }
+        None => {}
+    }
+    // Records the header does not list (left by an interrupted conversion): removed by the
+    // next save.
+    for id in records.into_keys() {
+        state.stored.insert(id, 0);
+    }
     Ok((state, version))
+}
+
+/// A story record: the 16 hex digits of the xxh3 of its JSON, then the JSON.
+fn encode_story(story: &crate::story::Story) -> std::result::Result<(u64, Vec<u8>), String> {
+    let json = serde_json::to_vec(story).map_err(|e| e.to_string())?;
+    let digest = xxhash_rust::xxh3::xxh3_64(&json);
+    let mut out = format!("{digest:016x}").into_bytes();
+    out.extend_from_slice(&json);
+    Ok((digest, out))
+}
+
+fn decode_story(value: &[u8]) -> std::result::Result<(u64, crate::story::Story), String> {
+    let (head, json) = value.split_at_checked(16).ok_or("truncated: no checksum")?;
+    let want = std::str::from_utf8(head)
+        .ok()
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or("damaged checksum")?;
+    let got = xxhash_rust::xxh3::xxh3_64(json);
+    if got != want {
+        return Err(format!(
+            "checksum mismatch ({got:016x}, stored {want:016x})"
+        ));
+    }
+    let story = serde_json::from_slice(json).map_err(|e| format!("not a story: {e}"))?;
+    Ok((want, story))
 }
 
 /// The story state's version (0 when none was saved yet).
@@ -45,18 +122,29 @@ pub fn state_version(pool: &Pool) -> Result<u64> {
 }
 
 const SAVE_STATE: &str = r"
--- KEYS: lock, state, version, stories zset, last run
--- ARGV: token, state json, last-run json, n records, then n x (id, json, score), then ids to forget
+-- KEYS: lock, state header, version, stories zset, last run, state stories hash
+-- ARGV: token, header, last-run json, full (1: replace the hash), n records, n changed,
+-- n removed, then n x (id, json, score), n changed x (id, record), n removed ids, then ids
+-- to forget
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[2], ARGV[2])
 local v = redis.call('INCR', KEYS[3])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
-local n = tonumber(ARGV[4])
-local i = 5
+if ARGV[4] == '1' then redis.call('DEL', KEYS[6]) end
+local n, c, r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local i = 8
 for _ = 1, n do
   redis.call('SET', 'perps:story:' .. ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[i])
   i = i + 3
+end
+for _ = 1, c do
+  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for _ = 1, r do
+  redis.call('HDEL', KEYS[6], ARGV[i])
+  i = i + 1
 end
 while i <= #ARGV do
   redis.call('DEL', 'perps:story:' .. ARGV[i])
@@ -69,20 +157,52 @@ return v";
 /// only if `lock` is still held. Returns the new state version. An empty `last_run` leaves
 /// the last run's summary as it is (a relabeling is not a run).
 ///
+/// The state goes out as a header (everything but the active stories) and one record per
+/// active story in `perps:state:stories`, of which only those that differ from what Redis
+/// holds (`StoryState::stored`) are written, and those no longer active removed: a tick
+/// that touches 20 stories writes 20 records, not the window. On success `stored` is
+/// brought up to date.
+///
 /// # Errors
 /// [`Error::Locked`] when the lock was lost; [`Error::Redis`] when unreachable.
 pub fn save_state(
     pool: &Pool,
     lock: &StateLock,
-    state: &crate::story::StoryState,
+    state: &mut crate::story::StoryState,
     records: &[(String, String, i64)],
     forgotten: &[String],
     last_run: &str,
 ) -> Result<u64> {
-    let json = crate::store::file::encode(state).map_err(|e| Error::Redis {
+    let encode_err = |e: String| Error::Redis {
         server: pool.name.clone(),
         message: format!("encode state: {e}"),
-    })?;
+    };
+    let full = state.stored.is_empty();
+    let mut digests = HashMap::with_capacity(state.stories.len());
+    let mut changed: Vec<(String, Vec<u8>)> = Vec::new();
+    for s in &state.stories {
+        let (digest, value) = encode_story(s).map_err(encode_err)?;
+        if state.stored.get(&s.id) != Some(&digest) {
+            changed.push((s.id.clone(), value));
+        }
+        digests.insert(s.id.clone(), digest);
+    }
+    let removed: Vec<String> = if full {
+        Vec::new()
+    } else {
+        state
+            .stored
+            .keys()
+            .filter(|id| !digests.contains_key(*id))
+            .cloned()
+            .collect()
+    };
+    let stories = std::mem::take(&mut state.stories);
+    state.story_order = Some(stories.iter().map(|s| s.id.clone()).collect());
+    let header = crate::store::file::encode(state);
+    state.stories = stories;
+    state.story_order = None;
+    let header = header.map_err(encode_err)?;
     let v: i64 = pool.run("save state", |c| {
         let script = redis::Script::new(SAVE_STATE);
         let mut inv = script.prepare_invoke();
@@ -90,19 +210,31 @@ pub fn save_state(
             .key(STATE_KEY)
             .key(STATE_VERSION_KEY)
             .key(STORIES_KEY)
-            .key(LAST_RUN_KEY);
+            .key(LAST_RUN_KEY)
+            .key(STATE_STORIES_KEY);
         inv.arg(lock.token())
-            .arg(&json)
+            .arg(&header)
             .arg(last_run)
-            .arg(records.len());
+            .arg(if full { "1" } else { "0" })
+            .arg(records.len())
+            .arg(changed.len())
+            .arg(removed.len());
         for (id, record, score) in records {
             inv.arg(id).arg(record).arg(*score);
+        }
+        for (id, value) in &changed {
+            inv.arg(id).arg(value);
+        }
+        for id in &removed {
+            inv.arg(id);
         }
         for id in forgotten {
             inv.arg(id);
         }
         inv.invoke(c)
     })?;
-    u64::try_from(v)
-        .map_err(|_| Error::Locked("the lock expired during the run; state not saved".into()))
+    let v = u64::try_from(v)
+        .map_err(|_| Error::Locked("the lock expired during the run; state not saved".into()))?;
+    state.stored = digests;
+    Ok(v)
 }
