@@ -9,7 +9,8 @@
 //! by time: the first N articles build the window, the rest come in ticks. Each event's
 //! latency is its `publishedAt` − `ingestedAt` (both stamped by the run), read back from the
 //! `news:story` stream. Before a figure is printed the bench checks that every tick
-//! processed its 20 articles, saved, and published its summary and its events.
+//! processed its 20 articles, saved, and published its summary and its events. It also
+//! prints the bytes each tick sent Redis (`INFO stats` `total_net_input_bytes` deltas).
 
 use std::path::Path;
 use std::process::Command;
@@ -64,11 +65,14 @@ fn main() {
     let before = stream_len(&mut c, "news:story");
     let mut walls = Vec::new();
     let mut stages = Vec::new();
+    let mut sent = Vec::new();
     for k in 0..ticks {
         let start = window + 20 * k;
         let tick = write(&format!("tick{k}.jsonl"), &articles[start..start + 20]);
+        let b0 = bytes_in(&mut c);
         let t0 = std::time::Instant::now();
         let summary = run(bin, dir.path(), &url, &tick);
+        sent.push(bytes_in(&mut c) - b0);
         walls.push(t0.elapsed().as_secs_f64() * 1000.0);
         stages.push(summary["stageMs"]["wall"].as_f64().unwrap_or(0.0));
         let redis_report = &summary["redis"];
@@ -100,16 +104,19 @@ fn main() {
     lat.sort_unstable();
     walls.sort_by(f64::total_cmp);
     stages.sort_by(f64::total_cmp);
+    sent.sort_unstable();
     let pick = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
     println!(
         "window {window} articles, {ticks} ticks of 20: {} events; ingest → publish p50 {} ms, \
-         p99 {} ms, max {} ms; per tick median: pipeline stages {:.0} ms, whole process {:.0} ms",
+         p99 {} ms, max {} ms; per tick median: pipeline stages {:.0} ms, whole process {:.0} ms, \
+         {} KB sent to Redis",
         lat.len(),
         pick(0.5),
         pick(0.99),
         lat[lat.len() - 1],
         stages[stages.len() / 2],
-        walls[walls.len() / 2]
+        walls[walls.len() / 2],
+        sent[sent.len() / 2] / 1000
     );
 }
 
@@ -127,6 +134,15 @@ fn run(bin: &str, dir: &Path, url: &str, input: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("summary json")
+}
+
+/// `total_net_input_bytes`: what clients have sent the server.
+fn bytes_in(c: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(c).expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("total_net_input_bytes")
 }
 
 fn stream_len(c: &mut redis::Connection, stream: &str) -> usize {
