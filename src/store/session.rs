@@ -357,6 +357,7 @@ impl Session {
                 .collect();
             let forgotten = std::mem::take(&mut outcome.state.forgotten);
             let last_run = serde_json::to_string(&outcome.summary).unwrap_or_default();
+            let t0 = std::time::Instant::now();
             let saved = store::redis::save_state(
                 &self.conns.main,
                 &lock,
@@ -365,6 +366,7 @@ impl Session {
                 &forgotten,
                 &last_run,
             );
+            tracing::debug!(ms = t0.elapsed().as_millis() as u64, "State save returned.");
             drop(lock);
             match saved {
                 Ok(v) => {

@@ -203,6 +203,14 @@ pub fn save_state(
     state.stories = stories;
     state.story_order = None;
     let header = header.map_err(encode_err)?;
+    tracing::debug!(
+        stories = state.stories.len(),
+        changed = changed.len(),
+        removed = removed.len(),
+        header_bytes = header.len(),
+        changed_bytes = changed.iter().map(|(_, v)| v.len()).sum::<usize>(),
+        "State encoded."
+    );
     let v: i64 = pool.run("save state", |c| {
         let script = redis::Script::new(SAVE_STATE);
         let mut inv = script.prepare_invoke();
