@@ -249,6 +249,27 @@ fn every_event_kind_reaches_a_node_subscriber_on_the_story_and_symbol_channels()
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("opened, updated, breaking or closed"));
 
+    // `stories` shows importance and filters on it.
+    let listed = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["stories", "--json", "--redis-url", &url];
+        args.extend_from_slice(extra);
+        let out = bin().args(&args).output().unwrap();
+        ok(&out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let active = listed(&["--sort", "importance"]);
+    assert_eq!(active.len(), 1, "only the SOL story is active: {active:?}");
+    assert_eq!(active[0]["id"], y);
+    let imp = active[0]["importance"].as_f64().unwrap();
+    assert_eq!(listed(&["--min-importance", &imp.to_string()]).len(), 1);
+    assert_eq!(
+        listed(&["--min-importance", &(imp + 0.1).to_string()]).len(),
+        0
+    );
+
     // `/api/stories` filters by symbol, importance and time.
     let port = free_port();
     let mut served = bin()
