@@ -34,14 +34,25 @@
 //! carried by more than [`MAX_POSTING`] originals (a phrase every article uses) is skipped.
 //! A candidate whose shared count, plus every hash the index could not answer for, cannot
 //! reach the threshold is dropped unchecked; the others get the full containment estimate
-//! from both sketches, so indexing fewer hashes narrows the search, not the estimate. Copies are not indexed: every copy of a wire story is compared with the one
-//! original, so a story republished a hundred times keeps short lists. The best candidate is
+//! from both sketches, so indexing fewer hashes narrows the search, not the estimate.
+//! Copies are not indexed: every copy of a wire story is compared with the one original, so
+//! a story republished a hundred times keeps short lists. The best candidate is
 //! the highest containment, ties the earliest original by (time, id), which for a
 //! time-ordered stream is the earliest publication.
 //!
 //! Sketches live in the story state (with their story, dropped when it retires), and the index
 //! is rebuilt from them on load, so a copy arriving in the next run is found exactly as in
 //! one long run, and nothing depends on batch size or thread count.
+//!
+//! # Cost
+//!
+//! An ASCII body is read in one pass into buffers reused per thread (the general reader,
+//! kept for other text, gives the same words); an article that opens a story is not looked
+//! up. On a 100,000-article generated dump (`perps-news generate --articles 100000 --seed 7
+//! --span-hours 480`), `perps-news run -q --now 2026-12-31T00:00:00Z --pipeline P` under
+//! `/usr/bin/time` with `P` empty versus `[syndication] enabled = false`, alternated,
+//! detection costs about 11% more CPU time than without it, down from 29% (medians of 11 runs;
+//! README, "Syndicated copies").
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
