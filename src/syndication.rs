@@ -127,6 +127,7 @@ struct Scratch {
     sentence: Vec<u64>,
     hashes: Vec<u32>,
     lower: Vec<u8>,
+    table: Vec<u64>,
 }
 
 thread_local! {
@@ -147,6 +148,7 @@ fn sketch_with(s: &mut Scratch, title: &str, body: &str) -> Option<Sketch> {
         sentence,
         hashes,
         lower,
+        table,
     } = s;
     words.clear();
     if body.is_ascii() {
@@ -172,16 +174,51 @@ fn sketch_with(s: &mut Scratch, title: &str, body: &str) -> Option<Sketch> {
         }
         (mix(h) >> 32) as u32
     }));
-    hashes.sort_unstable();
-    hashes.dedup();
+    dedup_unordered(hashes, table);
     let shingles = u32::try_from(hashes.len()).unwrap_or(u32::MAX);
     if shingles < MIN_SHINGLES {
         return None;
     }
+    // The SKETCH_SIZE smallest: a selection, then a sort of those only.
+    if hashes.len() > SKETCH_SIZE {
+        hashes.select_nth_unstable(SKETCH_SIZE - 1);
+        hashes.truncate(SKETCH_SIZE);
+    }
+    hashes.sort_unstable();
     Some(Sketch {
-        hashes: hashes[..hashes.len().min(SKETCH_SIZE)].to_vec(),
+        hashes: hashes.clone(),
         shingles,
     })
+}
+
+/// Drops repeated values from `v`, order not kept: an open-addressing table at most half
+/// full, cheaper than sorting all of an article's shingles when only the smallest are kept.
+fn dedup_unordered(v: &mut Vec<u32>, table: &mut Vec<u64>) {
+    let size = (v.len() * 2).next_power_of_two().max(16);
+    table.clear();
+    table.resize(size, 0);
+    let mask = size - 1;
+    let mut kept = 0;
+    for k in 0..v.len() {
+        let h = v[k];
+        // Occupied slots hold the value with bit 32 set, so 0 means empty.
+        let tagged = u64::from(h) | 1 << 32;
+        let mut i = (u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+        loop {
+            let slot = table[i];
+            if slot == 0 {
+                table[i] = tagged;
+                v[kept] = h;
+                kept += 1;
+                break;
+            }
+            if slot == tagged {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+    v.truncate(kept);
 }
 
 /// splitmix64's finaliser: spreads the combined word hashes over all 64 bits.
@@ -705,6 +742,26 @@ mod tests {
             body_words(t, &mut b, &mut Vec::new());
             assert_eq!(a, b, "{t}");
         }
+    }
+
+    #[test]
+    fn unordered_dedup_keeps_each_value_once() {
+        let mut x = 12345u32;
+        let mut v: Vec<u32> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x % 1500
+            })
+            .chain([0, 0, u32::MAX, u32::MAX])
+            .collect();
+        let mut want = v.clone();
+        want.sort_unstable();
+        want.dedup();
+        dedup_unordered(&mut v, &mut Vec::new());
+        v.sort_unstable();
+        assert_eq!(v, want);
     }
 
     #[test]
