@@ -159,21 +159,6 @@ impl Clusterer {
                     .get(i)
                     .and_then(Option::as_ref)
                     .filter(|_| self.syndicates(a.source.as_deref()));
-                let copy = sketch.and_then(|sk| {
-                    let stories = &self.state.stories;
-                    let live = |seq: u64| {
-                        slot_of.get(&seq).is_some_and(|&slot| {
-                            stories[slot].last_seen >= cutoff && stories[slot].first_seen <= horizon
-                        })
-                    };
-                    let m = self.state.copy_index.find_with(
-                        &mut copy_scratch,
-                        sk,
-                        self.syndication.threshold,
-                        live,
-                    )?;
-                    Some((slot_of[&m.story], m.original))
-                });
                 let exact = sparse[i].as_deref();
                 let best = {
                     // Stories whose dense score reaches `reach` are candidates: the threshold
@@ -218,6 +203,23 @@ impl Clusterer {
                     }
                     decide(&mut pre, exact, &self.state, linkage, threshold)
                 };
+                // Looked up only once the article joins a story: one that opens a story
+                // copies nothing, and the decision above never depends on the copy.
+                let copy = sketch.filter(|_| best.is_some()).and_then(|sk| {
+                    let stories = &self.state.stories;
+                    let live = |seq: u64| {
+                        slot_of.get(&seq).is_some_and(|&slot| {
+                            stories[slot].last_seen >= cutoff && stories[slot].first_seen <= horizon
+                        })
+                    };
+                    let m = self.state.copy_index.find_with(
+                        &mut copy_scratch,
+                        sk,
+                        self.syndication.threshold,
+                        live,
+                    )?;
+                    Some((slot_of[&m.story], m.original))
+                });
                 let copy = copy.filter(|(slot, _)| best == Some(*slot));
 
                 let no_symbols = crate::signals::symbols::ArticleSymbols::default();
