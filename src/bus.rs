@@ -47,6 +47,45 @@ pub struct NewsClustered {
     pub cache_stats: CacheStats,
 }
 
+/// What happened to a story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// The story is new.
+    Opened,
+    /// A material change (see the module doc).
+    Updated,
+    /// The story turned breaking (once per story, ever).
+    Breaking,
+    /// The story left the active window: it takes no more articles.
+    Closed,
+}
+
+impl EventKind {
+    /// Every kind, in the order of the contract.
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Opened,
+        EventKind::Updated,
+        EventKind::Breaking,
+        EventKind::Closed,
+    ];
+
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::Updated => "updated",
+            EventKind::Breaking => "breaking",
+            EventKind::Closed => "closed",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// `news:story` payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,7 +117,7 @@ pub struct NewsStory {
     pub direction: Option<crate::signals::sentiment::StoryDirection>,
     /// What happened (absent only in events of versions before kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<crate::stages::publish::events::EventKind>,
+    pub event: Option<EventKind>,
     /// The story's event count: 1 for its first event, strictly increasing.
     #[serde(default)]
     pub revision: u64,
@@ -252,13 +291,16 @@ impl Event for PositionClosed {
 /// Stamps the run's `news:story` events with their publication time `now_ms` and turns
 /// them into messages: each on `news:story` (pub/sub and the stream), then, with
 /// `symbol_channels`, on `news:symbol:<SYMBOL>` for each of its symbols. Returns the
-/// messages and the latency of the events (see [`EventLatency`]).
+/// messages and the latency of the events (see [`crate::report::EventLatency`]).
 pub fn story_messages(
     events: &mut [NewsStory],
     ingested_at_ms: i64,
     now_ms: i64,
     symbol_channels: bool,
-) -> (Vec<(String, serde_json::Value)>, Option<EventLatency>) {
+) -> (
+    Vec<(String, serde_json::Value)>,
+    Option<crate::report::EventLatency>,
+) {
     let stamp = crate::time::format_rfc3339_millis(now_ms);
     let mut out = Vec::new();
     let mut publication = Vec::new();
@@ -279,10 +321,10 @@ pub fn story_messages(
     }
     let latency = (!events.is_empty()).then(|| {
         let ingest = vec![now_ms.saturating_sub(ingested_at_ms); events.len()];
-        EventLatency {
+        crate::report::EventLatency {
             events: events.len(),
-            ingest_to_publish_ms: Percentiles::of(ingest),
-            publication_to_publish_ms: Percentiles::of(publication),
+            ingest_to_publish_ms: crate::report::Percentiles::of(ingest),
+            publication_to_publish_ms: crate::report::Percentiles::of(publication),
         }
     });
     (out, latency)
@@ -298,7 +340,7 @@ pub struct StoryFilter {
     /// Only stories of at least this importance.
     pub min_importance: Option<f64>,
     /// Only these kinds (empty: all).
-    pub events: Vec<crate::stages::publish::events::EventKind>,
+    pub events: Vec<EventKind>,
     /// Only events published at or after this time (epoch seconds).
     pub since: Option<i64>,
 }
@@ -329,9 +371,7 @@ impl StoryFilter {
             return false;
         }
         if !self.events.is_empty() {
-            let kind = payload["event"]
-                .as_str()
-                .and_then(crate::stages::publish::events::EventKind::parse);
+            let kind = payload["event"].as_str().and_then(EventKind::parse);
             if !kind.is_some_and(|k| self.events.contains(&k)) {
                 return false;
             }
@@ -345,43 +385,6 @@ impl StoryFilter {
             }
         }
         true
-    }
-}
-
-/// How stale a run's events were when they went out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventLatency {
-    /// Events published.
-    pub events: usize,
-    /// From the run reading its input to the events going out.
-    pub ingest_to_publish_ms: Percentiles,
-    /// From the causing article's publication time to the event going out.
-    pub publication_to_publish_ms: Percentiles,
-}
-
-/// p50 and p99 of a sample (nearest rank), in ms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: i64,
-    /// 99th percentile.
-    pub p99: i64,
-}
-
-impl Percentiles {
-    /// Of `sample` (zeros when empty).
-    pub fn of(mut sample: Vec<i64>) -> Self {
-        if sample.is_empty() {
-            return Percentiles::default();
-        }
-        sample.sort_unstable();
-        let rank =
-            |q: f64| sample[((q * sample.len() as f64).ceil() as usize).clamp(1, sample.len()) - 1];
-        Percentiles {
-            p50: rank(0.5),
-            p99: rank(0.99),
-        }
     }
 }
 
@@ -763,7 +766,7 @@ mod tests {
 
     #[test]
     fn story_filters_pass_only_matching_story_events() {
-        use crate::stages::publish::events::EventKind;
+        use EventKind;
         let e = serde_json::json!({"storyId": "s1", "event": "breaking", "symbols": ["BTC", "ETH"],
             "importance": 55.0, "publishedAt": "2026-11-20T10:00:00.250Z"});
         let all = StoryFilter::default();
@@ -810,7 +813,7 @@ mod tests {
             breaking: false,
             outlets: 2,
             direction: None,
-            event: Some(crate::stages::publish::events::EventKind::Opened),
+            event: Some(EventKind::Opened),
             revision: 1,
             category: None,
             importance: 10.0,
@@ -841,8 +844,8 @@ mod tests {
         let (msgs, _) = story_messages(&mut events, 0, published, false);
         assert_eq!(msgs.len(), 1, "no symbol channels when they are off");
         assert_eq!(
-            Percentiles::of((1..=100).collect()),
-            Percentiles { p50: 50, p99: 99 }
+            crate::report::Percentiles::of((1..=100).collect()),
+            crate::report::Percentiles { p50: 50, p99: 99 }
         );
     }
 

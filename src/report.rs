@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::article::Reject;
 use crate::error::{Error, Result};
@@ -109,7 +109,7 @@ pub struct Summary {
     /// publish and of the causing article's publication → publish (absent when no event
     /// went out).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_latency: Option<crate::bus::EventLatency>,
+    pub event_latency: Option<EventLatency>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -410,6 +410,43 @@ fn rule_category(label: &str) -> Option<String> {
         std::sync::OnceLock::new();
     let c = RULES.get_or_init(Default::default).categorize(label, "");
     (c.category != crate::label::category::FALLBACK).then_some(c.category)
+}
+
+/// How stale a run's events were when they went out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventLatency {
+    /// Events published.
+    pub events: usize,
+    /// From the run reading its input to the events going out.
+    pub ingest_to_publish_ms: Percentiles,
+    /// From the causing article's publication time to the event going out.
+    pub publication_to_publish_ms: Percentiles,
+}
+
+/// p50 and p99 of a sample (nearest rank), in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: i64,
+    /// 99th percentile.
+    pub p99: i64,
+}
+
+impl Percentiles {
+    /// Of `sample` (zeros when empty).
+    pub fn of(mut sample: Vec<i64>) -> Self {
+        if sample.is_empty() {
+            return Percentiles::default();
+        }
+        sample.sort_unstable();
+        let rank =
+            |q: f64| sample[((q * sample.len() as f64).ceil() as usize).clamp(1, sample.len()) - 1];
+        Percentiles {
+            p50: rank(0.5),
+            p99: rank(0.99),
+        }
+    }
 }
 
 /// A member article of a story record.

@@ -142,6 +142,10 @@ pub fn push_member(members: &mut Vec<Member>, m: Member, max: usize) {
     }
 }
 
+/// Member articles a story keeps for its record and events unless configured
+/// (`[events] member_articles`).
+pub const DEFAULT_MEMBER_ARTICLES: usize = 50;
+
 /// Most distinct sources remembered per story.
 pub const MAX_SOURCES: usize = 256;
 

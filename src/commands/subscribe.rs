@@ -20,7 +20,7 @@ pub struct SubscribeArgs {
     pub min_importance: Option<f64>,
     /// Only story events of this kind: opened, updated, breaking or closed (repeatable).
     #[arg(long = "event", value_name = "KIND", value_parser = parse_kind)]
-    pub events: Vec<perps_news::stages::publish::events::EventKind>,
+    pub events: Vec<perps_news::bus::EventKind>,
     /// Replay the channels' streams first (what was published while nobody listened).
     #[arg(long)]
     pub from_stream: bool,
@@ -70,7 +70,7 @@ pub fn run(args: &SubscribeArgs) -> Result<i32> {
 }
 
 /// `--event`: a story event kind.
-fn parse_kind(s: &str) -> Result<perps_news::stages::publish::events::EventKind, String> {
-    perps_news::stages::publish::events::EventKind::parse(s)
+fn parse_kind(s: &str) -> Result<perps_news::bus::EventKind, String> {
+    perps_news::bus::EventKind::parse(s)
         .ok_or_else(|| format!("expected opened, updated, breaking or closed, got {s:?}"))
 }

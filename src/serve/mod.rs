@@ -380,7 +380,7 @@ fn story_filter(target: &str) -> crate::bus::StoryFilter {
         events: query_text(target, "event")
             .map(|v| {
                 v.split(',')
-                    .filter_map(crate::stages::publish::events::EventKind::parse)
+                    .filter_map(crate::bus::EventKind::parse)
                     .collect()
             })
             .unwrap_or_default(),

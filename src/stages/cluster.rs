@@ -167,7 +167,7 @@ impl Clusterer {
                 ..Default::default()
             },
             syndication_off: HashSet::new(),
-            member_articles: crate::stages::publish::EventsConfig::default().member_articles,
+            member_articles: crate::story::DEFAULT_MEMBER_ARTICLES,
         }
     }
 

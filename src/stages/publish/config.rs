@@ -26,7 +26,7 @@ impl Default for EventsConfig {
         EventsConfig {
             update_min_secs: 60,
             importance_step: 10.0,
-            member_articles: 50,
+            member_articles: crate::story::DEFAULT_MEMBER_ARTICLES,
             symbol_channels: true,
         }
     }

@@ -21,52 +21,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 use super::EventsConfig;
+pub use crate::bus::EventKind;
 use crate::bus::{EventArticle, NewsStory};
 use crate::report::StoryRecord;
 use crate::story::{Published, StoryState};
 use crate::time::format_rfc3339_millis;
-
-/// What happened to a story.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventKind {
-    /// The story is new.
-    Opened,
-    /// A material change (see the module doc).
-    Updated,
-    /// The story turned breaking (once per story, ever).
-    Breaking,
-    /// The story left the active window: it takes no more articles.
-    Closed,
-}
-
-impl EventKind {
-    /// Every kind, in the order of the contract.
-    pub const ALL: [EventKind; 4] = [
-        EventKind::Opened,
-        EventKind::Updated,
-        EventKind::Breaking,
-        EventKind::Closed,
-    ];
-
-    /// The name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Opened => "opened",
-            EventKind::Updated => "updated",
-            EventKind::Breaking => "breaking",
-            EventKind::Closed => "closed",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
 
 /// What the run did that events are decided from.
 #[derive(Debug, Default)]

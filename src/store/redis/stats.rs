@@ -76,10 +76,10 @@ fn last_run_latency(pool: &Pool) -> Result<serde_json::Value> {
     if ingest.is_empty() {
         return Ok(serde_json::Value::Null);
     }
-    Ok(serde_json::json!(crate::bus::EventLatency {
+    Ok(serde_json::json!(crate::report::EventLatency {
         events: ingest.len(),
-        ingest_to_publish_ms: crate::bus::Percentiles::of(ingest),
-        publication_to_publish_ms: crate::bus::Percentiles::of(publication),
+        ingest_to_publish_ms: crate::report::Percentiles::of(ingest),
+        publication_to_publish_ms: crate::report::Percentiles::of(publication),
     }))
 }
 
