@@ -127,6 +127,8 @@ pub fn run(
     let ingested_at_ms = crate::time::now_millis();
     if let Some(what) = state.repair_future(opts.ingest_time, cfg.ingest.max_future_secs) {
         tracing::warn!("Repaired the story state: {what}.");
+        // Any story may have changed: the next Redis save writes them all.
+        state.stored.clear();
     }
     let fail = FirstError::default();
     let progress = opts.progress.then(|| {

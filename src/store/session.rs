@@ -357,6 +357,9 @@ impl Session {
                 .collect();
             let forgotten = std::mem::take(&mut outcome.state.forgotten);
             let last_run = serde_json::to_string(&outcome.summary).unwrap_or_default();
+            // The stories the run opened, joined, labelled or closed: the only ones it changed.
+            let touched: std::collections::HashSet<&str> =
+                records.iter().map(|(id, _, _)| id.as_str()).collect();
             let t0 = std::time::Instant::now();
             let saved = store::redis::save_state(
                 &self.conns.main,
@@ -365,6 +368,7 @@ impl Session {
                 &records,
                 &forgotten,
                 &last_run,
+                Some(&touched),
             );
             tracing::debug!(ms = t0.elapsed().as_millis() as u64, "State save returned.");
             drop(lock);

@@ -297,7 +297,17 @@ impl Jobs {
                 (s.id.clone(), json, s.last_seen)
             })
             .collect();
-        let version = save_state(&self.conns.main, &lock, &mut state, &records, &[], "")?;
+        let touched: std::collections::HashSet<&str> =
+            records.iter().map(|(id, _, _)| id.as_str()).collect();
+        let version = save_state(
+            &self.conns.main,
+            &lock,
+            &mut state,
+            &records,
+            &[],
+            "",
+            Some(&touched),
+        )?;
         drop(lock);
         let out: Vec<Value> = labeled
             .iter()

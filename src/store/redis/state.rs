@@ -1,7 +1,7 @@
 //! Load and save of the story state, with the consumer records (`perps:story:<id>`,
 //! `perps:stories`) and the last run, in one script fenced by the lock token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{
     LAST_RUN_KEY, Pool, STATE_KEY, STATE_LOCK_KEY, STATE_STORIES_KEY, STATE_VERSION_KEY,
@@ -160,8 +160,9 @@ return v";
 /// The state goes out as a header (everything but the active stories) and one record per
 /// active story in `perps:state:stories`, of which only those that differ from what Redis
 /// holds (`StoryState::stored`) are written, and those no longer active removed: a tick
-/// that touches 20 stories writes 20 records, not the window. On success `stored` is
-/// brought up to date.
+/// that touches 20 stories writes 20 records, not the window. With `touched`, only those
+/// stories (and any Redis does not hold yet) are encoded: the others are taken as stored
+/// (checked in debug builds). On success `stored` is brought up to date.
 ///
 /// # Errors
 /// [`Error::Locked`] when the lock was lost; [`Error::Redis`] when unreachable.
@@ -172,6 +173,7 @@ pub fn save_state(
     records: &[(String, String, i64)],
     forgotten: &[String],
     last_run: &str,
+    touched: Option<&HashSet<&str>>,
 ) -> Result<u64> {
     let encode_err = |e: String| Error::Redis {
         server: pool.name.clone(),
@@ -181,8 +183,24 @@ pub fn save_state(
     let mut digests = HashMap::with_capacity(state.stories.len());
     let mut changed: Vec<(String, Vec<u8>)> = Vec::new();
     for s in &state.stories {
+        let stored = state.stored.get(&s.id).copied().filter(|d| *d != 0);
+        let untouched = touched.is_some_and(|t| !t.contains(s.id.as_str()));
+        if let (true, Some(d)) = (untouched, stored) {
+            // Not touched by the caller: Redis holds it as it is. Debug builds (every test
+            // run) check that, so a path that changes a story without saying so is caught.
+            if cfg!(debug_assertions) {
+                let (digest, _) = encode_story(s).map_err(encode_err)?;
+                debug_assert_eq!(
+                    digest, d,
+                    "story {} changed, but the save was told it was untouched",
+                    s.id
+                );
+            }
+            digests.insert(s.id.clone(), d);
+            continue;
+        }
         let (digest, value) = encode_story(s).map_err(encode_err)?;
-        if state.stored.get(&s.id) != Some(&digest) {
+        if stored != Some(digest) {
             changed.push((s.id.clone(), value));
         }
         digests.insert(s.id.clone(), digest);
