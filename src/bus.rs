@@ -320,10 +320,14 @@ pub fn story_messages(
         }
     }
     let latency = (!events.is_empty()).then(|| {
-        let ingest = vec![now_ms.saturating_sub(ingested_at_ms); events.len()];
+        // One run reads its input once: every event has the same ingest → publish time.
+        let ingest = now_ms.saturating_sub(ingested_at_ms);
         crate::report::EventLatency {
             events: events.len(),
-            ingest_to_publish_ms: crate::report::Percentiles::of(ingest),
+            ingest_to_publish_ms: crate::report::Percentiles {
+                p50: ingest,
+                p99: ingest,
+            },
             publication_to_publish_ms: crate::report::Percentiles::of(publication),
         }
     });
@@ -356,6 +360,13 @@ impl StoryFilter {
         if channel != NEWS_STORY && !channel.starts_with(NEWS_SYMBOL_PREFIX) {
             return self.is_empty();
         }
+        self.matches_story(payload)
+    }
+
+    /// Whether a story event, or a story record (which has the same `symbols` and
+    /// `importance` fields, and no `event` or `publishedAt`: filter those on events only),
+    /// passes.
+    pub fn matches_story(&self, payload: &serde_json::Value) -> bool {
         if let Some(sym) = &self.symbol {
             let hit = payload["symbols"].as_array().is_some_and(|a| {
                 a.iter()
@@ -657,7 +668,7 @@ fn subscribe_once(
     let mut emit = |channel: &str, payload: &str, out: &mut dyn Write| -> bool {
         let payload: serde_json::Value = serde_json::from_str(payload)
             .unwrap_or_else(|_| serde_json::Value::String(payload.to_string()));
-        if !filter.is_empty() && !filter.matches(channel, &payload) {
+        if !filter.matches(channel, &payload) {
             return false;
         }
         let line = serde_json::json!({"channel": channel, "payload": payload});

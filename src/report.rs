@@ -464,9 +464,6 @@ pub struct MemberRecord {
     pub source: Option<String>,
     /// Publication time, RFC 3339.
     pub published_at: String,
-    /// The same in epoch seconds.
-    #[serde(skip)]
-    pub published: i64,
 }
 
 impl MemberRecord {
@@ -478,7 +475,6 @@ impl MemberRecord {
             url: m.url.clone(),
             source: m.source.clone(),
             published_at: format_rfc3339(m.published),
-            published: m.published,
         }
     }
 }

@@ -755,7 +755,6 @@ impl StoryState {
                 self.urls.remove(u);
             }
             self.story_ids.remove(&r.id);
-            self.published.remove(&r.id);
             self.forgotten.push(r.id.clone());
             self.forgotten_stories.push(r);
         }

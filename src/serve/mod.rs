@@ -421,8 +421,14 @@ fn stories_page(
             serde_json::json!({"page": page, "perPage": per_page, "total": total, "stories": stories}),
         );
     }
-    // Filtering on the records: read them newest first in chunks, keep the matches.
+    // Filtering on the records: read them newest first in chunks, keep the matches (the
+    // time is the sorted set's score; kinds are for events).
     const CHUNK: usize = 500;
+    let by_story = crate::bus::StoryFilter {
+        symbol: filter.symbol.clone(),
+        min_importance: filter.min_importance,
+        ..Default::default()
+    };
     let mut matched = Vec::new();
     let mut offset = 0;
     loop {
@@ -437,16 +443,11 @@ fn stories_page(
                 .query(c)
         })?;
         let n = ids.len();
-        matched.extend(records(pool, &ids)?.into_iter().filter(|r| {
-            filter.symbol.as_ref().is_none_or(|sym| {
-                r["symbols"].as_array().is_some_and(|a| {
-                    a.iter()
-                        .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(sym)))
-                })
-            }) && filter
-                .min_importance
-                .is_none_or(|m| r["importance"].as_f64().unwrap_or(0.0) >= m)
-        }));
+        matched.extend(
+            records(pool, &ids)?
+                .into_iter()
+                .filter(|r| by_story.matches_story(r)),
+        );
         offset += n;
         if n < CHUNK {
             break;

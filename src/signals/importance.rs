@@ -416,8 +416,8 @@ mod tests {
         v.iter().map(ToString::to_string).collect()
     }
 
-    /// Owned inputs, for building variations.
-    #[derive(Clone)]
+    /// Owned inputs, for building variations (and the fixture's situations).
+    #[derive(Clone, Deserialize)]
     struct Case {
         heat: f64,
         heat_rise: f64,
@@ -753,12 +753,8 @@ mod tests {
     struct Situation {
         rank: u32,
         description: String,
-        heat: f64,
-        heat_rise: f64,
-        sources: Vec<String>,
-        category: Option<String>,
-        symbols: Vec<String>,
-        breaking: bool,
+        #[serde(flatten)]
+        case: Case,
     }
 
     #[test]
@@ -770,16 +766,7 @@ mod tests {
         let scores: Vec<f64> = fx
             .situations
             .iter()
-            .map(|s| {
-                imp.score(&ImportanceInputs {
-                    heat: s.heat,
-                    heat_rise: s.heat_rise,
-                    sources: &s.sources,
-                    category: s.category.as_deref(),
-                    symbols: &s.symbols,
-                    breaking: s.breaking,
-                })
-            })
+            .map(|s| imp.score(&s.case.inputs()))
             .collect();
         // Rank 1 is the most important: compare with the negated scores.
         let hand: Vec<f64> = fx.situations.iter().map(|s| f64::from(s.rank)).collect();

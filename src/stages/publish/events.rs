@@ -120,7 +120,8 @@ pub fn decide(
             state.published.insert(rec.id.clone(), now);
         }
     }
-    // A story forgotten within the run keeps no memory.
+    // A story forgotten within the run (by the clusterer) keeps no memory: the one place
+    // that drops it.
     for r in &state.forgotten_stories {
         state.published.remove(&r.id);
     }
@@ -206,7 +207,6 @@ mod tests {
                 url: Some(format!("https://x.example/{id}/{i}")),
                 source: Some(format!("src{i}")),
                 published_at: format_rfc3339_millis(1_000_000),
-                published: 1_000,
             })
             .collect::<Vec<_>>();
         StoryRecord {

@@ -49,38 +49,13 @@ pub fn stats_json(conns: &Connections, cfg: &RedisConfig) -> Result<serde_json::
     }))
 }
 
-/// p50/p99 of ingest → publish and of publication → publish over the latest run's
-/// `news:story` events (the newest entries of the stream sharing its latest `ingestedAt`),
-/// or null when the stream holds none with times.
+/// The latest run's event latency: the `eventLatency` of the newest `news:clustered`
+/// summary (null when that run published no story event).
 fn last_run_latency(pool: &Pool) -> Result<serde_json::Value> {
-    let entries = crate::bus::recent(pool, crate::bus::NEWS_STORY, 5000)?;
-    let ms = |v: &serde_json::Value| {
-        v.as_str()
-            .and_then(|t| crate::time::parse_rfc3339_millis(t).ok())
-    };
-    let Some(run) = entries.first().map(|e| e["ingestedAt"].clone()) else {
-        return Ok(serde_json::Value::Null);
-    };
-    let (mut ingest, mut publication) = (Vec::new(), Vec::new());
-    for e in entries.iter().take_while(|e| e["ingestedAt"] == run) {
-        let Some(published) = ms(&e["publishedAt"]) else {
-            continue;
-        };
-        if let Some(i) = ms(&e["ingestedAt"]) {
-            ingest.push(published - i);
-        }
-        if let Some(p) = ms(&e["cause"]["publishedAt"]) {
-            publication.push(published - p);
-        }
-    }
-    if ingest.is_empty() {
-        return Ok(serde_json::Value::Null);
-    }
-    Ok(serde_json::json!(crate::report::EventLatency {
-        events: ingest.len(),
-        ingest_to_publish_ms: crate::report::Percentiles::of(ingest),
-        publication_to_publish_ms: crate::report::Percentiles::of(publication),
-    }))
+    let newest = crate::bus::recent(pool, crate::bus::NEWS_CLUSTERED, 1)?;
+    Ok(newest
+        .first()
+        .map_or(serde_json::Value::Null, |s| s["eventLatency"].clone()))
 }
 
 /// Waiting + active jobs of the news queues (BullMQ's `<prefix>:<queue>:wait` list and
