@@ -622,53 +622,66 @@ pub struct StoredSketch {
     pub sketch: Sketch,
 }
 
-/// Serde adapter: a story's stored sketches as base64 of `u32`s: per sketch its member,
-/// shingle count, hash count, then the hashes.
+/// A story's stored sketches as `u32` words: per sketch its member, shingle count, hash
+/// count, then the hashes (the state's encoding, in base64 in JSON and raw in binary records).
+pub fn stored_words(v: &[StoredSketch]) -> Vec<u32> {
+    let mut words = Vec::with_capacity(v.len() * (SKETCH_SIZE + 3));
+    for x in v {
+        words.push(x.member);
+        words.push(x.sketch.shingles);
+        words.push(x.sketch.hashes.len() as u32);
+        words.extend_from_slice(&x.sketch.hashes);
+    }
+    words
+}
+
+/// Reads what [`stored_words`] wrote, checking every length and that hashes ascend.
+///
+/// # Errors
+/// `"malformed stored sketch"` otherwise.
+pub fn from_stored_words(words: &[u32]) -> Result<Vec<StoredSketch>, &'static str> {
+    const BAD: &str = "malformed stored sketch";
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let head = words.get(i..i + 3).ok_or(BAD)?;
+        let n = head[2] as usize;
+        if n > SKETCH_SIZE {
+            return Err(BAD);
+        }
+        let hashes = words.get(i + 3..i + 3 + n).ok_or(BAD)?.to_vec();
+        if hashes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(BAD);
+        }
+        out.push(StoredSketch {
+            member: head[0],
+            sketch: Sketch {
+                hashes,
+                shingles: head[1],
+            },
+        });
+        i += 3 + n;
+    }
+    Ok(out)
+}
+
+/// Serde adapter: a story's stored sketches as base64 of [`stored_words`].
 pub mod stored_b64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use super::{SKETCH_SIZE, Sketch, StoredSketch};
+    use super::StoredSketch;
     use crate::store::codec;
 
     /// Encodes.
     pub fn serialize<S: Serializer>(v: &[StoredSketch], s: S) -> Result<S::Ok, S::Error> {
-        let mut words = Vec::with_capacity(v.len() * (SKETCH_SIZE + 3));
-        for x in v {
-            words.push(x.member);
-            words.push(x.sketch.shingles);
-            words.push(x.sketch.hashes.len() as u32);
-            words.extend_from_slice(&x.sketch.hashes);
-        }
-        s.serialize_str(&codec::encode_u32s(&words))
+        s.serialize_str(&codec::encode_u32s(&super::stored_words(v)))
     }
 
     /// Decodes, checking every length and that hashes ascend.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StoredSketch>, D::Error> {
         let text = String::deserialize(d)?;
         let words = codec::decode_u32s(&text).map_err(serde::de::Error::custom)?;
-        let bad = || serde::de::Error::custom("malformed stored sketch");
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < words.len() {
-            let head = words.get(i..i + 3).ok_or_else(bad)?;
-            let n = head[2] as usize;
-            if n > SKETCH_SIZE {
-                return Err(bad());
-            }
-            let hashes = words.get(i + 3..i + 3 + n).ok_or_else(bad)?.to_vec();
-            if hashes.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(bad());
-            }
-            out.push(StoredSketch {
-                member: head[0],
-                sketch: Sketch {
-                    hashes,
-                    shingles: head[1],
-                },
-            });
-            i += 3 + n;
-        }
-        Ok(out)
+        super::from_stored_words(&words).map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod file;
 pub mod memory;
 pub mod mirror;
+pub mod record;
 pub mod redis;
 pub mod session;
 

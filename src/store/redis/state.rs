@@ -52,6 +52,7 @@ pub fn load_state(
                 message: format!("story record {id:?}: {what}"),
             };
             let mut stories = Vec::with_capacity(order.len());
+            let mut json_records = 0;
             for id in order {
                 let value = records
                     .remove(&id)
@@ -60,8 +61,15 @@ pub fn load_state(
                 if story.id != id {
                     return Err(bad(&id, format!("holds story {:?}", story.id)));
                 }
+                json_records += usize::from(digest == 0);
                 state.stored.insert(id, digest);
                 stories.push(story);
+            }
+            if json_records > 0 {
+                tracing::info!(
+                    records = json_records,
+                    "Read story records of the JSON codec; this run's save rewrites them in the binary one."
+                );
             }
             state.stories = stories;
             state.rebuild().map_err(|message| Error::State {
@@ -85,16 +93,10 @@ pub fn load_state(
     Ok((state, version))
 }
 
-/// A story record: the 16 hex digits of the xxh3 of its JSON, then the JSON.
-fn encode_story(story: &crate::story::Story) -> std::result::Result<(u64, Vec<u8>), String> {
-    let json = serde_json::to_vec(story).map_err(|e| e.to_string())?;
-    let digest = xxhash_rust::xxh3::xxh3_64(&json);
-    let mut out = format!("{digest:016x}").into_bytes();
-    out.extend_from_slice(&json);
-    Ok((digest, out))
-}
-
-fn decode_story(value: &[u8]) -> std::result::Result<(u64, crate::story::Story), String> {
+/// A story record of the first per-story layout: the 16 hex digits of the xxh3 of its JSON,
+/// then the JSON. Read, never written: its digest is given as 0, so the next save rewrites
+/// the story in the binary codec ([`crate::store::record`]).
+fn decode_json_story(value: &[u8]) -> std::result::Result<crate::story::Story, String> {
     let (head, json) = value.split_at_checked(16).ok_or("truncated: no checksum")?;
     let want = std::str::from_utf8(head)
         .ok()
@@ -106,8 +108,16 @@ fn decode_story(value: &[u8]) -> std::result::Result<(u64, crate::story::Story),
             "checksum mismatch ({got:016x}, stored {want:016x})"
         ));
     }
-    let story = serde_json::from_slice(json).map_err(|e| format!("not a story: {e}"))?;
-    Ok((want, story))
+    serde_json::from_slice(json).map_err(|e| format!("not a story: {e}"))
+}
+
+/// A story record in either codec; the digest is 0 for the JSON one (to be rewritten).
+fn decode_story(value: &[u8]) -> std::result::Result<(u64, crate::story::Story), String> {
+    if crate::store::record::is_binary(value) {
+        crate::store::record::decode(value)
+    } else {
+        decode_json_story(value).map(|s| (0, s))
+    }
 }
 
 /// The story state's version (0 when none was saved yet).
@@ -182,14 +192,14 @@ pub fn save_state(
     let full = state.stored.is_empty();
     let mut digests = HashMap::with_capacity(state.stories.len());
     let mut changed: Vec<(String, Vec<u8>)> = Vec::new();
-    for s in &state.stories {
+    for s in &mut state.stories {
         let stored = state.stored.get(&s.id).copied().filter(|d| *d != 0);
         let untouched = touched.is_some_and(|t| !t.contains(s.id.as_str()));
         if let (true, Some(d)) = (untouched, stored) {
             // Not touched by the caller: Redis holds it as it is. Debug builds (every test
             // run) check that, so a path that changes a story without saying so is caught.
             if cfg!(debug_assertions) {
-                let (digest, _) = encode_story(s).map_err(encode_err)?;
+                let (digest, _) = crate::store::record::encode(s).map_err(encode_err)?;
                 debug_assert_eq!(
                     digest, d,
                     "story {} changed, but the save was told it was untouched",
@@ -199,7 +209,7 @@ pub fn save_state(
             digests.insert(s.id.clone(), d);
             continue;
         }
-        let (digest, value) = encode_story(s).map_err(encode_err)?;
+        let (digest, value) = crate::store::record::encode(s).map_err(encode_err)?;
         if stored != Some(digest) {
             changed.push((s.id.clone(), value));
         }
@@ -263,4 +273,44 @@ pub fn save_state(
         .map_err(|_| Error::Locked("the lock expired during the run; state not saved".into()))?;
     state.stored = digests;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_the_json_codec_is_read_and_marked_for_rewriting() {
+        let (_, binary) = crate::store::record::decode(
+            &crate::store::record::encode(
+                &mut serde_json::from_value(serde_json::json!({
+                    "id": "s1", "seq": 0, "label": "l", "top_terms": [], "size": 1,
+                    "article_ids": ["a"], "url_keys": [7], "first_seen": 1, "last_seen": 1,
+                    "terms": [], "centroid_sum": "AACAPw==",
+                    "rep": {"id": "a", "title": "t", "vector": "AACAPw=="}, "times": [1],
+                }))
+                .unwrap(),
+            )
+            .unwrap()
+            .1,
+        )
+        .unwrap();
+        let json = serde_json::to_vec(&binary).unwrap();
+        let mut old = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&json)).into_bytes();
+        old.extend_from_slice(&json);
+        let (digest, story) = decode_story(&old).unwrap();
+        assert_eq!(digest, 0, "rewritten by the next save");
+        assert_eq!(story.id, "s1");
+        assert_eq!(story.centroid_sum, [1.0]);
+        assert_eq!(story.url_keys, [7]);
+        let (digest, again) =
+            decode_story(&crate::store::record::encode(&mut story.clone()).unwrap().1).unwrap();
+        assert_ne!(digest, 0);
+        assert_eq!(
+            serde_json::to_value(again).unwrap(),
+            serde_json::to_value(story).unwrap()
+        );
+        old[20] ^= 1;
+        assert!(decode_story(&old).unwrap_err().contains("checksum"));
+    }
 }
