@@ -347,8 +347,8 @@ fn stream(n: usize) {
             fresh_state().dim,
         )
         .expect("state");
-        let outcome = one_run(bytes, state, dir.path(), &pool);
-        perps_news::store::file::save(&state_path, &outcome.state).expect("save");
+        let mut outcome = one_run(bytes, state, dir.path(), &pool);
+        perps_news::store::file::save(&state_path, &mut outcome.state).expect("save");
         walls.push(t0.elapsed());
         assert_eq!(
             outcome.summary.total_processed,

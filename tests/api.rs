@@ -301,8 +301,7 @@ fn articles_no_model_could_embed_are_kept_for_the_next_run() {
         stderr.contains("deferred") && stderr.contains("news-100.jsonl:1"),
         "each deferred article is named with its origin: {stderr}"
     );
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    let file: serde_json::Value = common::state_header(&dir.path().join("state.json"));
     let state = &file["state"];
     assert_eq!(state["deferred"].as_array().map(Vec::len), Some(100));
     assert!(
@@ -329,8 +328,7 @@ fn articles_no_model_could_embed_are_kept_for_the_next_run() {
     );
     assert_eq!(v["totalProcessed"], 100, "{v}");
     assert!(v.get("deferred").is_none(), "{v}");
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    let file: serde_json::Value = common::state_header(&dir.path().join("state.json"));
     assert!(
         file["state"].get("deferred").is_none(),
         "nothing left deferred"

@@ -218,7 +218,7 @@ pub fn run(args: &RunArgs, pool: &std::sync::Arc<rayon::ThreadPool>) -> Result<i
     let mut outcome = engine.run(inputs, state, cache, &opts, true)?;
 
     if let Some(path) = &args.state {
-        store::file::save(path, &outcome.state)?;
+        store::file::save(path, &mut outcome.state)?;
     }
     if let Some(s) = session.as_mut() {
         s.finish(

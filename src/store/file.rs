@@ -1,11 +1,28 @@
-//! The story state in a local JSON file, written atomically (temp file, fsync, rename) so a
-//! crash mid-write leaves the previous state intact, and checksummed so a damaged file fails
-//! loudly instead of loading wrong vectors.
+//! The story state in a local file: a snapshot plus an append-only log, so a save writes
+//! what the run changed, not the window.
 //!
-//! Encoding (also the value of `perps:state` in Redis): `{"xxh3":"<16 hex digits>","state":
-//! <state JSON>}` followed by a newline, where the digest is xxh3-64 of the state JSON's exact
-//! bytes. It is still JSON; a state without the wrapper (written before the checksum) loads
-//! as it is. A temp file left by a writer killed mid-save is removed by the next save.
+//! The file is `PNSLOG1\n` followed by frames, each `kind` (one byte: `S` a story record,
+//! `H` a header), the payload's length (u32 LE), the payload's xxh3-64 (u64 LE), then the
+//! payload:
+//! - `S`: the story id's length (u16 LE), the id, then the story's binary record
+//!   ([`crate::store::record`]);
+//! - `H`: the state without its stories, listing their ids in order (`story_order`), in the
+//!   checksummed JSON below, the same value Redis holds in `perps:state`.
+//!
+//! A save appends the records whose digest differs from what the file holds, then a header:
+//! the header is the commit. Loading takes, for every id the last complete header lists, the
+//! latest record before it; frames after the last complete header (a save killed midway) are
+//! ignored, with a warning, and cut off by the next save. When the file has grown past three
+//! times what it holds, or is not a log yet (a state of the earlier JSON format, read once
+//! and converted with one log line), a save writes it whole instead: temp file, fsync,
+//! rename, so a crash mid-write leaves the previous state intact. A temp file left by a
+//! writer killed mid-save is removed by the next save. Saves take an exclusive lock on the
+//! file.
+//!
+//! The JSON encoding (a header, `perps:state` in Redis, and the earlier file format):
+//! `{"xxh3":"<16 hex digits>","state":<state JSON>}` followed by a newline, where the digest
+//! is xxh3-64 of the state JSON's exact bytes; a state without the wrapper (written before
+//! the checksum) loads as it is.
 
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +36,8 @@ use crate::story::{STATE_VERSION, StoryState};
 ///
 /// # Errors
 /// [`Error::State`] when the file is unreadable as a state, was made by another embedder
-/// (`fingerprint`) or another format version; [`Error::Io`] on read errors.
+/// (`fingerprint`) or another format version, or a record the header lists is missing or
+/// damaged; [`Error::Io`] on read errors.
 pub fn load(path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -28,7 +46,124 @@ pub fn load(path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
         }
         Err(e) => return Err(Error::io(path, e)),
     };
-    decode(&bytes, path, fingerprint, dim)
+    if bytes.is_empty() {
+        // Created by a save that was killed before it wrote anything.
+        return Ok(StoryState::new(fingerprint, dim));
+    }
+    if !bytes.starts_with(LOG_MAGIC) {
+        let state = decode(&bytes, path, fingerprint, dim)?;
+        tracing::info!(file = %path.display(), stories = state.stories.len(),
+            "Read a state file of the JSON format; the next save rewrites it as a snapshot plus log.");
+        return Ok(state);
+    }
+    let bad = |message: String| Error::State {
+        path: path.to_path_buf(),
+        message,
+    };
+    let scan = scan(&bytes).map_err(bad)?;
+    let Some(header) = scan.header else {
+        return Err(bad(
+            "no complete save in the file (a first save killed midway?)".into(),
+        ));
+    };
+    if scan.committed_end < bytes.len() {
+        tracing::warn!(file = %path.display(), bytes = bytes.len() - scan.committed_end,
+            "Ignored the end of the state file after its last complete save (a save killed midway); the next save cuts it off.");
+    }
+    let mut state = decode(header, path, fingerprint, dim)?;
+    let order = state.story_order.take().unwrap_or_default();
+    let mut stories = Vec::with_capacity(order.len());
+    for id in order {
+        let record = scan.records.get(id.as_str()).ok_or_else(|| {
+            bad(format!(
+                "story record {id:?}: missing (the header lists it)"
+            ))
+        })?;
+        let (_, story) =
+            super::record::decode(record).map_err(|e| bad(format!("story record {id:?}: {e}")))?;
+        if story.id != id {
+            return Err(bad(format!(
+                "story record {id:?}: holds story {:?}",
+                story.id
+            )));
+        }
+        stories.push(story);
+    }
+    if !stories.is_empty() {
+        state.stories = stories;
+        state.rebuild().map_err(bad)?;
+    }
+    Ok(state)
+}
+
+/// The first bytes of a state file in the snapshot-plus-log format.
+const LOG_MAGIC: &[u8] = b"PNSLOG1\n";
+/// A frame's kind, length and checksum.
+const FRAME_HEAD: usize = 13;
+
+/// What a log file holds at its last complete save.
+struct Scan<'a> {
+    /// The last complete header's payload.
+    header: Option<&'a [u8]>,
+    /// Per story id, its latest record before that header.
+    records: std::collections::HashMap<&'a str, &'a [u8]>,
+    /// Where the last complete save ends.
+    committed_end: usize,
+}
+
+/// Reads the frames of a log file up to the last complete save. A frame cut short or
+/// failing its checksum ends the scan (it and what follows are a save killed midway).
+fn scan(bytes: &[u8]) -> std::result::Result<Scan<'_>, String> {
+    let mut out = Scan {
+        header: None,
+        records: std::collections::HashMap::new(),
+        committed_end: LOG_MAGIC.len(),
+    };
+    let mut pending: Vec<(&str, &[u8])> = Vec::new();
+    let mut at = LOG_MAGIC.len();
+    while let Some(head) = bytes.get(at..at + FRAME_HEAD) {
+        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut want = [0; 8];
+        want.copy_from_slice(&head[5..13]);
+        let Some(payload) = bytes.get(at + FRAME_HEAD..at + FRAME_HEAD + len) else {
+            break;
+        };
+        if xxh3_64(payload) != u64::from_le_bytes(want) {
+            break;
+        }
+        match head[0] {
+            b'S' => {
+                let (n, rest) = payload
+                    .split_at_checked(2)
+                    .ok_or("story frame without an id")?;
+                let n = usize::from(u16::from_le_bytes([n[0], n[1]]));
+                let (id, record) = rest.split_at_checked(n).ok_or("story frame id cut short")?;
+                let id = std::str::from_utf8(id).map_err(|_| "story frame id not UTF-8")?;
+                pending.push((id, record));
+            }
+            b'H' => {
+                out.records.extend(pending.drain(..));
+                out.header = Some(payload);
+                out.committed_end = at + FRAME_HEAD + len;
+            }
+            k => return Err(format!("unknown frame kind {k:#04x} at byte {at}")),
+        }
+        at += FRAME_HEAD + len;
+    }
+    Ok(out)
+}
+
+fn push_frame(out: &mut Vec<u8>, kind: u8, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let start = out.len();
+    out.push(kind);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    let digest = xxh3_64(&out[start + FRAME_HEAD..]);
+    out[start + 5..start + FRAME_HEAD].copy_from_slice(&digest.to_le_bytes());
 }
 
 /// The start of a checksummed state, up to the digest.
@@ -87,12 +222,22 @@ fn unwrap_checked(bytes: &[u8]) -> std::result::Result<&[u8], String> {
 /// [`Error::State`] when its checksum does not match, it is not a state, has another format
 /// version, or was made by another embedder.
 pub fn decode(bytes: &[u8], path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
+    let mut state = decode_unbuilt(bytes, path, fingerprint, dim)?;
+    state.rebuild().map_err(|message| Error::State {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(state)
+}
+
+/// As [`decode`], without rebuilding what is derived (for a header whose stories come apart).
+fn decode_unbuilt(bytes: &[u8], path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
     let bad = |message: String| Error::State {
         path: path.to_path_buf(),
         message,
     };
     let body = unwrap_checked(bytes).map_err(bad)?;
-    let mut state: StoryState =
+    let state: StoryState =
         serde_json::from_slice(body).map_err(|e| bad(format!("not a story state: {e}")))?;
     if state.version != STATE_VERSION {
         return Err(bad(format!(
@@ -107,15 +252,101 @@ pub fn decode(bytes: &[u8], path: &Path, fingerprint: &str, dim: usize) -> Resul
             state.fingerprint, state.dim
         )));
     }
-    state.rebuild().map_err(bad)?;
     Ok(state)
 }
 
-/// Writes `state` to `path` atomically, checksummed.
+/// Saves `state` to `path`: appends the stories that differ from what the file holds and a
+/// header, or writes the file whole (atomically) when it is not a log yet or has grown past
+/// three times what it holds. The state is left as it was.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file that could not be written.
-pub fn save(path: &Path, state: &StoryState) -> Result<()> {
+pub fn save(path: &Path, state: &mut StoryState) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(path, e);
+    let encode_err = |e: String| Error::io(path, std::io::Error::other(e));
+    let mut file = lock_current(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
+    let held = if bytes.starts_with(LOG_MAGIC) {
+        scan(&bytes).ok().filter(|s| s.header.is_some())
+    } else {
+        None
+    };
+    // Every story's record; those the file holds already (same digest) are not written.
+    let mut frames = Vec::new();
+    let mut whole = LOG_MAGIC.to_vec();
+    let mut changed = 0;
+    for s in &mut state.stories {
+        let (digest, record) = super::record::encode(s).map_err(encode_err)?;
+        let id = s.id.as_bytes();
+        let id_len = (id.len().min(usize::from(u16::MAX)) as u16).to_le_bytes();
+        let parts: [&[u8]; 3] = [
+            &id_len,
+            &id[..usize::from(u16::from_le_bytes(id_len))],
+            &record,
+        ];
+        push_frame(&mut whole, b'S', &parts);
+        let same = held
+            .as_ref()
+            .and_then(|h| h.records.get(s.id.as_str()))
+            .is_some_and(|r| r.get(4..12) == Some(&digest.to_le_bytes()[..]));
+        if !same {
+            push_frame(&mut frames, b'S', &parts);
+            changed += 1;
+        }
+    }
+    let stories = std::mem::take(&mut state.stories);
+    state.story_order = Some(stories.iter().map(|s| s.id.clone()).collect());
+    let header = encode(state);
+    state.stories = stories;
+    state.story_order = None;
+    let header = header.map_err(encode_err)?;
+    push_frame(&mut whole, b'H', &[&header]);
+    push_frame(&mut frames, b'H', &[&header]);
+    match held {
+        Some(h) if h.committed_end + frames.len() <= 3 * whole.len() => {
+            let end = h.committed_end as u64;
+            drop(h);
+            // Cut off what a killed save left after the last commit, then append and sync.
+            file.set_len(end).map_err(io)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end)).map_err(io)?;
+            file.write_all(&frames).map_err(io)?;
+            file.sync_data().map_err(io)?;
+            tracing::debug!(file = %path.display(), changed, bytes = frames.len(), "State appended.");
+            Ok(())
+        }
+        _ => {
+            write_whole(path, &whole)?;
+            tracing::debug!(file = %path.display(), bytes = whole.len(), "State written whole.");
+            Ok(())
+        }
+    }
+}
+
+/// Opens (creating) the file at `path` and takes an exclusive lock on it, retrying when a
+/// save that held the lock replaced the file meanwhile (so the lock is on the current file).
+fn lock_current(path: &Path) -> std::io::Result<std::fs::File> {
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        file.lock()?;
+        let same = {
+            use std::os::unix::fs::MetadataExt;
+            let (a, b) = (file.metadata()?, std::fs::metadata(path)?);
+            (a.dev(), a.ino()) == (b.dev(), b.ino())
+        };
+        if same {
+            return Ok(file);
+        }
+    }
+}
+
+/// Writes `bytes` as the file at `path` atomically: temp file, fsync, rename.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -126,10 +357,9 @@ pub fn save(path: &Path, state: &StoryState) -> Result<()> {
         .unwrap_or_default();
     remove_stale_temps(dir, &name);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let bytes = encode(state).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
@@ -208,5 +438,147 @@ mod tests {
         }
         let cut = &bytes[..bytes.len() - 10];
         assert!(decode(cut, p, "fp", 4).is_err());
+    }
+
+    fn story(id: &str, seq: u64, size: usize) -> crate::story::Story {
+        let ids: Vec<String> = (0..size).map(|i| format!("{id}-a{i}")).collect();
+        serde_json::from_value(serde_json::json!({
+            "id": id, "seq": seq, "label": format!("story {id}"), "top_terms": [], "size": size,
+            "article_ids": ids, "url_keys": (0..size as u64).map(|i| seq * 1000 + i).collect::<Vec<_>>(),
+            "first_seen": 100, "last_seen": 200, "terms": [],
+            "centroid_sum": crate::store::codec::encode_f32s(&[seq as f32, 1.0, 0.5, -0.25]),
+            "rep": {"id": format!("{id}-a0"), "title": "t",
+                    "vector": crate::store::codec::encode_f32s(&[0.5, 0.5, 0.5, 0.5])},
+            "times": vec![150; size],
+        }))
+        .unwrap()
+    }
+
+    fn state(n: usize) -> StoryState {
+        let mut s = StoryState::new("fp", 4);
+        s.clock = 200;
+        s.stories = (0..n)
+            .map(|i| story(&format!("s{i}"), i as u64, 3))
+            .collect();
+        s.rebuild().unwrap();
+        s
+    }
+
+    fn same(a: &StoryState, b: &StoryState) {
+        assert_eq!(
+            serde_json::to_value(a).unwrap(),
+            serde_json::to_value(b).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_save_appends_what_changed_and_loads_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state");
+        let mut s = state(40);
+        save(&p, &mut s).unwrap();
+        let first = std::fs::metadata(&p).unwrap().len();
+        same(&load(&p, "fp", 4).unwrap(), &s);
+        // One story changes: the file grows by about one record and a header.
+        s.stories[7].label = "changed".into();
+        s.stories[7].size += 1;
+        s.clock = 300;
+        save(&p, &mut s).unwrap();
+        let second = std::fs::metadata(&p).unwrap().len();
+        assert!(second - first < first / 4, "{first} then {second}");
+        let back = load(&p, "fp", 4).unwrap();
+        same(&back, &s);
+        assert_eq!(back.stories[7].label, "changed");
+        // A story gone and one new.
+        s.stories.remove(3);
+        s.stories.push(story("s99", 99, 2));
+        s.rebuild().unwrap();
+        save(&p, &mut s).unwrap();
+        same(&load(&p, "fp", 4).unwrap(), &s);
+        // Saving the same state again writes only a header.
+        let before = std::fs::metadata(&p).unwrap().len();
+        save(&p, &mut s).unwrap();
+        let header = std::fs::metadata(&p).unwrap().len() - before;
+        assert!(header < 2_000, "{header} bytes");
+    }
+
+    #[test]
+    fn a_save_killed_midway_leaves_the_previous_state_and_is_cut_off_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state");
+        let mut s = state(10);
+        save(&p, &mut s).unwrap();
+        let committed = std::fs::read(&p).unwrap();
+        let before = s.clone();
+        s.stories[2].label = "after".into();
+        save(&p, &mut s).unwrap();
+        let full = std::fs::read(&p).unwrap();
+        // Every cut inside the second save's frames loads the first state.
+        for cut in (committed.len()..full.len()).step_by(37) {
+            std::fs::write(&p, &full[..cut]).unwrap();
+            same(&load(&p, "fp", 4).unwrap(), &before);
+        }
+        // The next save cuts the torn end off and appends after the last commit.
+        std::fs::write(&p, &full[..full.len() - 5]).unwrap();
+        s.stories[4].label = "next".into();
+        save(&p, &mut s).unwrap();
+        same(&load(&p, "fp", 4).unwrap(), &s);
+        assert!(std::fs::metadata(&p).unwrap().len() < full.len() as u64 * 2);
+    }
+
+    #[test]
+    fn a_file_grown_past_three_times_its_state_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state");
+        let mut s = state(5);
+        save(&p, &mut s).unwrap();
+        let whole = std::fs::metadata(&p).unwrap().len();
+        let mut largest = whole;
+        for i in 0..40 {
+            for st in &mut s.stories {
+                st.label = format!("rev {i}");
+            }
+            save(&p, &mut s).unwrap();
+            largest = largest.max(std::fs::metadata(&p).unwrap().len());
+        }
+        assert!(largest <= 3 * whole + 2_000, "{largest} vs {whole}");
+        same(&load(&p, "fp", 4).unwrap(), &s);
+    }
+
+    #[test]
+    fn a_state_file_of_the_json_format_loads_and_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state");
+        let mut s = state(6);
+        std::fs::write(&p, encode(&s).unwrap()).unwrap();
+        let back = load(&p, "fp", 4).unwrap();
+        same(&back, &s);
+        save(&p, &mut s).unwrap();
+        assert!(std::fs::read(&p).unwrap().starts_with(LOG_MAGIC));
+        same(&load(&p, "fp", 4).unwrap(), &s);
+    }
+
+    #[test]
+    fn a_damaged_or_missing_record_names_the_story() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state");
+        let mut s = state(3);
+        save(&p, &mut s).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        // Drop the first story's frame: the header lists a record the file lacks.
+        let len = u32::from_le_bytes(bytes[9..13].try_into().unwrap()) as usize;
+        let mut missing = LOG_MAGIC.to_vec();
+        missing.extend_from_slice(&bytes[LOG_MAGIC.len() + FRAME_HEAD + len..]);
+        std::fs::write(&p, &missing).unwrap();
+        let e = load(&p, "fp", 4).unwrap_err().to_string();
+        assert!(e.contains("\"s0\"") && e.contains("missing"), "{e}");
+        // A file with no complete save is an error, not an empty state.
+        std::fs::write(&p, &bytes[..LOG_MAGIC.len() + 20]).unwrap();
+        assert!(
+            load(&p, "fp", 4)
+                .unwrap_err()
+                .to_string()
+                .contains("no complete save")
+        );
     }
 }

@@ -166,7 +166,7 @@ impl Mirror {
     /// [`Error::Io`] naming the file that could not be written.
     pub fn keep(
         &self,
-        state: &StoryState,
+        state: &mut StoryState,
         base: Option<u64>,
         records: &[serde_json::Value],
         events: &[(&str, serde_json::Value)],
@@ -211,8 +211,8 @@ impl Mirror {
     /// Records `state` as the Redis state at `version`. Best effort: a full disk must not
     /// fail a run whose state Redis has; the mirror is then marked unknown (a later run while
     /// Redis is down would re-apply its work instead of trusting a stale copy).
-    pub fn saved(&self, state: &StoryState, version: u64) {
-        let write = || -> Result<()> {
+    pub fn saved(&self, state: &mut StoryState, version: u64) {
+        let mut write = || -> Result<()> {
             super::file::create_parent(&self.path)?;
             remove(&self.version_path())?;
             super::file::save(&self.path, state)?;
@@ -274,12 +274,12 @@ mod tests {
         let m = Mirror::new(t.path().join("m.json"));
         assert_eq!(m.pending(), None);
         assert_eq!(m.base(), None);
-        let state = StoryState::new("fp", 4);
-        m.saved(&state, 7);
+        let mut state = StoryState::new("fp", 4);
+        m.saved(&mut state, 7);
         assert_eq!((m.pending(), m.base()), (None, Some(7)));
         let rec = serde_json::json!({"id": "a", "title": "t"});
         m.keep(
-            &state,
+            &mut state,
             Some(7),
             std::slice::from_ref(&rec),
             &[("news:story", rec.clone())],
@@ -292,7 +292,7 @@ mod tests {
             None,
             "a pending mirror is not a saved version"
         );
-        m.keep(&state, None, std::slice::from_ref(&rec), &[], false)
+        m.keep(&mut state, None, std::slice::from_ref(&rec), &[], false)
             .unwrap();
         assert_eq!(m.pending(), Some(Pending { base: None }));
         let work = String::from_utf8(m.work().unwrap().unwrap()).unwrap();

@@ -341,7 +341,7 @@ impl Session {
                     let mut kept = story_messages(outcome, symbol_channels, false);
                     let (channel, payload) = outcome.summary.message();
                     kept.push((channel.to_string(), payload));
-                    m.keep(&outcome.state, m.base(), &records, &refs(&kept), false)?;
+                    m.keep(&mut outcome.state, m.base(), &records, &refs(&kept), false)?;
                     tracing::warn!(articles = records.len(), mirror = %m.path().display(),
                         "Redis is down: the run's work and events are kept with the local mirror; events spooled for the next run that reaches Redis.");
                 }
@@ -424,7 +424,7 @@ impl Session {
         // The mirror last: a consumer hears of the run as soon as it is saved, and a mirror
         // behind Redis is only ever a fallback (it is compared by version when used).
         if saved_to_redis && let Some(m) = &self.mirror {
-            m.saved(&outcome.state, self.report.state_version);
+            m.saved(&mut outcome.state, self.report.state_version);
         }
         tracing::info!(
             saved_to_redis,
@@ -439,7 +439,7 @@ impl Session {
     fn not_saved(
         &self,
         e: Error,
-        outcome: &crate::pipeline::RunOutcome,
+        outcome: &mut crate::pipeline::RunOutcome,
         journal: Option<&dyn Journal>,
         events: Vec<(String, serde_json::Value)>,
     ) -> Error {
@@ -470,7 +470,7 @@ impl Session {
         // that lost the race.
         let supersede = self.mirror_work == MirrorWork::Reapplied;
         match m.keep(
-            &outcome.state,
+            &mut outcome.state,
             Some(self.loaded_version),
             &records,
             &kept,

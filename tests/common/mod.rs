@@ -203,3 +203,29 @@ pub fn eval_json(gold: &Path, assignments: &Path) -> serde_json::Value {
         &[],
     ))
 }
+
+/// The last complete header of a state file (`{"xxh3": …, "state": …}`, the state without
+/// its stories), read from the snapshot-plus-log format by hand: magic, then frames of
+/// kind (1 byte), length (u32 LE), xxh3 (u64 LE) and payload.
+#[allow(dead_code)]
+pub fn state_header(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = b"PNSLOG1\n".len();
+    assert!(
+        bytes.starts_with(b"PNSLOG1\n"),
+        "{}: not a state log",
+        path.display()
+    );
+    let mut header = None;
+    while at + 13 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
+        let Some(payload) = bytes.get(at + 13..at + 13 + len) else {
+            break;
+        };
+        if bytes[at] == b'H' {
+            header = Some(payload);
+        }
+        at += 13 + len;
+    }
+    serde_json::from_slice(header.expect("a header")).unwrap()
+}
