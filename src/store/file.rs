@@ -61,6 +61,13 @@ pub fn load(path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
         message,
     };
     let scan = scan(&bytes).map_err(bad)?;
+    if scan.damaged_at.is_some_and(|_| scan.clean) {
+        return Err(bad(format!(
+            "checksum mismatch in the frame at byte {}: the state was damaged after it was \
+             written; restore it from a copy or start a new state",
+            scan.damaged_at.unwrap_or(0)
+        )));
+    }
     let Some(header) = scan.header else {
         return Err(bad(
             "no complete save in the file (a first save killed midway?)".into(),
@@ -100,9 +107,16 @@ pub fn load(path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
 const LOG_MAGIC: &[u8] = b"PNSLOG1\n";
 /// A frame's kind, length and checksum.
 const FRAME_HEAD: usize = 13;
+/// The end mark a save writes last: an `E` frame holding the file's length (u64 LE).
+const END_FRAME: usize = FRAME_HEAD + 8;
 
 /// What a log file holds at its last complete save.
 struct Scan<'a> {
+    /// The file ends with the end mark of a complete save: nothing in it may be cut short or
+    /// fail its checksum (that would be damage, not a save killed midway).
+    clean: bool,
+    /// Where the first frame cut short or failing its checksum starts.
+    damaged_at: Option<usize>,
     /// The last complete header's payload.
     header: Option<&'a [u8]>,
     /// Per story id, its latest record before that header.
@@ -112,25 +126,38 @@ struct Scan<'a> {
 }
 
 /// Reads the frames of a log file up to the last complete save. A frame cut short or
-/// failing its checksum ends the scan (it and what follows are a save killed midway).
+/// failing its checksum ends the scan (in a file without its end mark: a save killed
+/// midway).
 fn scan(bytes: &[u8]) -> std::result::Result<Scan<'_>, String> {
+    let clean = bytes.len() >= LOG_MAGIC.len() + END_FRAME && {
+        let end = &bytes[bytes.len() - END_FRAME..];
+        end[0] == b'E'
+            && end[1..5] == 8u32.to_le_bytes()
+            && end[5..13] == xxh3_64(&end[13..]).to_le_bytes()
+            && end[13..] == (bytes.len() as u64).to_le_bytes()
+    };
     let mut out = Scan {
+        clean,
+        damaged_at: None,
         header: None,
         records: std::collections::HashMap::new(),
         committed_end: LOG_MAGIC.len(),
     };
     let mut pending: Vec<(&str, &[u8])> = Vec::new();
     let mut at = LOG_MAGIC.len();
-    while let Some(head) = bytes.get(at..at + FRAME_HEAD) {
+    while at < bytes.len() {
+        let Some(head) = bytes.get(at..at + FRAME_HEAD) else {
+            out.damaged_at = Some(at);
+            break;
+        };
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let mut want = [0; 8];
         want.copy_from_slice(&head[5..13]);
-        let Some(payload) = bytes.get(at + FRAME_HEAD..at + FRAME_HEAD + len) else {
+        let payload = bytes.get(at + FRAME_HEAD..at + FRAME_HEAD + len);
+        let Some(payload) = payload.filter(|p| xxh3_64(p) == u64::from_le_bytes(want)) else {
+            out.damaged_at = Some(at);
             break;
         };
-        if xxh3_64(payload) != u64::from_le_bytes(want) {
-            break;
-        }
         match head[0] {
             b'S' => {
                 let (n, rest) = payload
@@ -146,6 +173,7 @@ fn scan(bytes: &[u8]) -> std::result::Result<Scan<'_>, String> {
                 out.header = Some(payload);
                 out.committed_end = at + FRAME_HEAD + len;
             }
+            b'E' => {}
             k => return Err(format!("unknown frame kind {k:#04x} at byte {at}")),
         }
         at += FRAME_HEAD + len;
@@ -303,10 +331,14 @@ pub fn save(path: &Path, state: &mut StoryState) -> Result<()> {
     let header = header.map_err(encode_err)?;
     push_frame(&mut whole, b'H', &[&header]);
     push_frame(&mut frames, b'H', &[&header]);
+    let whole_len = (whole.len() + END_FRAME) as u64;
+    push_frame(&mut whole, b'E', &[&whole_len.to_le_bytes()]);
     match held {
-        Some(h) if h.committed_end + frames.len() <= 3 * whole.len() => {
+        Some(h) if h.committed_end + frames.len() + END_FRAME <= 3 * whole.len() => {
             let end = h.committed_end as u64;
             drop(h);
+            let total = end + (frames.len() + END_FRAME) as u64;
+            push_frame(&mut frames, b'E', &[&total.to_le_bytes()]);
             // Cut off what a killed save left after the last commit, then append and sync.
             file.set_len(end).map_err(io)?;
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end)).map_err(io)?;
@@ -513,10 +545,19 @@ mod tests {
         s.stories[2].label = "after".into();
         save(&p, &mut s).unwrap();
         let full = std::fs::read(&p).unwrap();
-        // Every cut inside the second save's frames loads the first state.
-        for cut in (committed.len()..full.len()).step_by(37) {
+        // Every cut inside the second save's frames loads the first state; once its header
+        // is whole (only the end mark cut), the second.
+        for cut in (committed.len()..full.len())
+            .step_by(37)
+            .chain([full.len() - 3])
+        {
             std::fs::write(&p, &full[..cut]).unwrap();
-            same(&load(&p, "fp", 4).unwrap(), &before);
+            let want = if cut > full.len() - END_FRAME {
+                &s
+            } else {
+                &before
+            };
+            same(&load(&p, "fp", 4).unwrap(), want);
         }
         // The next save cuts the torn end off and appends after the last commit.
         std::fs::write(&p, &full[..full.len() - 5]).unwrap();
@@ -572,6 +613,18 @@ mod tests {
         std::fs::write(&p, &missing).unwrap();
         let e = load(&p, "fp", 4).unwrap_err().to_string();
         assert!(e.contains("\"s0\"") && e.contains("missing"), "{e}");
+        // A bit flipped in a complete file is damage, not a save killed midway.
+        for at in [
+            LOG_MAGIC.len() + 40,
+            bytes.len() / 2,
+            bytes.len() - END_FRAME - 30,
+        ] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x10;
+            std::fs::write(&p, &flipped).unwrap();
+            let e = load(&p, "fp", 4).unwrap_err().to_string();
+            assert!(e.contains("checksum mismatch"), "{at}: {e}");
+        }
         // A file with no complete save is an error, not an empty state.
         std::fs::write(&p, &bytes[..LOG_MAGIC.len() + 20]).unwrap();
         assert!(
