@@ -357,8 +357,11 @@ pub struct TermStats {
     /// 2^20 counters: a small run touches a few thousand terms, and a table's page faults
     /// and its 4 MiB in every state file would cost more than the whole run.
     #[serde(with = "df_b64")]
-    pub df: HashMap<u32, u32, BuildHasherDefault<crate::text::IdHasher>>,
+    pub df: DfMap,
 }
+
+/// Document frequencies by term id.
+pub type DfMap = HashMap<u32, u32, BuildHasherDefault<crate::text::IdHasher>>;
 
 impl TermStats {
     /// Smoothed inverse document frequency of `id`, counting the article being weighted
@@ -484,10 +487,22 @@ pub struct StoryState {
     /// in their order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story_order: Option<Vec<String>>,
+    /// In a Redis header: the document frequencies are stored apart (`perps:state:terms`),
+    /// so a header without them is not an empty vocabulary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terms_apart: bool,
     /// Derived: per active story, the digest of its record as Redis holds it (loaded or last
     /// saved), so a save writes only the stories that changed.
     #[serde(skip)]
     pub stored: HashMap<String, u64>,
+    /// Derived: the document frequencies as Redis holds them (its base plus its log of
+    /// changes), so a save writes only the counts that changed; None when Redis holds none
+    /// apart from the header.
+    #[serde(skip)]
+    pub stored_df: Option<DfMap>,
+    /// Derived: the bytes of changes Redis holds on top of its document-frequency base.
+    #[serde(skip)]
+    pub stored_df_log: usize,
 }
 
 /// What the last `news:story` event of a story told consumers: the baseline a material
@@ -538,6 +553,9 @@ impl StoryState {
             run_day: 0,
             story_order: None,
             stored: HashMap::new(),
+            stored_df: None,
+            stored_df_log: 0,
+            terms_apart: false,
             forgotten_stories: Vec::new(),
         }
     }

@@ -346,6 +346,10 @@ const APP_NEEDS: &[&[&str]] = &[
     &["HGETALL", "perps:state:stories"],
     &["HSET", "perps:state:stories", "s1", "{}"],
     &["HDEL", "perps:state:stories", "s1"],
+    &["LRANGE", "perps:state:terms:log", "0", "-1"],
+    &["RPUSH", "perps:state:terms:log", "x"],
+    &["SET", "perps:state:terms", "x"],
+    &["DEL", "perps:state:terms:log"],
     &["SET", "perps:state:lock", "t", "NX", "PX", "30000"],
     &["PTTL", "perps:state:lock"],
     &[

@@ -93,7 +93,16 @@ fn a_first_layout_state_is_converted_and_continues_as_it_would_have() {
         &[],
     ));
     let mut c = redis.client(0);
-    let v1 = std::fs::read(&file).unwrap();
+    // The file is a snapshot plus log; its state in the first layout's encoding (one
+    // checksummed JSON value holding every story).
+    let header = common::state_header(&file);
+    let state = perps_news::store::file::load(
+        &file,
+        header["state"]["fingerprint"].as_str().unwrap(),
+        header["state"]["dim"].as_u64().unwrap() as usize,
+    )
+    .unwrap();
+    let v1 = perps_news::store::file::encode(&state).unwrap();
     let _: () = redis::cmd("SET")
         .arg("perps:state")
         .arg(&v1)

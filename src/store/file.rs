@@ -73,7 +73,7 @@ pub fn load(path: &Path, fingerprint: &str, dim: usize) -> Result<StoryState> {
             "no complete save in the file (a first save killed midway?)".into(),
         ));
     };
-    if scan.committed_end < bytes.len() {
+    if !scan.clean && scan.committed_end < bytes.len() {
         tracing::warn!(file = %path.display(), bytes = bytes.len() - scan.committed_end,
             "Ignored the end of the state file after its last complete save (a save killed midway); the next save cuts it off.");
     }

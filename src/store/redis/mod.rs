@@ -36,6 +36,10 @@ pub use stats::stats_json;
 pub const STATE_KEY: &str = "perps:state";
 /// Hash of the active stories of the state, one field per story id.
 pub const STATE_STORIES_KEY: &str = "perps:state:stories";
+/// The state's document frequencies as one binary value (the base; see `state.rs`).
+pub const STATE_TERMS_KEY: &str = "perps:state:terms";
+/// List of the changes to [`STATE_TERMS_KEY`] since it was written, one binary value per save.
+pub const STATE_TERMS_LOG_KEY: &str = "perps:state:terms:log";
 /// Key of the state's version counter (the fencing token of writes).
 pub const STATE_VERSION_KEY: &str = "perps:state:version";
 /// Key of the run lock.

@@ -4,15 +4,18 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    LAST_RUN_KEY, Pool, STATE_KEY, STATE_LOCK_KEY, STATE_STORIES_KEY, STATE_VERSION_KEY,
-    STORIES_KEY, StateLock,
+    LAST_RUN_KEY, Pool, STATE_KEY, STATE_LOCK_KEY, STATE_STORIES_KEY, STATE_TERMS_KEY,
+    STATE_TERMS_LOG_KEY, STATE_VERSION_KEY, STORIES_KEY, StateLock,
 };
 use crate::error::{Error, Result};
+use crate::story::DfMap;
 
 /// Loads the story state and its version (a new empty state, version 0, when none), in one
-/// round trip: the header (`perps:state`), the version and the active stories' records
-/// (`perps:state:stories`). A header of the first layout (one JSON value holding every
-/// story) is read as it is; the next save converts it.
+/// round trip: the header (`perps:state`), the version, the active stories' records
+/// (`perps:state:stories`) and the document frequencies (`perps:state:terms`, plus the
+/// changes in `perps:state:terms:log`). A header of an earlier layout (one JSON value
+/// holding every story, or holding the document frequencies) is read as it is; the next
+/// save converts it.
 ///
 /// # Errors
 /// [`Error::Redis`] when unreachable; [`Error::State`] when the stored state is unusable or
@@ -22,8 +25,14 @@ pub fn load_state(
     fingerprint: &str,
     dim: usize,
 ) -> Result<(crate::story::StoryState, u64)> {
-    type Reply = (Option<Vec<u8>>, Option<u64>, Vec<(String, Vec<u8>)>);
-    let (raw, version, fields): Reply = pool.run("GET state", |c| {
+    type Reply = (
+        Option<Vec<u8>>,
+        Option<u64>,
+        Vec<(String, Vec<u8>)>,
+        Option<Vec<u8>>,
+        Vec<Vec<u8>>,
+    );
+    let (raw, version, fields, terms, terms_log): Reply = pool.run("GET state", |c| {
         redis::pipe()
             .cmd("GET")
             .arg(STATE_KEY)
@@ -31,6 +40,12 @@ pub fn load_state(
             .arg(STATE_VERSION_KEY)
             .cmd("HGETALL")
             .arg(STATE_STORIES_KEY)
+            .cmd("GET")
+            .arg(STATE_TERMS_KEY)
+            .cmd("LRANGE")
+            .arg(STATE_TERMS_LOG_KEY)
+            .arg(0)
+            .arg(-1)
             .query(c)
     })?;
     let version = version.unwrap_or(0);
@@ -42,6 +57,28 @@ pub fn load_state(
     };
     let path = std::path::PathBuf::from(format!("redis://{}/{STATE_KEY}", pool.name));
     let mut state = crate::store::file::decode(&raw, &path, fingerprint, dim)?;
+    if let Some(base) = terms {
+        let key = std::path::PathBuf::from(format!("redis://{}/{STATE_TERMS_KEY}", pool.name));
+        let bad = |message: String| Error::State {
+            path: key.clone(),
+            message,
+        };
+        let mut df = DfMap::default();
+        apply_terms(&mut df, &base).map_err(|e| bad(format!("base: {e}")))?;
+        for (i, change) in terms_log.iter().enumerate() {
+            apply_terms(&mut df, change)
+                .map_err(|e| bad(format!("change {i} of {STATE_TERMS_LOG_KEY}: {e}")))?;
+        }
+        state.terms.df = df.clone();
+        state.stored_df = Some(df);
+        state.stored_df_log = terms_log.iter().map(Vec::len).sum();
+    } else if state.terms_apart {
+        return Err(Error::State {
+            path: std::path::PathBuf::from(format!("redis://{}/{STATE_TERMS_KEY}", pool.name)),
+            message: "missing: the header says the document frequencies are stored here".into(),
+        });
+    }
+    state.terms_apart = false;
     let mut records: HashMap<String, Vec<u8>> = fields.into_iter().collect();
     match state.story_order.take() {
         Some(order) => {
@@ -93,6 +130,76 @@ pub fn load_state(
     Ok((state, version))
 }
 
+/// Magic and codec version of a document-frequency value (base or change).
+const TERMS_MAGIC: [u8; 4] = *b"PNT\x01";
+
+/// A document-frequency value: magic, the xxh3-64 of the rest (LE), then (term id, count)
+/// pairs as little-endian u32s, by id. A base holds every term; a change holds the counts
+/// that changed, as their new values (so applying changes in order gives the counts).
+fn encode_terms(pairs: &mut [(u32, u32)]) -> Vec<u8> {
+    pairs.sort_unstable();
+    let mut out = Vec::with_capacity(12 + 8 * pairs.len());
+    out.extend_from_slice(&TERMS_MAGIC);
+    out.extend_from_slice(&[0; 8]);
+    for (id, n) in pairs.iter() {
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    let digest = xxhash_rust::xxh3::xxh3_64(&out[12..]);
+    out[4..12].copy_from_slice(&digest.to_le_bytes());
+    out
+}
+
+/// Sets the counts a value of [`encode_terms`] holds.
+fn apply_terms(df: &mut DfMap, value: &[u8]) -> std::result::Result<(), String> {
+    if value.len() < 12 || value[..4] != TERMS_MAGIC {
+        return Err("not a document-frequency value of this codec".into());
+    }
+    let body = &value[12..];
+    let mut want = [0; 8];
+    want.copy_from_slice(&value[4..12]);
+    if xxhash_rust::xxh3::xxh3_64(body) != u64::from_le_bytes(want) || !body.len().is_multiple_of(8)
+    {
+        return Err("checksum mismatch".into());
+    }
+    df.reserve(body.len() / 8);
+    for p in body.chunks_exact(8) {
+        let id = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+        let n = u32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        df.insert(id, n);
+    }
+    Ok(())
+}
+
+/// What a save writes of the document frequencies: the changed counts (appended to the
+/// log), or all of them as a new base (the log cleared) when Redis holds none apart, the save
+/// is a full one, or the log would outgrow the base.
+fn terms_write(state: &crate::story::StoryState, full: bool) -> (&'static str, Vec<u8>, usize) {
+    let df = &state.terms.df;
+    let base = || {
+        let mut all: Vec<(u32, u32)> = df.iter().map(|(k, v)| (*k, *v)).collect();
+        ("base", encode_terms(&mut all), 0)
+    };
+    let Some(stored) = state.stored_df.as_ref().filter(|_| !full) else {
+        return base();
+    };
+    let mut changed: Vec<(u32, u32)> = df
+        .iter()
+        .filter(|(k, v)| stored.get(k) != Some(v))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    if changed.is_empty() && stored.len() == df.len() {
+        return ("none", Vec::new(), state.stored_df_log);
+    }
+    // A count never drops, so every stored term is still there: the changes suffice.
+    if stored.len() > df.len() || state.stored_df_log + 8 * changed.len() > 8 * df.len() {
+        return base();
+    }
+    let value = encode_terms(&mut changed);
+    let log = state.stored_df_log + value.len();
+    ("change", value, log)
+}
+
 /// A story record of the first per-story layout: the 16 hex digits of the xxh3 of its JSON,
 /// then the JSON. Read, never written: its digest is given as 0, so the next save rewrites
 /// the story in the binary codec ([`crate::store::record`]).
@@ -132,17 +239,24 @@ pub fn state_version(pool: &Pool) -> Result<u64> {
 }
 
 const SAVE_STATE: &str = r"
--- KEYS: lock, state header, version, stories zset, last run, state stories hash
+-- KEYS: lock, state header, version, stories zset, last run, state stories hash, terms base,
+-- terms log
 -- ARGV: token, header, last-run json, full (1: replace the hash), n records, n changed,
--- n removed, then n x (id, json, score), n changed x (id, record), n removed ids, then ids
--- to forget
+-- n removed, terms mode (base / change / none), terms value, then n x (id, json, score),
+-- n changed x (id, record), n removed ids, then ids to forget
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[8] == 'base' then
+  redis.call('SET', KEYS[7], ARGV[9])
+  redis.call('DEL', KEYS[8])
+elseif ARGV[8] == 'change' then
+  redis.call('RPUSH', KEYS[8], ARGV[9])
+end
 local v = redis.call('INCR', KEYS[3])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 if ARGV[4] == '1' then redis.call('DEL', KEYS[6]) end
 local n, c, r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local i = 8
+local i = 10
 for _ = 1, n do
   redis.call('SET', 'perps:story:' .. ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[i])
@@ -225,10 +339,16 @@ pub fn save_state(
             .cloned()
             .collect()
     };
+    let (terms_mode, terms_value, terms_log) = terms_write(state, full);
+    // The header: the state without its stories and document frequencies (stored apart).
     let stories = std::mem::take(&mut state.stories);
+    let df = std::mem::take(&mut state.terms.df);
     state.story_order = Some(stories.iter().map(|s| s.id.clone()).collect());
+    state.terms_apart = true;
     let header = crate::store::file::encode(state);
+    state.terms_apart = false;
     state.stories = stories;
+    state.terms.df = df;
     state.story_order = None;
     let header = header.map_err(encode_err)?;
     tracing::debug!(
@@ -236,6 +356,8 @@ pub fn save_state(
         changed = changed.len(),
         removed = removed.len(),
         header_bytes = header.len(),
+        terms = terms_mode,
+        terms_bytes = terms_value.len(),
         changed_bytes = changed.iter().map(|(_, v)| v.len()).sum::<usize>(),
         "State encoded."
     );
@@ -247,14 +369,18 @@ pub fn save_state(
             .key(STATE_VERSION_KEY)
             .key(STORIES_KEY)
             .key(LAST_RUN_KEY)
-            .key(STATE_STORIES_KEY);
+            .key(STATE_STORIES_KEY)
+            .key(STATE_TERMS_KEY)
+            .key(STATE_TERMS_LOG_KEY);
         inv.arg(lock.token())
             .arg(&header)
             .arg(last_run)
             .arg(if full { "1" } else { "0" })
             .arg(records.len())
             .arg(changed.len())
-            .arg(removed.len());
+            .arg(removed.len())
+            .arg(terms_mode)
+            .arg(&terms_value);
         for (id, record, score) in records {
             inv.arg(id).arg(record).arg(*score);
         }
@@ -272,12 +398,46 @@ pub fn save_state(
     let v = u64::try_from(v)
         .map_err(|_| Error::Locked("the lock expired during the run; state not saved".into()))?;
     state.stored = digests;
+    if terms_mode != "none" {
+        state.stored_df = Some(state.terms.df.clone());
+    }
+    state.stored_df_log = terms_log;
     Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_frequencies_go_out_as_changes_until_the_log_outgrows_the_base() {
+        let mut state = crate::story::StoryState::new("fp", 4);
+        state.terms.df = (0..100).map(|i| (i, 1)).collect();
+        // Nothing stored apart yet: a base.
+        let (mode, base, log) = terms_write(&state, false);
+        assert_eq!((mode, log), ("base", 0));
+        let mut df = DfMap::default();
+        apply_terms(&mut df, &base).unwrap();
+        assert_eq!(df, state.terms.df);
+        state.stored_df = Some(df.clone());
+        // Unchanged: nothing.
+        assert_eq!(terms_write(&state, false).0, "none");
+        // Two counts change and one term is new: a change of three pairs.
+        state.terms.df.insert(3, 2);
+        state.terms.df.insert(50, 7);
+        state.terms.df.insert(1000, 1);
+        let (mode, change, log) = terms_write(&state, false);
+        assert_eq!((mode, change.len(), log), ("change", 12 + 3 * 8, 36));
+        apply_terms(&mut df, &change).unwrap();
+        assert_eq!(df, state.terms.df, "base then changes give the counts");
+        // A full save, or a log as large as the base, writes a base again.
+        assert_eq!(terms_write(&state, true).0, "base");
+        state.stored_df_log = 8 * 100;
+        assert_eq!(terms_write(&state, false).0, "base");
+        let mut bad = change.clone();
+        bad[14] ^= 1;
+        assert!(apply_terms(&mut df, &bad).unwrap_err().contains("checksum"));
+    }
 
     #[test]
     fn a_record_of_the_json_codec_is_read_and_marked_for_rewriting() {
