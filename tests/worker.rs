@@ -312,6 +312,88 @@ fn node_producer_jobs_are_processed_by_the_rust_worker() {
     }
 }
 
+/// A labeling job writes back what the labeler gave, the category included, as a run does:
+/// stories clustered with the extractive labeler, then relabelled by a worker whose labeler
+/// is the chat model (a loopback server speaking the OpenAI chat API, answering "crypto",
+/// which the rule categorizer never gives).
+#[test]
+fn a_labeling_job_stores_the_labelers_category_with_the_story() {
+    let redis = RedisServer::start(None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let api = common::openai::FakeApi::start(8);
+    let fixture = root("fixtures/news-100.jsonl");
+    let out = common::run_in(
+        dir.path(),
+        &[
+            "run",
+            "-q",
+            "--redis-url",
+            &redis.url(0),
+            fixture.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    common::ok(&out);
+    let mut c0 = redis.client(0);
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg("perps:stories")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c0)
+        .unwrap();
+    let record = |c: &mut redis::Connection, id: &str| -> Value {
+        let rec: String = redis::cmd("GET")
+            .arg(format!("perps:story:{id}"))
+            .query(c)
+            .unwrap();
+        serde_json::from_str(&rec).unwrap()
+    };
+    let before = record(&mut c0, &ids[0]);
+    assert_ne!(before["category"], "crypto", "{before}");
+    let pipeline = dir.path().join("llm.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[api]\nbase_url = \"{}\"\nattempts = 2\nbackoff_ms = 10\n\n[label]\nprovider = \"llm\"\n\n[label.llm]\nmodel = \"chat-a\"\n",
+            api.base()
+        ),
+    )
+    .unwrap();
+    let _w = WorkerProc::start(
+        &redis,
+        dir.path(),
+        &[
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--queues",
+            "labeling",
+        ],
+        &[("OPENROUTER_API_KEY", "sk-test-key")],
+    );
+    let jobs = node(
+        "producer.js",
+        &json!({"url": redis.url(QUEUE_DB), "queue": "labeling", "timeoutMs": 30000,
+            "jobs": [{"name": "labeling", "data": {"stories": [ids[0]]}}]}),
+    );
+    let lab = &jobs[0];
+    assert_eq!(lab["state"], "completed", "{lab}");
+    assert!(
+        api.count("chat/completions") > 0,
+        "the chat model was asked"
+    );
+    let after = record(&mut c0, &ids[0]);
+    assert_eq!(
+        after["category"], "crypto",
+        "the labeler's category is stored: {after}"
+    );
+    assert!(
+        after["label"].as_str().unwrap().starts_with("LLM: "),
+        "{after}"
+    );
+    assert_eq!(lab["returnvalue"]["labeled"][0]["label"], after["label"]);
+}
+
 #[test]
 fn a_transient_failure_is_retried_with_the_producers_backoff() {
     let redis = RedisServer::start(None, &[]);
