@@ -203,15 +203,23 @@ impl Session {
             )?);
             // The caller's copy of the state at a version is that version (every write
             // bumps it under this lock): skip fetching and decoding the whole state.
+            // Behind (another process saved since): read only what changed, if the change
+            // log reaches back to it.
             let current = match self.reuse.take() {
-                Some((v, kept)) if store::redis::state_version(&self.conns.main)? == v => {
-                    tracing::debug!(
-                        version = v,
-                        "State unchanged since this process saved it; not reloaded."
-                    );
-                    Some((kept, v))
+                Some((v, kept)) => {
+                    let now = store::redis::state_version(&self.conns.main)?;
+                    if now == v {
+                        tracing::debug!(
+                            version = v,
+                            "State unchanged since this process saved it; not reloaded."
+                        );
+                        Some((kept, v))
+                    } else {
+                        store::redis::catch_up(&self.conns.main, fingerprint, dim, kept, v, now)?
+                            .map(|s| (s, now))
+                    }
                 }
-                _ => None,
+                None => None,
             };
             let (mut state, version) = match current {
                 Some(c) => c,

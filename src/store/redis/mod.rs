@@ -28,7 +28,7 @@ pub use cache::RedisCache;
 pub use config::RedisConfig;
 pub use lock::StateLock;
 pub use pool::{Connections, Pool};
-pub use state::{load_state, save_state, state_version};
+pub use state::{catch_up, load_state, save_state, state_version};
 pub use stats::stats_json;
 
 /// Key of the story state (its header: everything but the active stories, which are in
@@ -40,6 +40,9 @@ pub const STATE_STORIES_KEY: &str = "perps:state:stories";
 pub const STATE_TERMS_KEY: &str = "perps:state:terms";
 /// List of the changes to [`STATE_TERMS_KEY`] since it was written, one binary value per save.
 pub const STATE_TERMS_LOG_KEY: &str = "perps:state:terms:log";
+/// List of the state's last saves: `<version>\t<changed story ids>\t<removed ids>`, so a
+/// long-lived process catches up by reading only those stories (see `state::catch_up`).
+pub const STATE_CHANGES_KEY: &str = "perps:state:changes";
 /// Key of the state's version counter (the fencing token of writes).
 pub const STATE_VERSION_KEY: &str = "perps:state:version";
 /// Key of the run lock.

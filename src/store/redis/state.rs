@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    LAST_RUN_KEY, Pool, STATE_KEY, STATE_LOCK_KEY, STATE_STORIES_KEY, STATE_TERMS_KEY,
-    STATE_TERMS_LOG_KEY, STATE_VERSION_KEY, STORIES_KEY, StateLock,
+    LAST_RUN_KEY, Pool, STATE_CHANGES_KEY, STATE_KEY, STATE_LOCK_KEY, STATE_STORIES_KEY,
+    STATE_TERMS_KEY, STATE_TERMS_LOG_KEY, STATE_VERSION_KEY, STORIES_KEY, StateLock,
 };
 use crate::error::{Error, Result};
 use crate::story::DfMap;
@@ -49,11 +49,160 @@ pub fn load_state(
             .query(c)
     })?;
     let version = version.unwrap_or(0);
+    let state = assemble(
+        pool,
+        fingerprint,
+        dim,
+        raw,
+        fields.into_iter().collect(),
+        terms,
+        &terms_log,
+        None,
+    )?;
+    Ok((state, version))
+}
+
+/// Brings `kept`, the state as this process last saved or loaded it at version `from`, up
+/// to version `to` (what Redis holds now, under this process's lock) by reading only what
+/// changed since: the header, the document frequencies, and the records of the stories the
+/// change log (`perps:state:changes`) names for versions `from + 1 ..= to`. None when the
+/// log does not reach back that far (trimmed, or a full save since): load everything then.
+/// Debug builds (every test run) check the result against a full load.
+///
+/// # Errors
+/// As [`load_state`].
+pub fn catch_up(
+    pool: &Pool,
+    fingerprint: &str,
+    dim: usize,
+    kept: crate::story::StoryState,
+    from: u64,
+    to: u64,
+) -> Result<Option<crate::story::StoryState>> {
+    let entries: Vec<String> = pool.run("LRANGE state changes", |c| {
+        redis::cmd("LRANGE")
+            .arg(STATE_CHANGES_KEY)
+            .arg(0)
+            .arg(-1)
+            .query(c)
+    })?;
+    let Some(changed) = changed_since(&entries, from, to) else {
+        return Ok(None);
+    };
+    type Reply = (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Vec<Vec<u8>>,
+        Vec<Option<Vec<u8>>>,
+    );
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET")
+        .arg(STATE_KEY)
+        .cmd("GET")
+        .arg(STATE_TERMS_KEY)
+        .cmd("LRANGE")
+        .arg(STATE_TERMS_LOG_KEY)
+        .arg(0)
+        .arg(-1);
+    if changed.is_empty() {
+        // HMGET needs a field; ask for none that exists.
+        pipe.cmd("HMGET").arg(STATE_STORIES_KEY).arg("");
+    } else {
+        pipe.cmd("HMGET").arg(STATE_STORIES_KEY).arg(&changed);
+    }
+    let (raw, terms, terms_log, values): Reply =
+        pool.run("GET state changes", |c| pipe.query(c))?;
+    let records: HashMap<String, Vec<u8>> = changed
+        .iter()
+        .zip(values)
+        .filter_map(|(id, v)| Some((id.clone(), v?)))
+        .collect();
+    let read = records.len();
+    let state = assemble(
+        pool,
+        fingerprint,
+        dim,
+        raw,
+        records,
+        terms,
+        &terms_log,
+        Some(kept),
+    )?;
+    tracing::debug!(
+        from,
+        to,
+        read,
+        stories = state.stories.len(),
+        "Caught up with the stored state from its change log."
+    );
+    if cfg!(debug_assertions) {
+        let (full, _) = load_state(pool, fingerprint, dim)?;
+        debug_assert_eq!(
+            serde_json::to_value(&full).ok(),
+            serde_json::to_value(&state).ok(),
+            "a state caught up from the change log differs from the stored one"
+        );
+        debug_assert_eq!(full.stored, state.stored);
+    }
+    Ok(Some(state))
+}
+
+/// The ids of the stories changed in versions `from + 1 ..= to`, from change-log entries
+/// (`<version>\t<changed ids>\t<removed ids>`, ids comma-separated, or `<version>\t*` for
+/// a save that wrote everything); None unless every one of those versions is there and
+/// none wrote everything.
+fn changed_since(entries: &[String], from: u64, to: u64) -> Option<Vec<String>> {
+    if to < from {
+        return None;
+    }
+    let mut seen = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for e in entries {
+        let mut parts = e.split('\t');
+        let v: u64 = parts.next()?.parse().ok()?;
+        if v <= from || v > to {
+            continue;
+        }
+        seen += 1;
+        let changed = parts.next()?;
+        if changed == "*" {
+            return None;
+        }
+        ids.extend(
+            changed
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+    }
+    (seen == to - from).then(|| ids.into_iter().collect())
+}
+
+/// The state from a header, the records read and the document frequencies; stories the
+/// header lists that were not read come from `kept` (with their stored digests).
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    pool: &Pool,
+    fingerprint: &str,
+    dim: usize,
+    raw: Option<Vec<u8>>,
+    mut records: HashMap<String, Vec<u8>>,
+    terms: Option<Vec<u8>>,
+    terms_log: &[Vec<u8>],
+    kept: Option<crate::story::StoryState>,
+) -> Result<crate::story::StoryState> {
     let Some(raw) = raw else {
         let mut state = crate::story::StoryState::new(fingerprint, dim);
         // Records without a header (not written by this engine): the first save replaces them.
-        state.stored = fields.into_iter().map(|(id, _)| (id, 0)).collect();
-        return Ok((state, version));
+        state.stored = records.into_keys().map(|id| (id, 0)).collect();
+        return Ok(state);
+    };
+    let (mut kept_stories, kept_stored) = match kept {
+        Some(k) => (
+            k.stories.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            k.stored,
+        ),
+        None => (HashMap::new(), HashMap::new()),
     };
     let path = std::path::PathBuf::from(format!("redis://{}/{STATE_KEY}", pool.name));
     let mut state = crate::store::file::decode(&raw, &path, fingerprint, dim)?;
@@ -79,7 +228,6 @@ pub fn load_state(
         });
     }
     state.terms_apart = false;
-    let mut records: HashMap<String, Vec<u8>> = fields.into_iter().collect();
     match state.story_order.take() {
         Some(order) => {
             let key =
@@ -91,9 +239,15 @@ pub fn load_state(
             let mut stories = Vec::with_capacity(order.len());
             let mut json_records = 0;
             for id in order {
-                let value = records
-                    .remove(&id)
-                    .ok_or_else(|| bad(&id, "missing (the header lists it)".into()))?;
+                let Some(value) = records.remove(&id) else {
+                    let story = kept_stories
+                        .remove(&id)
+                        .ok_or_else(|| bad(&id, "missing (the header lists it)".into()))?;
+                    let digest = kept_stored.get(&id).copied().unwrap_or(0);
+                    state.stored.insert(id, digest);
+                    stories.push(story);
+                    continue;
+                };
                 let (digest, story) = decode_story(&value).map_err(|e| bad(&id, e))?;
                 if story.id != id {
                     return Err(bad(&id, format!("holds story {:?}", story.id)));
@@ -127,7 +281,7 @@ pub fn load_state(
     for id in records.into_keys() {
         state.stored.insert(id, 0);
     }
-    Ok((state, version))
+    Ok(state)
 }
 
 /// Magic and codec version of a document-frequency value (base or change).
@@ -238,12 +392,17 @@ pub fn state_version(pool: &Pool) -> Result<u64> {
     Ok(v.unwrap_or(0))
 }
 
+/// Entries of the change log kept: a process at most this many saves behind catches up by
+/// reading only what changed; further behind, it loads everything.
+pub const CHANGES_KEPT: usize = 256;
+
 const SAVE_STATE: &str = r"
 -- KEYS: lock, state header, version, stories zset, last run, state stories hash, terms base,
 -- terms log
 -- ARGV: token, header, last-run json, full (1: replace the hash), n records, n changed,
--- n removed, terms mode (base / change / none), terms value, then n x (id, json, score),
--- n changed x (id, record), n removed ids, then ids to forget
+-- n removed, terms mode (base / change / none), terms value, change-log entry (after the
+-- version and a tab), then n x (id, json, score), n changed x (id, record), n removed ids,
+-- then ids to forget
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[2], ARGV[2])
 if ARGV[8] == 'base' then
@@ -253,10 +412,12 @@ elseif ARGV[8] == 'change' then
   redis.call('RPUSH', KEYS[8], ARGV[9])
 end
 local v = redis.call('INCR', KEYS[3])
+redis.call('RPUSH', KEYS[9], v .. '\t' .. ARGV[10])
+redis.call('LTRIM', KEYS[9], -CHANGES_KEPT, -1)
 if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 if ARGV[4] == '1' then redis.call('DEL', KEYS[6]) end
 local n, c, r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local i = 10
+local i = 11
 for _ = 1, n do
   redis.call('SET', 'perps:story:' .. ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[4], ARGV[i + 2], ARGV[i])
@@ -361,8 +522,20 @@ pub fn save_state(
         changed_bytes = changed.iter().map(|(_, v)| v.len()).sum::<usize>(),
         "State encoded."
     );
+    // The change log's entry: the stories written and removed (`*`: all of them).
+    let entry = if full {
+        "*".to_string()
+    } else {
+        let ids = |v: &mut dyn Iterator<Item = &String>| v.cloned().collect::<Vec<_>>().join(",");
+        format!(
+            "{}\t{}",
+            ids(&mut changed.iter().map(|(id, _)| id)),
+            ids(&mut removed.iter())
+        )
+    };
+    let script_text = SAVE_STATE.replace("CHANGES_KEPT", &CHANGES_KEPT.to_string());
     let v: i64 = pool.run("save state", |c| {
-        let script = redis::Script::new(SAVE_STATE);
+        let script = redis::Script::new(&script_text);
         let mut inv = script.prepare_invoke();
         inv.key(STATE_LOCK_KEY)
             .key(STATE_KEY)
@@ -371,7 +544,8 @@ pub fn save_state(
             .key(LAST_RUN_KEY)
             .key(STATE_STORIES_KEY)
             .key(STATE_TERMS_KEY)
-            .key(STATE_TERMS_LOG_KEY);
+            .key(STATE_TERMS_LOG_KEY)
+            .key(STATE_CHANGES_KEY);
         inv.arg(lock.token())
             .arg(&header)
             .arg(last_run)
@@ -380,7 +554,8 @@ pub fn save_state(
             .arg(changed.len())
             .arg(removed.len())
             .arg(terms_mode)
-            .arg(&terms_value);
+            .arg(&terms_value)
+            .arg(&entry);
         for (id, record, score) in records {
             inv.arg(id).arg(record).arg(*score);
         }
@@ -408,6 +583,23 @@ pub fn save_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_change_log_names_what_changed_only_when_it_reaches_back() {
+        let log: Vec<String> = ["3\ts1,s2\t", "4\ts2,s9\ts1", "5\t\t", "6\t*", "7\ts4\t"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            changed_since(&log, 2, 5),
+            Some(vec!["s1".into(), "s2".into(), "s9".into()])
+        );
+        assert_eq!(changed_since(&log, 4, 5), Some(vec![]));
+        assert_eq!(changed_since(&log, 1, 4), None, "version 2 is trimmed");
+        assert_eq!(changed_since(&log, 5, 7), None, "6 wrote everything");
+        assert_eq!(changed_since(&log, 6, 7), Some(vec!["s4".into()]));
+        assert_eq!(changed_since(&log, 7, 9), None, "8 and 9 are not there");
+    }
 
     #[test]
     fn document_frequencies_go_out_as_changes_until_the_log_outgrows_the_base() {
