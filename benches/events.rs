@@ -10,7 +10,8 @@
 //! latency is its `publishedAt` − `ingestedAt` (both stamped by the run), read back from the
 //! `news:story` stream. Before a figure is printed the bench checks that every tick
 //! processed its 20 articles, saved, and published its summary and its events. It also
-//! prints the bytes each tick sent Redis (`INFO stats` `total_net_input_bytes` deltas).
+//! prints the bytes each tick sent Redis (`INFO stats` `total_net_input_bytes` deltas) and
+//! what it appended to the AOF (`INFO persistence` `aof_current_size` deltas).
 
 use std::path::Path;
 use std::process::Command;
@@ -66,13 +67,18 @@ fn main() {
     let mut walls = Vec::new();
     let mut stages = Vec::new();
     let mut sent = Vec::new();
+    let mut aof = Vec::new();
     for k in 0..ticks {
         let start = window + 20 * k;
         let tick = write(&format!("tick{k}.jsonl"), &articles[start..start + 20]);
-        let b0 = bytes_in(&mut c);
+        let (b0, a0) = (bytes_in(&mut c), aof_size(&mut c));
         let t0 = std::time::Instant::now();
         let summary = run(bin, dir.path(), &url, &tick);
         sent.push(bytes_in(&mut c) - b0);
+        // A tick during which the AOF was rewritten tells nothing of what the tick appended.
+        if let Some(grew) = aof_size(&mut c).checked_sub(a0) {
+            aof.push(grew);
+        }
         walls.push(t0.elapsed().as_secs_f64() * 1000.0);
         stages.push(summary["stageMs"]["wall"].as_f64().unwrap_or(0.0));
         let redis_report = &summary["redis"];
@@ -105,18 +111,20 @@ fn main() {
     walls.sort_by(f64::total_cmp);
     stages.sort_by(f64::total_cmp);
     sent.sort_unstable();
+    aof.sort_unstable();
     let pick = |q: f64| lat[((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
     println!(
         "window {window} articles, {ticks} ticks of 20: {} events; ingest → publish p50 {} ms, \
          p99 {} ms, max {} ms; per tick median: pipeline stages {:.0} ms, whole process {:.0} ms, \
-         {} KB sent to Redis",
+         {} KB sent to Redis, the AOF grew {} KB",
         lat.len(),
         pick(0.5),
         pick(0.99),
         lat[lat.len() - 1],
         stages[stages.len() / 2],
         walls[walls.len() / 2],
-        sent[sent.len() / 2] / 1000
+        sent[sent.len() / 2] / 1000,
+        aof.get(aof.len() / 2).copied().unwrap_or(0) / 1000
     );
 }
 
@@ -143,6 +151,18 @@ fn bytes_in(c: &mut redis::Connection) -> u64 {
         .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
         .and_then(|v| v.trim().parse().ok())
         .expect("total_net_input_bytes")
+}
+
+/// `aof_current_size`: the append-only file's size.
+fn aof_size(c: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(c)
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("aof_current_size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("aof_current_size (the production config has AOF on)")
 }
 
 fn stream_len(c: &mut redis::Connection, stream: &str) -> usize {
