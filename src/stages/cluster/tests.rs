@@ -456,7 +456,7 @@ fn busy_window(n: usize, seed: u64) -> (Vec<Article>, Vec<Vec<(u32, f32)>>) {
             })
             .collect()
     };
-    let mut zipf = |r: u64| {
+    let zipf = |r: u64| {
         let u = (r >> 11) as f64 / (1u64 << 53) as f64;
         cdf.partition_point(|c| *c < u).min(VOCAB - 1)
     };
