@@ -192,9 +192,8 @@ pub fn summed_term_vector(sum: &[(u32, f32)], terms: &[(u32, f32)]) -> Vec<(u32,
         // The lightest of those kept, found in linear time (a join of a big story lands
         // here every time; two sorts of its terms cost more than the rest of the join), then
         // the heavier ones kept in id order.
-        let heavier = |a: &(u32, f32), b: &(u32, f32)| {
-            b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0))
-        };
+        let heavier =
+            |a: &(u32, f32), b: &(u32, f32)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
         let mut order = out.clone();
         let (_, &mut last, _) = order.select_nth_unstable_by(MAX_TERM_SUM - 1, heavier);
         out.retain(|t| heavier(t, &last).is_le());
