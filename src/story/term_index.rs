@@ -3,11 +3,9 @@
 //! offline embedder's candidates come from it (see `stages/cluster/index.rs`).
 //!
 //! Stories are identified by a key of their own (reused once the story retires), not by
-//! their slot, so a story moving slots (`swap_remove` on retire) moves no posting. Each of a
-//! story's terms has a number of its own within the story (stable while the story holds the
-//! term), under which the story keeps where the term's posting sits; the posting carries the
-//! number. So a join updates weights in place, and dropping a posting is a `swap_remove` plus
-//! one back-pointer of the posting moved into its place (no search).
+//! their slot, so a story moving slots (`swap_remove` on retire) moves no posting. Each story
+//! remembers where each of its terms sits in that term's postings, so a join updates its
+//! weights in place and dropping a posting is a `swap_remove` plus one back-pointer.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,19 +19,13 @@ pub struct Posting {
     pub key: u32,
     /// Its summed weight of the term (as in its `term_sum`).
     pub weight: f32,
-    /// The term's number within the story (see [`KeyEntry::pos`]).
-    id: u32,
 }
 
-/// Per story key: where its terms sit in the postings.
+/// Per story key: where its terms sit in the postings, parallel to its `term_sum`.
 #[derive(Debug, Clone, Default)]
 struct KeyEntry {
-    /// Parallel to the story's `term_sum`: each term's number within the story.
-    ids: Vec<u32>,
-    /// By term number: the index of the story's posting in the term's list.
+    /// `pos[i]` is the index of the story's posting in the list of `term_sum[i].0`.
     pos: Vec<u32>,
-    /// Term numbers no longer in use.
-    free_ids: Vec<u32>,
     /// The story's slot, or `u32::MAX` while the key is free.
     slot: u32,
     /// The norm of its term sum (for centroid linkage).
@@ -52,6 +44,8 @@ pub struct TermIndex {
     key_of_slot: Vec<u32>,
     /// Postings held, over all terms.
     entries: usize,
+    /// Stories without terms (not findable through the index).
+    termless: usize,
     /// (latest article time, key) of every story as it was pushed or joined, earliest
     /// first: the stories to evict (entries made stale by a later join are skipped).
     by_time: BinaryHeap<Reverse<(i64, u32)>>,
@@ -168,19 +162,17 @@ impl TermIndex {
                 // Joined since: a later entry stands for it.
                 continue;
             }
-            self.take_postings(key, &stories[slot].term_sum);
+            self.take_postings(key, &stories[slot].term_sum, stories);
         }
     }
 
     /// Removes every posting of `key` (its story holding `terms`).
-    fn take_postings(&mut self, key: u32, terms: &[(u32, f32)]) {
-        let e = &mut self.keys[key as usize];
-        let (ids, pos) = (std::mem::take(&mut e.ids), std::mem::take(&mut e.pos));
-        e.free_ids.clear();
-        e.live = false;
-        for (&(t, _), &id) in terms.iter().zip(&ids) {
-            self.drop_posting(t, pos[id as usize]);
+    fn take_postings(&mut self, key: u32, terms: &[(u32, f32)], stories: &[Story]) {
+        let pos = std::mem::take(&mut self.keys[key as usize].pos);
+        for (&(t, _), &at) in terms.iter().zip(&pos) {
+            self.drop_posting(t, at, stories);
         }
+        self.keys[key as usize].live = false;
     }
 
     /// Whether the index covers exactly `slots` stories (a state whose stories were
@@ -223,29 +215,29 @@ impl TermIndex {
         self.entries
     }
 
+    /// How many stories have no terms: the caller scores those another way.
+    pub fn termless(&self) -> usize {
+        self.termless
+    }
+
     /// Adds a story at the next slot with terms `terms` (sorted by id) and its latest
     /// article at `last_seen`.
     pub fn push(&mut self, terms: &[(u32, f32)], last_seen: i64) {
+        self.termless += usize::from(terms.is_empty());
         let slot = self.key_of_slot.len() as u32;
         let key = self.free.pop().unwrap_or_else(|| {
             self.keys.push(KeyEntry::default());
             (self.keys.len() - 1) as u32
         });
         let mut pos = Vec::with_capacity(terms.len());
-        for (id, &(t, w)) in terms.iter().enumerate() {
+        for &(t, w) in terms {
             let list = self.postings.entry(t);
             pos.push(list.len() as u32);
-            list.push(Posting {
-                key,
-                weight: w,
-                id: id as u32,
-            });
+            list.push(Posting { key, weight: w });
         }
         self.entries += terms.len();
         self.keys[key as usize] = KeyEntry {
-            ids: (0..terms.len() as u32).collect(),
             pos,
-            free_ids: Vec::new(),
             slot,
             norm: norm(terms),
             live: true,
@@ -254,17 +246,22 @@ impl TermIndex {
         self.by_time.push(Reverse((last_seen, key)));
     }
 
-    /// Drops the posting at `at` of `term`'s list; the story whose posting moves into its
-    /// place learns its new position.
-    fn drop_posting(&mut self, term: u32, at: u32) {
+    /// Drops the posting of `key` for `term` at `at`; the story whose posting moves into
+    /// its place learns its new position (`stories` by slot, holding its `term_sum`).
+    fn drop_posting(&mut self, term: u32, at: u32, stories: &[Story]) {
         let Some(list) = self.postings.get_mut(term) else {
             return;
         };
         list.swap_remove(at as usize);
         self.entries -= 1;
-        if let Some(&moved) = list.get(at as usize) {
-            self.keys[moved.key as usize].pos[moved.id as usize] = at;
-        } else if list.is_empty() {
+        if let Some(moved) = list.get(at as usize) {
+            let entry = &mut self.keys[moved.key as usize];
+            let terms = &stories[entry.slot as usize].term_sum;
+            if let Ok(i) = terms.binary_search_by_key(&term, |p| p.0) {
+                entry.pos[i] = at;
+            }
+        }
+        if list.is_empty() {
             self.postings.release(term);
         }
     }
@@ -275,67 +272,53 @@ impl TermIndex {
     /// drops a few light ones from a story at [`super::MAX_TERM_SUM`]).
     pub fn update(&mut self, slot: usize, new: &[(u32, f32)], stories: &[Story]) {
         let key = self.key_of_slot[slot];
-        let k = key as usize;
-        if !self.keys[k].live {
-            // Evicted (not joinable by the articles it was evicted for): all back.
-            self.keys[k].pos.clear();
-            self.keys[k].free_ids.clear();
-            self.keys[k].ids.clear();
-        }
-        let old: &[(u32, f32)] = if self.keys[k].live {
+        let old: &[(u32, f32)] = if self.keys[key as usize].live {
             &stories[slot].term_sum
         } else {
+            // Evicted (not joinable by the articles it was evicted for): all back.
             &[]
         };
-        let old_ids = std::mem::take(&mut self.keys[k].ids);
-        // Terms the story no longer holds go first (their numbers are freed for the new
-        // ones); dropping a posting moves only another story's.
+        let old_pos = std::mem::take(&mut self.keys[key as usize].pos);
+        let was_termless = stories[slot].term_sum.is_empty();
+        self.termless = self.termless + usize::from(new.is_empty()) - usize::from(was_termless);
+        // Terms the story no longer holds go first: their removal moves only other
+        // stories' postings (a list holds one per story), so the positions of the terms
+        // kept stay valid.
         let mut j = 0;
-        for (&(t, _), &id) in old.iter().zip(&old_ids) {
+        for (&(t, _), &at) in old.iter().zip(&old_pos) {
             while j < new.len() && new[j].0 < t {
                 j += 1;
             }
             if j >= new.len() || new[j].0 != t {
-                let at = self.keys[k].pos[id as usize];
-                self.drop_posting(t, at);
-                self.keys[k].free_ids.push(id);
+                self.drop_posting(t, at, stories);
             }
         }
-        let mut ids = Vec::with_capacity(new.len());
+        let mut pos = Vec::with_capacity(new.len());
         let mut i = 0;
         for &(t, w) in new {
             while i < old.len() && old[i].0 < t {
                 i += 1;
             }
             if i < old.len() && old[i].0 == t {
-                let id = old_ids[i];
-                if old[i].1.to_bits() != w.to_bits() {
-                    let at = self.keys[k].pos[id as usize];
-                    if let Some(p) = self
+                let at = old_pos[i];
+                if old[i].1.to_bits() != w.to_bits()
+                    && let Some(p) = self
                         .postings
                         .get_mut(t)
                         .and_then(|l| l.get_mut(at as usize))
-                    {
-                        p.weight = w;
-                    }
+                {
+                    p.weight = w;
                 }
-                ids.push(id);
+                pos.push(at);
             } else {
                 let list = self.postings.entry(t);
-                let at = list.len() as u32;
-                let e = &mut self.keys[k];
-                let id = e.free_ids.pop().unwrap_or_else(|| {
-                    e.pos.push(0);
-                    (e.pos.len() - 1) as u32
-                });
-                e.pos[id as usize] = at;
-                list.push(Posting { key, weight: w, id });
-                ids.push(id);
+                pos.push(list.len() as u32);
+                list.push(Posting { key, weight: w });
                 self.entries += 1;
             }
         }
-        let entry = &mut self.keys[k];
-        entry.ids = ids;
+        let entry = &mut self.keys[key as usize];
+        entry.pos = pos;
         entry.norm = norm(new);
         entry.live = true;
     }
@@ -344,7 +327,8 @@ impl TermIndex {
     /// slot's story takes its place. Call before removing it from `stories`.
     pub fn swap_remove(&mut self, slot: usize, stories: &[Story]) {
         let key = self.key_of_slot[slot];
-        self.take_postings(key, &stories[slot].term_sum);
+        self.take_postings(key, &stories[slot].term_sum, stories);
+        self.termless -= usize::from(stories[slot].term_sum.is_empty());
         self.keys[key as usize].slot = u32::MAX;
         self.free.push(key);
         self.key_of_slot.swap_remove(slot);
@@ -426,6 +410,9 @@ mod tests {
         // Story 1, evicted, is back with its new terms; story 2 (slot 2) is out now.
         assert_eq!(contents(&ix), contents(&TermIndex::build(&stories[..2])));
         assert_eq!(ix.evicted_to(), 4);
+        assert_eq!(ix.termless(), 0);
+        ix.push(&[], 7);
+        assert_eq!(ix.termless(), 1);
         for (slot, s) in stories.iter().enumerate() {
             let k = ix.key(slot);
             assert_eq!(ix.slot(k), slot);

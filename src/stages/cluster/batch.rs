@@ -86,7 +86,7 @@ impl Clusterer {
         self.state.ensure_term_index();
         // Stories without a term sum (from a state written before they were kept, or
         // opened by an article with no terms) are not in the index: scored densely.
-        let mut unindexed: Vec<usize> = if offline {
+        let mut unindexed: Vec<usize> = if offline && self.state.term_index.termless() > 0 {
             (0..self.state.stories.len())
                 .filter(|&i| self.state.stories[i].term_sum.is_empty())
                 .collect()
