@@ -136,10 +136,21 @@ impl TermIndex {
         self.evicted_to
     }
 
-    /// Records that the story in `slot` now has its latest article at `last_seen`.
+    /// Records that the story in `slot` now has its latest article at `last_seen`. Stories
+    /// without postings are not recorded: there is nothing to evict, and dense embeddings
+    /// (which never evict) would grow the heap by an entry a join for as long as a worker
+    /// holds its state.
     pub fn seen(&mut self, slot: usize, last_seen: i64) {
-        self.by_time
-            .push(Reverse((last_seen, self.key_of_slot[slot])));
+        let key = self.key_of_slot[slot];
+        if !self.keys[key as usize].pos.is_empty() {
+            self.by_time.push(Reverse((last_seen, key)));
+        }
+    }
+
+    /// Entries waiting in the eviction heap (for tests).
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        self.by_time.len()
     }
 
     /// Takes the postings of every story whose latest article is before `cutoff` out of
@@ -243,7 +254,9 @@ impl TermIndex {
             live: true,
         };
         self.key_of_slot.push(key);
-        self.by_time.push(Reverse((last_seen, key)));
+        if !terms.is_empty() {
+            self.by_time.push(Reverse((last_seen, key)));
+        }
     }
 
     /// Drops the posting of `key` for `term` at `at`; the story whose posting moves into
@@ -411,8 +424,12 @@ mod tests {
         assert_eq!(contents(&ix), contents(&TermIndex::build(&stories[..2])));
         assert_eq!(ix.evicted_to(), 4);
         assert_eq!(ix.termless(), 0);
+        let pending = ix.pending();
         ix.push(&[], 7);
         assert_eq!(ix.termless(), 1);
+        // A story without terms (dense embeddings) never enters the eviction heap.
+        ix.seen(stories.len(), 8);
+        assert_eq!(ix.pending(), pending);
         for (slot, s) in stories.iter().enumerate() {
             let k = ix.key(slot);
             assert_eq!(ix.slot(k), slot);

@@ -7,7 +7,8 @@
 //! terms both hold: a story sharing no term with the article scores 0. The walk reads the
 //! postings of the article's heaviest terms (by weight, ties by id) until the terms left
 //! hold at most [`TAIL_MASS`] of its squared weight (at most [`HEAD_TERMS`] terms), skipping
-//! terms held by more than [`LONG_POSTINGS`] stories of its time (frequent words), and sums
+//! terms lighter than [`HEAVY_TERM`] held by more than [`LONG_POSTINGS`] stories of its time
+//! (frequent words), and sums
 //! each story's share of the score over the terms read. Each story also gets a bound on its
 //! exact score (Cauchy-Schwarz over the terms not read); stories whose bound is below the
 //! threshold are dropped, and of the rest the [`INDEX_TOP`] best by partial score are
@@ -34,9 +35,15 @@ pub const TAIL_MASS: f32 = 0.02;
 /// Most terms whose postings one article reads.
 pub const HEAD_TERMS: usize = 400;
 
-/// Terms held by more stories of the article's time than this are not read (frequent
-/// words: long postings, light weights).
+/// Terms held by more stories of the article's time than this are not read unless they
+/// weigh at least [`HEAVY_TERM`] in the article (frequent words: long postings, light
+/// weights).
 pub const LONG_POSTINGS: usize = 32;
+
+/// An article's terms of at least this weight (its vector has norm 1, so there are at most
+/// 100) are read however many stories hold them: a word most stories of a busy window share
+/// (the coin every story is about) can still be one of an article's heaviest.
+pub const HEAVY_TERM: f32 = 0.1;
 
 /// Stories re-scored exactly per article: the best by partial score.
 pub const INDEX_TOP: usize = 16;
@@ -84,7 +91,7 @@ impl Walk {
             let (t, w) = self.head[n];
             left -= w * w;
             n += 1;
-            if index.postings(t).len() > LONG_POSTINGS {
+            if w < HEAVY_TERM && index.postings(t).len() > LONG_POSTINGS {
                 skipped += w * w;
             }
         }
@@ -137,12 +144,13 @@ impl Walk {
         } else {
             (self.head(terms, &state.term_index), LONG_POSTINGS)
         };
+        let heavy = HEAVY_TERM;
         self.touched.clear();
         let (acc, stamp, touched) = (&mut self.acc, &mut self.stamp, &mut self.touched);
         let mut read = 0u64;
         for &(t, a) in &self.head {
             let list = index.postings(t);
-            if list.len() > long {
+            if a < heavy && list.len() > long {
                 continue;
             }
             read += list.len() as u64;
