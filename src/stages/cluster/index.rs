@@ -15,8 +15,8 @@
 //! re-scored exactly ([`super::decision`]), skipping those whose bound is below the best
 //! exact score found. The ranking on partial scores is not exact: the share of decisions
 //! differing from re-scoring every story of the article's time is measured by the tests and
-//! by `perps-news run` with `PERPS_NEWS_CHECK_CANDIDATES=1` (0 of 10,000, 1 of 50,000 and 5
-//! of 100,000 on the window bench's dumps, see ARCHITECTURE.md).
+//! by `perps-news run` with `PERPS_NEWS_CHECK_CANDIDATES=1` (none of 10,000, 50,000 or
+//! 100,000 on the window bench's dumps, see ARCHITECTURE.md).
 //!
 //! What the walk reads depends on the article and the stories of its time only: the index
 //! evicts stories out of each article's window before its walk (so posting lengths do not
