@@ -11,6 +11,8 @@ use crate::store::codec;
 
 mod seen;
 pub use seen::SeenLog;
+mod term_index;
+pub use term_index::{Posting, TermIndex};
 
 /// Current state format version.
 pub const STATE_VERSION: u32 = 1;
@@ -156,6 +158,11 @@ pub const MAX_TERM_SUM: usize = 2048;
 /// Adds the sparse vector `terms` into `sum` (both sorted by term id), then keeps the
 /// [`MAX_TERM_SUM`] heaviest terms (ties: the lower id), still sorted by id.
 pub fn add_term_vector(sum: &mut Vec<(u32, f32)>, terms: &[(u32, f32)]) {
+    *sum = summed_term_vector(sum, terms);
+}
+
+/// [`add_term_vector`] into a new vector: `sum + terms`, the [`MAX_TERM_SUM`] heaviest kept.
+pub fn summed_term_vector(sum: &[(u32, f32)], terms: &[(u32, f32)]) -> Vec<(u32, f32)> {
     let mut out = Vec::with_capacity(sum.len() + terms.len());
     let (mut i, mut j) = (0, 0);
     while i < sum.len() || j < terms.len() {
@@ -182,11 +189,16 @@ pub fn add_term_vector(sum: &mut Vec<(u32, f32)>, terms: &[(u32, f32)]) {
         out.push(next);
     }
     if out.len() > MAX_TERM_SUM {
-        out.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-        out.truncate(MAX_TERM_SUM);
-        out.sort_unstable_by_key(|t| t.0);
+        // The lightest of those kept, found in linear time (a join of a big story lands
+        // here every time; two sorts of its terms cost more than the rest of the join), then
+        // the heavier ones kept in id order.
+        let heavier =
+            |a: &(u32, f32), b: &(u32, f32)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
+        let mut order = out.clone();
+        let (_, &mut last, _) = order.select_nth_unstable_by(MAX_TERM_SUM - 1, heavier);
+        out.retain(|t| heavier(t, &last).is_le());
     }
-    *sum = out;
+    out
 }
 
 impl Story {
@@ -468,6 +480,10 @@ pub struct StoryState {
     /// Derived: the originals of the active stories, for finding syndicated copies.
     #[serde(skip)]
     pub copy_index: crate::syndication::CopyIndex,
+    /// Derived: the active stories' exact term sums by term (the offline embedder's
+    /// candidates).
+    #[serde(skip)]
+    pub term_index: TermIndex,
     /// What consumers last heard of each story on `news:story` (see
     /// [`crate::stages::publish::events`]); dropped when the story is forgotten.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -547,6 +563,7 @@ impl StoryState {
             story_ids: HashSet::new(),
             forgotten: Vec::new(),
             copy_index: crate::syndication::CopyIndex::default(),
+            term_index: TermIndex::default(),
             published: BTreeMap::new(),
             closed_in_run: Vec::new(),
             seen: SeenLog::default(),
@@ -560,7 +577,7 @@ impl StoryState {
         }
     }
 
-    /// Rebuilds derived data (centroid matrix, lookups) after deserialising.
+    /// Rebuilds derived data (centroid matrix, term index, lookups) after deserialising.
     ///
     /// # Errors
     /// A reason when a stored vector has the wrong dimension.
@@ -589,6 +606,7 @@ impl StoryState {
             .retired
             .iter()
             .map(|s| (&s.id, &s.article_ids, &s.url_keys));
+        self.term_index = TermIndex::build(&self.stories);
         self.copy_index = crate::syndication::CopyIndex::default();
         for s in &self.stories {
             for o in &s.originals {
@@ -677,8 +695,36 @@ impl StoryState {
         self.story_ids.insert(story.id.clone());
         self.cohesions
             .push(cohesion(&story.centroid_sum, story.size));
+        if !self.term_index.covers(self.stories.len()) {
+            self.term_index = TermIndex::build(&self.stories);
+        }
+        self.term_index.push(&story.term_sum, story.last_seen);
         self.stories.push(story);
         self.centroids.extend_from_slice(centroid);
+    }
+
+    /// Replaces the term sum of the story in `slot`, keeping the term index in step.
+    pub fn set_term_sum(&mut self, slot: usize, terms: Vec<(u32, f32)>) {
+        self.ensure_term_index();
+        self.term_index.update(slot, &terms, &self.stories);
+        self.stories[slot].term_sum = terms;
+    }
+
+    /// Takes the stories whose latest article is before `cutoff` out of the term index (see
+    /// [`TermIndex::evict`]); first rebuilds it when an earlier eviction went past `cutoff`.
+    pub fn evict_terms(&mut self, cutoff: i64) {
+        if cutoff < self.term_index.evicted_to() {
+            self.term_index = TermIndex::build(&self.stories);
+        }
+        self.term_index.evict(cutoff, &self.stories);
+    }
+
+    /// Rebuilds the term index when it does not cover the active stories (a state whose
+    /// stories were set without it, as tests and converters do).
+    pub fn ensure_term_index(&mut self) {
+        if !self.term_index.covers(self.stories.len()) {
+            self.term_index = TermIndex::build(&self.stories);
+        }
     }
 
     /// Records that an article belongs to a story (for [`Self::known`]).
@@ -711,8 +757,10 @@ impl StoryState {
         let cutoff = now.saturating_sub(window);
         let mut retired = 0;
         let mut i = 0;
+        self.ensure_term_index();
         while i < self.stories.len() {
             if self.stories[i].last_seen < cutoff {
+                self.term_index.swap_remove(i, &self.stories);
                 let s = self.stories.swap_remove(i);
                 self.cohesions.swap_remove(i);
                 self.copy_index.remove_story(s.seq);

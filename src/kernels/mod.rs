@@ -56,16 +56,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// values alone, never on how they were produced.
 pub fn sparse_dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
     let (mut i, mut j, mut sum) = (0, 0, 0.0f32);
+    // Without branches on the ids (a mispredicted one per step dominated the merge): both
+    // sides step past the smaller id, a match adds its product and a miss adds zero.
     while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                sum += a[i].1 * b[j].1;
-                i += 1;
-                j += 1;
-            }
-        }
+        let ((x, wa), (y, wb)) = (a[i], b[j]);
+        sum += if x == y { wa * wb } else { 0.0 };
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
     }
     sum
 }

@@ -84,6 +84,10 @@ pub struct RunOutcome {
     pub cluster: crate::stages::cluster::ClusterStats,
 }
 
+/// Set (to anything) to check every term-index decision against an exhaustive exact scan
+/// and log the share that differ (slow: a measurement, see ARCHITECTURE.md).
+pub const CHECK_CANDIDATES_ENV: &str = "PERPS_NEWS_CHECK_CANDIDATES";
+
 struct Ingested {
     records: usize,
     per_input: Vec<(String, usize, usize)>,
@@ -174,7 +178,8 @@ pub fn run(
         Clusterer::new(cfg.cluster.clone(), state)
             .with_breaking(cfg.signals.breaking_sources, breaking_window)
             .with_syndication(cfg.syndication.clone(), cfg.syndication_off())
-            .with_member_articles(cfg.events.member_articles),
+            .with_member_articles(cfg.events.member_articles)
+            .with_candidate_check(std::env::var_os(CHECK_CANDIDATES_ENV).is_some()),
         opts.ingest_time,
         pool,
     );
@@ -225,6 +230,15 @@ pub fn run(
     let opened = clusterer.opened();
     let late = clusterer.late();
     let cluster_stats = clusterer.stats();
+    if cluster_stats.checked > 0 {
+        tracing::info!(
+            checked = cluster_stats.checked,
+            differing = cluster_stats.differing,
+            share = cluster_stats.differing as f64 / cluster_stats.checked as f64,
+            postings = cluster_stats.index_postings,
+            "Term-index decisions checked against an exhaustive exact scan."
+        );
+    }
     let mut state = clusterer.into_state();
     let collected = publish.into_collected();
 

@@ -34,11 +34,13 @@ use crate::story::StoryState;
 mod batch;
 mod candidates;
 mod decision;
+mod index;
 #[cfg(test)]
 mod tests;
 mod update;
 
 pub use candidates::{RESCORE_TOP, rescore_margin};
+pub use index::{HEAD_TERMS, INDEX_TOP, LONG_POSTINGS, TAIL_MASS};
 
 /// Work done by the similarity matrix products, for benches and logs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +49,13 @@ pub struct ClusterStats {
     pub product_flops: u64,
     /// Wall time spent computing them.
     pub product_time: std::time::Duration,
+    /// Postings the term index walks read (offline embedder).
+    pub index_postings: u64,
+    /// Decisions checked against re-scoring every story of the article's time exactly
+    /// (with [`Clusterer::with_candidate_check`]), and how many of them differed.
+    pub checked: u64,
+    /// See `checked`.
+    pub differing: u64,
 }
 
 impl ClusterStats {
@@ -145,6 +154,10 @@ pub struct Clusterer {
     syndication_off: HashSet<String>,
     /// Member articles kept per story (`[events] member_articles`).
     member_articles: usize,
+    /// Scratch of the term index walks.
+    walk: index::Walk,
+    /// Whether each term-index decision is checked against an exhaustive exact scan.
+    check_candidates: bool,
 }
 
 impl Clusterer {
@@ -168,7 +181,17 @@ impl Clusterer {
             },
             syndication_off: HashSet::new(),
             member_articles: crate::story::DEFAULT_MEMBER_ARTICLES,
+            walk: index::Walk::default(),
+            check_candidates: false,
         }
+    }
+
+    /// Checks every decision made on term-index candidates against re-scoring every story
+    /// of the article's time exactly, counting those that differ ([`ClusterStats`]). Costs
+    /// about a full walk of the postings per article; for tests and measurements.
+    pub fn with_candidate_check(mut self, on: bool) -> Self {
+        self.check_candidates = on;
+        self
     }
 
     /// Keeps the latest `n` member articles per story (for records and events).

@@ -4,8 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::candidates::{chunk_rows, distance, rescore_margin};
-use super::decision::{Candidate, decide};
+use super::candidates::{Scored, chunk_rows, distance, rescore_margin};
+use super::decision::{Candidate, decide, decide_top};
+use super::index::{INDEX_TOP, Span};
 use super::update::Placed;
 use super::{Assignment, BatchSignals, ClusteredBatch, Clusterer, Linkage, Placement};
 use crate::article::Article;
@@ -75,6 +76,24 @@ impl Clusterer {
                 None => e.into_vectors(&mut self.state.terms, dim),
             })
             .unzip();
+        // The offline embedder's articles (exact term vectors) take their candidates from
+        // the term index; dense embeddings from the matrix product.
+        let offline = sparse.iter().any(Option::is_some)
+            && sparse
+                .iter()
+                .zip(&known)
+                .all(|(s, k)| s.is_some() || k.is_some());
+        self.state.ensure_term_index();
+        // Stories without a term sum (from a state written before they were kept, or
+        // opened by an article with no terms) are not in the index: scored densely.
+        let mut unindexed: Vec<usize> = if offline && self.state.term_index.termless() > 0 {
+            (0..self.state.stories.len())
+                .filter(|&i| self.state.stories[i].term_sum.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut walk = std::mem::take(&mut self.walk);
         let margin = rescore_margin(dim);
         let cfg = self.cfg.clone();
         let threshold = cfg.threshold;
@@ -107,9 +126,14 @@ impl Clusterer {
             // threshold as candidates too.
             let exact_chunk = sparse[lo..hi].iter().any(Option::is_some);
             let chunk_floor = threshold - GEMM_SLACK - if exact_chunk { margin } else { 0.0 };
-            let scored = self.candidates(&vectors[lo..hi], chunk_floor, pool);
-            self.stats.product_time += t0.elapsed();
-            self.stats.product_flops += 2 * ((hi - lo) * chunk_start_slots * dim) as u64;
+            let scored = if offline {
+                Scored::none(hi - lo)
+            } else {
+                let scored = self.candidates(&vectors[lo..hi], chunk_floor, pool);
+                self.stats.product_time += t0.elapsed();
+                self.stats.product_flops += 2 * ((hi - lo) * chunk_start_slots * dim) as u64;
+                scored
+            };
             // Stories that existed at the chunk's start and changed since: their centroid
             // then, and how far it has moved.
             let mut moved: Vec<(usize, usize, usize)> = Vec::new();
@@ -160,7 +184,48 @@ impl Clusterer {
                     .and_then(Option::as_ref)
                     .filter(|_| self.syndicates(a.source.as_deref()));
                 let exact = sparse[i].as_deref();
-                let best = {
+                let best = if offline {
+                    pre.clear();
+                    let terms = exact.unwrap_or_default();
+                    let span = Span {
+                        t,
+                        until,
+                        cutoff,
+                        horizon,
+                    };
+                    self.state.evict_terms(cutoff);
+                    walk.search(&self.state, terms, span, &cfg, &mut pre);
+                    for &slot in &unindexed {
+                        let s = &self.state.stories[slot];
+                        if s.last_seen < cutoff || s.first_seen > horizon {
+                            continue;
+                        }
+                        let time = cfg.time_penalty(s.gap_hours(t, until));
+                        let link = match linkage {
+                            Linkage::Average => self.state.cohesions[slot],
+                            Linkage::Centroid => 1.0,
+                        };
+                        pre.push(Candidate {
+                            score: kernels::dot(v, self.state.centroid(slot)) * link - time,
+                            seq: s.seq,
+                            slot,
+                            time,
+                            bound: f32::INFINITY,
+                        });
+                    }
+                    let best = decide_top(
+                        &mut pre,
+                        Some(terms),
+                        &self.state,
+                        linkage,
+                        threshold,
+                        INDEX_TOP,
+                    );
+                    if self.check_candidates {
+                        self.check_exhaustive(terms, v, span, &unindexed, best);
+                    }
+                    best
+                } else {
                     // Stories whose dense score reaches `reach` are candidates: the threshold
                     // itself, or `margin` below it when the decision is made on exact vectors.
                     let reach = threshold - if exact.is_some() { margin } else { 0.0 };
@@ -183,6 +248,7 @@ impl Clusterer {
                                 seq: s.seq,
                                 slot,
                                 time,
+                                bound: f32::INFINITY,
                             });
                         }
                     };
@@ -225,6 +291,13 @@ impl Clusterer {
                 let no_symbols = crate::signals::symbols::ArticleSymbols::default();
                 let syms = symbols.get(i).unwrap_or(&no_symbols);
                 let slot = match best {
+                    Some(slot) if offline => {
+                        self.join(slot, a, v, exact, (t, until));
+                        let mut asg = self.assignment(a, slot, Placement::Joined);
+                        asg.duplicate_of = copy.as_ref().map(|c| c.1.clone());
+                        out.assignments.push(asg);
+                        slot
+                    }
                     Some(slot) => {
                         if slot < chunk_start_slots && start_row[slot] == u32::MAX {
                             start_row[slot] = moved.len() as u32;
@@ -245,6 +318,9 @@ impl Clusterer {
                     }
                     None => {
                         let slot = self.open(a, v, exact, (t, until));
+                        if offline && self.state.stories[slot].term_sum.is_empty() {
+                            unindexed.push(slot);
+                        }
                         slot_of.insert(self.state.stories[slot].seq, slot);
                         out.assignments
                             .push(self.assignment(a, slot, Placement::Opened));
@@ -273,6 +349,9 @@ impl Clusterer {
             lo = hi;
         }
 
+        self.stats.index_postings += walk.postings;
+        walk.postings = 0;
+        self.walk = walk;
         out.touched = touched_order
             .iter()
             .map(|&slot| self.snapshot(slot, titles.remove(&slot).unwrap_or_default()))

@@ -52,6 +52,17 @@ pub(super) struct Scored {
     pub(super) step: usize,
 }
 
+impl Scored {
+    /// No similarities: for chunks whose candidates come from the term index.
+    pub(super) fn none(rows: usize) -> Self {
+        Scored {
+            hits: vec![Vec::new(); rows],
+            parts: Vec::new(),
+            step: 1,
+        }
+    }
+}
+
 impl Clusterer {
     /// Each article's similarity to every active story's centroid as it stands now (one
     /// matrix product, split by story ranges over as many threads as the pool has), and the

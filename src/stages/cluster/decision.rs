@@ -16,7 +16,14 @@ pub(super) struct Candidate {
     pub(super) slot: usize,
     /// The time penalty already in `score`.
     pub(super) time: f32,
+    /// An upper bound of the exact score (infinite when there is none): a candidate whose
+    /// bound is below the best exact score found so far is not re-scored.
+    pub(super) bound: f32,
 }
+
+/// Rounding allowed for between a bound and the exact score it bounds (sums taken in
+/// another order).
+const BOUND_SLACK: f32 = 1e-4;
 
 /// Higher score first, then the older story.
 pub(super) fn better(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
@@ -38,6 +45,19 @@ pub(super) fn decide(
     linkage: Linkage,
     threshold: f32,
 ) -> Option<usize> {
+    decide_top(pre, exact, state, linkage, threshold, RESCORE_TOP)
+}
+
+/// [`decide`] with the `top` best candidates re-scored on exact vectors (the term index's
+/// candidates come with partial exact scores instead of dense ones).
+pub(super) fn decide_top(
+    pre: &mut [Candidate],
+    exact: Option<&[(u32, f32)]>,
+    state: &StoryState,
+    linkage: Linkage,
+    threshold: f32,
+    top: usize,
+) -> Option<usize> {
     let rescored = |c: &Candidate| {
         let s = &state.stories[c.slot];
         let Some(terms) = exact.filter(|_| !s.term_sum.is_empty()) else {
@@ -56,16 +76,30 @@ pub(super) fn decide(
             ..*c
         }
     };
-    let top = if exact.is_some() {
-        pre.sort_unstable_by(better);
-        RESCORE_TOP
-    } else {
-        pre.len()
-    };
-    pre.iter()
-        .take(top)
-        .map(rescored)
-        .filter(|c| c.score >= threshold)
-        .min_by(better)
-        .map(|c| c.slot)
+    if exact.is_none() {
+        return pre
+            .iter()
+            .filter(|c| c.score >= threshold)
+            .min_by(|a, b| better(a, b))
+            .map(|c| c.slot);
+    }
+    if pre.len() > top {
+        pre.select_nth_unstable_by(top, better);
+    }
+    let keep = top.min(pre.len());
+    let pre = &mut pre[..keep];
+    // The best first, so the bar rises early and the bounds skip the rest.
+    pre.sort_unstable_by(better);
+    let mut best: Option<Candidate> = None;
+    for c in pre.iter() {
+        let bar = best.map_or(threshold, |b| b.score);
+        if c.bound + BOUND_SLACK < bar {
+            continue;
+        }
+        let r = rescored(c);
+        if r.score >= threshold && best.is_none_or(|b| better(&r, &b).is_lt()) {
+            best = Some(r);
+        }
+    }
+    best.map(|c| c.slot)
 }

@@ -112,11 +112,12 @@ impl Clusterer {
         (t, until): (i64, i64),
     ) {
         let dim = self.state.dim;
+        if let Some(terms) = exact {
+            let sum = crate::story::summed_term_vector(&self.state.stories[slot].term_sum, terms);
+            self.state.set_term_sum(slot, sum);
+        }
         let StoryState {
-            stories,
-            centroids,
-            cohesions,
-            ..
+            stories, cohesions, ..
         } = &mut self.state;
         let s = &mut stories[slot];
         for (c, x) in s.centroid_sum.iter_mut().zip(v) {
@@ -124,17 +125,17 @@ impl Clusterer {
         }
         s.size += 1;
         cohesions[slot] = crate::story::cohesion(&s.centroid_sum, s.size);
-        if let Some(terms) = exact {
-            crate::story::add_term_vector(&mut s.term_sum, terms);
-        }
         s.article_ids.push(a.id.clone());
         s.url_keys.extend(a.url_key);
         s.first_seen = s.first_seen.min(t);
         s.last_seen = s.last_seen.max(t);
         s.last_until = s.last_until.max(until);
+        let last_seen = s.last_seen;
         add_terms(&mut s.terms, &a.title);
+        self.state.term_index.seen(slot, last_seen);
         // The new centroid, normalised in place in the matrix row (no scratch vector).
-        let centroid = &mut centroids[slot * dim..(slot + 1) * dim];
+        let s = &mut self.state.stories[slot];
+        let centroid = &mut self.state.centroids[slot * dim..(slot + 1) * dim];
         centroid.copy_from_slice(&s.centroid_sum);
         kernels::normalize(centroid);
         if kernels::dot(v, centroid) > kernels::dot(&s.rep.vector, centroid) {
