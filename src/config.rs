@@ -372,6 +372,13 @@ impl PipelineConfig {
                 self.cluster.threshold
             ));
         }
+        let c = &self.cluster;
+        if !(c.conflict_penalty >= 0.0 && c.short_terms >= 0.0 && c.short_threshold_max <= 1.0) {
+            return bad(
+                "cluster.conflict_penalty and short_terms must be >= 0, short_threshold_max <= 1"
+                    .into(),
+            );
+        }
         if self.cluster.time_penalty_per_hour.is_nan() || self.cluster.time_penalty_per_hour < 0.0 {
             return bad("cluster.time_penalty_per_hour must be >= 0".into());
         }

@@ -88,6 +88,8 @@ pub struct Assignment {
 pub struct BatchSignals<'a> {
     /// Perp symbols.
     pub symbols: &'a [crate::signals::symbols::ArticleSymbols],
+    /// Entities (see [`crate::signals::entities`]).
+    pub entities: &'a [crate::signals::entities::Entities],
     /// Directions.
     pub directions: &'a [crate::signals::sentiment::ArticleDirection],
     /// Syndication sketches.
@@ -279,6 +281,7 @@ impl crate::pipeline::Stage for ClusterStage<'_> {
     fn process(&mut self, batch: super::EmbeddedBatch) -> crate::Result<ClusteredBatch> {
         let signals = BatchSignals {
             symbols: &batch.symbols,
+            entities: &batch.entities,
             directions: &batch.directions,
             sketches: &batch.sketches,
         };

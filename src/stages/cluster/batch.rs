@@ -160,6 +160,7 @@ impl Clusterer {
                     .and_then(Option::as_ref)
                     .filter(|_| self.syndicates(a.source.as_deref()));
                 let exact = sparse[i].as_deref();
+                let ents = signals.entities.get(i);
                 let best = {
                     // Stories whose dense score reaches `reach` are candidates: the threshold
                     // itself, or `margin` below it when the decision is made on exact vectors.
@@ -171,7 +172,12 @@ impl Clusterer {
                         if s.last_seen < cutoff || s.first_seen > horizon {
                             return;
                         }
-                        let time = cfg.time_penalty(s.gap_hours(t, until));
+                        // The time penalty, and the conflict penalty when the two name
+                        // different entities of one kind.
+                        let conflict = ents
+                            .is_some_and(|e| crate::signals::entities::conflict(e, &s.entities));
+                        let time = cfg.time_penalty(s.gap_hours(t, until))
+                            + if conflict { cfg.conflict_penalty } else { 0.0 };
                         let link = match linkage {
                             Linkage::Average => state.cohesions[slot],
                             Linkage::Centroid => 1.0,
@@ -201,7 +207,10 @@ impl Clusterer {
                     for slot in chunk_start_slots..self.state.stories.len() {
                         consider(slot, &self.state);
                     }
-                    decide(&mut pre, exact, &self.state, linkage, threshold)
+                    // A short text's bar is higher (never lower): candidates were kept on
+                    // the base threshold, so the pruning stays exact.
+                    let bar = cfg.threshold_for(exact.map(<[_]>::len));
+                    decide(&mut pre, exact, &self.state, linkage, bar)
                 };
                 // Looked up only once the article joins a story: one that opens a story
                 // copies nothing, and the decision above never depends on the copy.
@@ -255,6 +264,7 @@ impl Clusterer {
                     .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
                 let placed = Placed {
                     symbols: syms,
+                    entities: ents,
                     direction: signals.directions.get(i),
                     sketch,
                     copy_of: copy.map(|(_, original)| original),

@@ -26,6 +26,21 @@ pub struct ClusterConfig {
     /// window still bounds how far). Without a cap, a feed whose clock is a few hours off
     /// could never join anything.
     pub time_penalty_max: f32,
+    /// Score taken off when an article and a story name different entities of one kind
+    /// (different assets, central banks or regulators, or other names in their titles; see
+    /// [`crate::signals::entities::conflict`]), so that look-alike events on different
+    /// markets do not join on shared event words alone. Like the time penalty it only lowers
+    /// scores. `0` turns it off.
+    pub conflict_penalty: f32,
+    /// Term embeddings only: an article with fewer exact terms than this needs a higher
+    /// score to join, `threshold × sqrt(short_terms / terms)`, at most `short_threshold_max`
+    /// (and never less than `threshold`). A cosine between sparse TF-IDF vectors of `n` terms
+    /// has chance overlap of about `1/sqrt(n)`: two short crypto items sharing a template
+    /// ("… token unlock this week") score as high as two long reports of one event. `0`
+    /// turns it off.
+    pub short_terms: f32,
+    /// The most [`Self::short_terms`] raises the threshold to.
+    pub short_threshold_max: f32,
     /// A story with no new article for this many hours goes inactive and takes no more
     /// articles.
     pub window_hours: f64,
@@ -62,6 +77,18 @@ impl std::fmt::Display for Linkage {
 }
 
 impl ClusterConfig {
+    /// The score an article with `terms` exact terms (`None`: a dense embedding) needs to
+    /// join a story: `threshold`, raised for short texts (see [`Self::short_terms`]).
+    pub fn threshold_for(&self, terms: Option<usize>) -> f32 {
+        match terms {
+            Some(n) if self.short_terms > 0.0 => {
+                let raised = self.threshold * (self.short_terms / n.max(1) as f32).sqrt();
+                raised.min(self.short_threshold_max).max(self.threshold)
+            }
+            _ => self.threshold,
+        }
+    }
+
     /// The score an article loses against a story whose latest article is `gap_hours` away:
     /// nothing within the plateau, then `time_penalty_per_hour` for each hour past it, at
     /// most `time_penalty_max` (and the gap is capped at the window). Never negative, so it
@@ -85,6 +112,9 @@ impl Default for ClusterConfig {
             time_penalty_per_hour: 0.01,
             time_plateau_hours: 3.0,
             time_penalty_max: 0.15,
+            conflict_penalty: 1.0,
+            short_terms: 200.0,
+            short_threshold_max: 0.25,
             window_hours: 48.0,
             retain_hours: 168.0,
             dedup_days: 30.0,
