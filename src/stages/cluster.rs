@@ -24,7 +24,7 @@
 //! on how the articles were split into batches or chunks, or on the product's rounding.
 
 mod config;
-pub use config::{ClusterConfig, Linkage};
+pub use config::{ClusterConfig, Linkage, OFFLINE_THRESHOLD};
 
 use std::collections::HashSet;
 

@@ -77,7 +77,7 @@ impl Clusterer {
             .unzip();
         let margin = rescore_margin(dim);
         let cfg = self.cfg.clone();
-        let threshold = cfg.threshold;
+        let threshold = cfg.threshold();
         let linkage = cfg.linkage;
         let (window, retain) = self.window_retain();
         let late_before = self.start_clock.saturating_sub(window);

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// Minimum score (see `linkage`) between an article and a story for the article to join
-    /// the story; below it the article opens a new story.
-    pub threshold: f32,
+    /// the story; below it the article opens a new story. Unset: the embedder's default
+    /// ([`crate::embed::Provider::default_threshold`]: 0.12 offline, 0.55 for
+    /// OpenAI-compatible models), since each embedder's similarities have their own scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
     /// How an article is scored against a story: `average` (the mean cosine similarity with
     /// the story's articles) or `centroid` (the cosine similarity with the story's mean
     /// direction).
@@ -76,16 +79,27 @@ impl std::fmt::Display for Linkage {
     }
 }
 
+/// The offline embedder's threshold: what [`ClusterConfig::threshold`] means when neither
+/// the pipeline nor the embedder set it.
+pub const OFFLINE_THRESHOLD: f32 = 0.12;
+
 impl ClusterConfig {
+    /// The threshold in force: the configured one, else [`OFFLINE_THRESHOLD`] (a run sets the
+    /// embedder's default first; see [`crate::config::PipelineConfig::cluster_settings`]).
+    pub fn threshold(&self) -> f32 {
+        self.threshold.unwrap_or(OFFLINE_THRESHOLD)
+    }
+
     /// The score an article with `terms` exact terms (`None`: a dense embedding) needs to
     /// join a story: `threshold`, raised for short texts (see [`Self::short_terms`]).
     pub fn threshold_for(&self, terms: Option<usize>) -> f32 {
         match terms {
             Some(n) if self.short_terms > 0.0 => {
-                let raised = self.threshold * (self.short_terms / n.max(1) as f32).sqrt();
-                raised.min(self.short_threshold_max).max(self.threshold)
+                let t = self.threshold();
+                let raised = t * (self.short_terms / n.max(1) as f32).sqrt();
+                raised.min(self.short_threshold_max).max(t)
             }
-            _ => self.threshold,
+            _ => self.threshold(),
         }
     }
 
@@ -103,7 +117,7 @@ impl ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            threshold: 0.12,
+            threshold: None,
             linkage: Linkage::Average,
             // Measured with scripts/time_model.py (README, "How stories are formed"): the
             // steep 0.1 an hour of before scored 0.90 on the dev set only because its crawl

@@ -101,7 +101,7 @@ fn reference_entities(
                 0.0
             };
             let sim = link - cfg.time_penalty(gap) - pen;
-            if sim >= cfg.threshold && best.is_none_or(|(b, _)| sim > b) {
+            if sim >= cfg.threshold() && best.is_none_or(|(b, _)| sim > b) {
                 best = Some((sim, j));
             }
         }
@@ -210,7 +210,7 @@ fn pruned_batched_parallel_equals_the_one_at_a_time_reference() {
         (Linkage::Centroid, 0.05, 0.0, f32::INFINITY),
     ] {
         let cfg = ClusterConfig {
-            threshold: 0.25,
+            threshold: Some(0.25),
             linkage,
             time_penalty_per_hour: penalty,
             time_plateau_hours: plateau,
@@ -277,7 +277,7 @@ fn entity_conflicts_are_decided_like_the_reference_whatever_the_batching() {
         .collect();
     for penalty in [1.0, 0.1] {
         let cfg = ClusterConfig {
-            threshold: 0.25,
+            threshold: Some(0.25),
             conflict_penalty: penalty,
             window_hours: 24.0,
             ..ClusterConfig::default()
@@ -433,7 +433,7 @@ fn terms_reference(
             let coh = crate::story::cohesion(&s.sum, s.n);
             let dense = kernels::dot(&v, &c) * coh - pen;
             let exact_score = kernels::sparse_dot(&exact, &s.terms) / s.n as f32 - pen;
-            let candidate = dense >= cfg.threshold - rescore_margin(dim);
+            let candidate = dense >= cfg.threshold() - rescore_margin(dim);
             pre.push((dense, s.seq, j, exact_score, candidate));
         }
         let pick = |c: &mut dyn Iterator<Item = &(f32, u64, usize, f32, bool)>| {
@@ -483,7 +483,7 @@ fn term_embeddings_are_decided_on_exact_vectors_whatever_the_batching() {
         .map(|i| article(i, 1_000_000 + i as i64 * 300))
         .collect();
     let cfg = ClusterConfig {
-        threshold: 0.2,
+        threshold: Some(0.2),
         time_penalty_per_hour: 0.02,
         time_plateau_hours: 0.0,
         time_penalty_max: f32::INFINITY,
@@ -537,7 +537,7 @@ fn a_day_only_time_is_as_close_as_its_day_allows() {
     // is measured from a day-only story's midnight, so one midnight stamp cannot lift
     // the penalty for a whole day of exactly timed articles.
     let cfg = ClusterConfig {
-        threshold: 0.5,
+        threshold: Some(0.5),
         time_penalty_per_hour: 0.1,
         time_plateau_hours: 0.0,
         time_penalty_max: f32::INFINITY,
