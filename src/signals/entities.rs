@@ -356,7 +356,7 @@ fn dictionary() -> &'static HashMap<&'static str, Vec<Form>> {
         }
         // Longest form first, so "bank of england" wins over any shorter form.
         for forms in m.values_mut() {
-            forms.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            forms.sort_by_key(|f| std::cmp::Reverse(f.0.len()));
         }
         m
     })
