@@ -133,16 +133,18 @@ pub fn conflict(article: &Entities, story: &Entities) -> bool {
     })
 }
 
-/// Acronyms and capitalised words that name no one in particular.
+/// Acronyms and capitalised words that name no one in particular (sorted: binary search).
 const GENERIC: &[&str] = &[
     "ai",
     "aml",
+    "analysis",
     "api",
     "apis",
     "apr",
     "apy",
     "ath",
     "bps",
+    "breaking",
     "cco",
     "ceo",
     "cex",
@@ -159,15 +161,18 @@ const GENERIC: &[&str] = &[
     "etfs",
     "etn",
     "etp",
+    "exclusive",
     "gdp",
     "ico",
     "ipo",
     "ipos",
     "kyc",
+    "live",
     "llc",
     "ltd",
     "nft",
     "nfts",
+    "opinion",
     "otc",
     "pce",
     "pmi",
@@ -178,16 +183,11 @@ const GENERIC: &[&str] = &[
     "q4",
     "rwa",
     "tvl",
-    "usd",
-    "yoy",
-    "breaking",
     "update",
-    "exclusive",
-    "opinion",
-    "analysis",
-    "watch",
-    "live",
+    "usd",
     "video",
+    "watch",
+    "yoy",
 ];
 
 /// Central banks, regulators and a few non-crypto markets: (kind, canonical, forms). Forms are
@@ -363,7 +363,10 @@ fn dictionary() -> &'static HashMap<&'static str, Vec<Form>> {
 }
 
 /// One word as the extractor sees it.
-struct Word {
+struct Word<'a> {
+    raw: &'a str,
+    /// Lowercased; only filled for capitalised words, or every word of a title (where
+    /// markets count in any case).
     lower: String,
     /// Acronym, inner capital or letters with digits: a name wherever it stands.
     marked: bool,
@@ -373,24 +376,51 @@ struct Word {
     name_like: bool,
 }
 
-fn words(t: &str) -> Vec<Word> {
-    // "U.S." and "U.K." are one word each.
-    let t = t.replace("U.S.", "US").replace("U.K.", "UK");
+/// "U.S." and "U.K." as one word each (allocating only when they occur).
+fn normalized(t: &str) -> std::borrow::Cow<'_, str> {
+    if t.contains("U.S.") || t.contains("U.K.") {
+        std::borrow::Cow::Owned(t.replace("U.S.", "US").replace("U.K.", "UK"))
+    } else {
+        std::borrow::Cow::Borrowed(t)
+    }
+}
+
+fn words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
     let mut buf = String::new();
-    text::tokens(&t)
+    text::tokens(t)
         .filter(|tok| !tok.numeric)
         .map(|tok| {
             let raw = tok.raw;
-            let letters = raw.chars().filter(|c| c.is_alphabetic()).count();
-            let uppers = raw.chars().filter(|c| c.is_uppercase()).count();
-            let digits = raw.chars().any(|c| c.is_ascii_digit());
             let capital = raw.chars().next().is_some_and(char::is_uppercase);
+            let (mut letters, mut uppers, mut digits, mut inner) = (0, 0, false, false);
+            if raw.is_ascii() {
+                // Nearly every word: bytes, not chars.
+                for (i, b) in raw.bytes().enumerate() {
+                    letters += usize::from(b.is_ascii_alphabetic());
+                    uppers += usize::from(b.is_ascii_uppercase());
+                    digits |= b.is_ascii_digit();
+                    inner |= i > 0 && b.is_ascii_uppercase();
+                }
+            } else {
+                for (i, c) in raw.chars().enumerate() {
+                    letters += usize::from(c.is_alphabetic());
+                    uppers += usize::from(c.is_uppercase());
+                    digits |= c.is_ascii_digit();
+                    inner |= i > 0 && c.is_uppercase();
+                }
+            }
             let marked = (letters >= 2 && uppers == letters)
                 || (capital && uppers >= 2)
-                || (raw.chars().skip(1).any(char::is_uppercase) && letters >= 3)
+                || (inner && letters >= 3)
                 || (digits && letters >= 2);
+            let lower = if capital || marked || all_lower {
+                text::lower_into(raw, &mut buf).to_string()
+            } else {
+                String::new()
+            };
             Word {
-                lower: text::lower_into(raw, &mut buf).to_string(),
+                raw,
+                lower,
                 marked,
                 capital,
                 name_like: tok.name_like,
@@ -401,24 +431,33 @@ fn words(t: &str) -> Vec<Word> {
 
 /// Whether most longer words of a headline are capitalised (Title Case), where capitals
 /// say nothing about names.
-fn title_case(ws: &[Word]) -> bool {
-    let long: Vec<&Word> = ws.iter().skip(1).filter(|w| w.lower.len() >= 4).collect();
+fn title_case(ws: &[Word<'_>]) -> bool {
+    let long: Vec<&Word<'_>> = ws.iter().skip(1).filter(|w| w.raw.len() >= 4).collect();
     !long.is_empty() && long.iter().filter(|w| w.capital).count() * 10 >= long.len() * 6
 }
 
 /// Dictionary entities in `ws`, and which words they cover.
-fn dictionary_hits(ws: &[Word], out: &mut Vec<u64>) -> Vec<bool> {
+fn dictionary_hits(ws: &[Word<'_>], out: &mut Vec<u64>) -> Vec<bool> {
     let dict = dictionary();
     let mut covered = vec![false; ws.len()];
     let mut i = 0;
     while i < ws.len() {
-        let hit = dict.get(ws[i].lower.as_str()).and_then(|forms| {
-            forms.iter().find(|(rest, kind, _)| {
-                (*kind == KIND_ASSET || ws[i].capital)
-                    && rest.len() < ws.len() - i
-                    && rest.iter().zip(&ws[i + 1..]).all(|(r, w)| *r == w.lower)
-            })
-        });
+        // Words not lowercased (lowercase words of a lead) start no form: institutions and
+        // places are written with a capital, and a lead's lowercase "gold" is left out.
+        let first = ws[i].lower.as_str();
+        let hit = (!first.is_empty())
+            .then(|| dict.get(first))
+            .flatten()
+            .and_then(|forms| {
+                forms.iter().find(|(rest, kind, _)| {
+                    (*kind == KIND_ASSET || ws[i].capital)
+                        && rest.len() < ws.len() - i
+                        && rest
+                            .iter()
+                            .zip(&ws[i + 1..])
+                            .all(|(r, w)| w.raw.eq_ignore_ascii_case(r))
+                })
+            });
         match hit {
             Some((rest, kind, canonical)) => {
                 out.push(key(*kind, canonical));
@@ -431,9 +470,9 @@ fn dictionary_hits(ws: &[Word], out: &mut Vec<u64>) -> Vec<bool> {
     covered
 }
 
-fn is_name_word(w: &Word, book: &SymbolBook) -> bool {
+fn is_name_word(w: &Word<'_>, book: &SymbolBook) -> bool {
     let l = w.lower.as_str();
-    !text::is_stop_word(l) && !GENERIC.contains(&l) && !book.is_form(l)
+    !text::is_stop_word(l) && GENERIC.binary_search(&l).is_err() && !book.is_form(l)
 }
 
 /// The entities of an article with this `title`, `lead` (the start of its body; see
@@ -448,7 +487,8 @@ pub fn article_entities(
         Some((i, _)) => &lead[..i],
         None => lead,
     };
-    let (tw, lw) = (words(title), words(lead));
+    let (title, lead) = (normalized(title), normalized(lead));
+    let (tw, lw) = (words(&title, true), words(&lead, false));
     // A headline that names no market is about the one its lead's first sentence names
     // ("Sui faces $150 million token unlock" with "44 million SUI tokens" in the lead).
     let primary = if symbols.title.is_empty() {
@@ -609,6 +649,11 @@ mod tests {
         let s = ents("Solana ETFs extend inflow streak", "");
         assert_eq!(names(&s), 0);
         assert_eq!(of_kind(&s.title, KIND_ASSET).len(), 1);
+    }
+
+    #[test]
+    fn the_generic_words_are_sorted() {
+        assert!(GENERIC.windows(2).all(|p| p[0] < p[1]));
     }
 
     #[test]
