@@ -207,3 +207,37 @@ fn lookalike_pairs_decided_right_with_the_defaults() {
         s.cross_joined
     );
 }
+
+/// A fresh state learns its document frequencies from its first articles, so in a 3-article
+/// run one shared word ("link") weighs like a name. The short-text bar keeps the two apart;
+/// with it and the entity rule off (`conflict_penalty = 0`, `short_terms = 0`) they merge,
+/// which shows the test can fail.
+#[test]
+fn a_tiny_fresh_run_does_not_join_on_one_shared_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("cold.jsonl");
+    std::fs::write(
+        &dump,
+        concat!(
+            r#"{"id":"c1","title":"Chainlink price jumps 8% as LINK whales accumulate","body":"Large holders added LINK tokens over the weekend as the oracle network's price climbed 8%.","published_at":"2026-11-24T08:00:00Z","source":"a.com"}"#,
+            "\n",
+            r#"{"id":"c2","title":"Link your wallet to earn rewards, exchange says","body":"An exchange asked users to link a wallet to earn rewards in a new loyalty program.","published_at":"2026-11-24T08:10:00Z","source":"b.com"}"#,
+            "\n",
+            r#"{"id":"c3","title":"Fed holds rates steady","body":"The Federal Reserve left its benchmark rate unchanged on Wednesday.","published_at":"2026-11-24T08:20:00Z","source":"c.com"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let off = dir.path().join("off.toml");
+    std::fs::write(&off, "[cluster]\nconflict_penalty = 0.0\nshort_terms = 0.0\n").unwrap();
+    let place = |extra: &[&str]| {
+        let a = dir.path().join("a.jsonl");
+        let mut args = vec!["--assignments", a.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        common::run_quiet(&dump, &args);
+        let s: HashMap<String, String> = assignments(&a).into_iter().collect();
+        s["c1"] == s["c2"]
+    };
+    assert!(!place(&[]), "joined on the word 'link' with the defaults");
+    assert!(place(&["--pipeline", off.to_str().unwrap()]));
+}
