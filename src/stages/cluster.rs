@@ -16,9 +16,12 @@
 //!    in the chunk. Its score with a story is that similarity — times the story's cohesion
 //!    under `linkage = "average"`, which makes it the mean similarity with the story's
 //!    articles — minus the time penalty ([`ClusterConfig::time_penalty`]) of the hours
-//!    between the article and the story's latest article; it joins the best story scoring at or above `threshold` (ties:
-//!    the older story) or opens a new one. (Cohesion is at most 1 and the penalty only lowers
-//!    scores, so the pruning on the centroid similarity stays exact.)
+//!    between the article and the story's latest article, minus `conflict_penalty` when the two
+//!    name different entities of one kind ([`crate::signals::entities::conflict`]); it joins
+//!    the best story scoring at or above its bar (`threshold`, raised for a short text by
+//!    [`ClusterConfig::threshold_for`]; ties: the older story) or opens a new one. (Cohesion
+//!    is at most 1, the penalties only lower scores and the bar is never below `threshold`,
+//!    so the pruning on the centroid similarity stays exact.)
 //!
 //! Because every decision uses the same kernel on the same vectors, the result cannot depend
 //! on how the articles were split into batches or chunks, or on the product's rounding.
