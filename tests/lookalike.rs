@@ -229,7 +229,11 @@ fn a_tiny_fresh_run_does_not_join_on_one_shared_word() {
     )
     .unwrap();
     let off = dir.path().join("off.toml");
-    std::fs::write(&off, "[cluster]\nconflict_penalty = 0.0\nshort_terms = 0.0\n").unwrap();
+    std::fs::write(
+        &off,
+        "[cluster]\nconflict_penalty = 0.0\nshort_terms = 0.0\n",
+    )
+    .unwrap();
     let place = |extra: &[&str]| {
         let a = dir.path().join("a.jsonl");
         let mut args = vec!["--assignments", a.to_str().unwrap()];
