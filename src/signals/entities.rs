@@ -124,6 +124,9 @@ fn intersects(a: &[u64], b: &[u64]) -> bool {
 /// "Reserve Bank of Australia" meets "RBA holds"); and an article or story that names
 /// nothing of a kind has no conflict of that kind.
 pub fn conflict(article: &Entities, story: &Entities) -> bool {
+    if article.title.is_empty() || story.title.is_empty() {
+        return false;
+    }
     KINDS.iter().any(|&kind| {
         let (at, st) = (of_kind(&article.title, kind), of_kind(&story.title, kind));
         !at.is_empty()
@@ -367,7 +370,7 @@ struct Word<'a> {
     raw: &'a str,
     /// Lowercased; only filled for capitalised words, or every word of a title (where
     /// markets count in any case).
-    lower: String,
+    lower: std::borrow::Cow<'a, str>,
     /// Acronym, inner capital or letters with digits: a name wherever it stands.
     marked: bool,
     /// Starts with a capital.
@@ -413,10 +416,13 @@ fn words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
                 || (capital && uppers >= 2)
                 || (inner && letters >= 3)
                 || (digits && letters >= 2);
-            let lower = if capital || marked || all_lower {
-                text::lower_into(raw, &mut buf).to_string()
+            let lower = if uppers == 0 && raw.is_ascii() {
+                // Already lowercase (most words): borrowed, not copied.
+                std::borrow::Cow::Borrowed(if all_lower || marked { raw } else { "" })
+            } else if capital || marked || all_lower {
+                std::borrow::Cow::Owned(text::lower_into(raw, &mut buf).to_string())
             } else {
-                String::new()
+                std::borrow::Cow::Borrowed("")
             };
             Word {
                 raw,
@@ -444,7 +450,7 @@ fn dictionary_hits(ws: &[Word<'_>], out: &mut Vec<u64>) -> Vec<bool> {
     while i < ws.len() {
         // Words not lowercased (lowercase words of a lead) start no form: institutions and
         // places are written with a capital, and a lead's lowercase "gold" is left out.
-        let first = ws[i].lower.as_str();
+        let first = ws[i].lower.as_ref();
         let hit = (!first.is_empty())
             .then(|| dict.get(first))
             .flatten()
@@ -471,7 +477,7 @@ fn dictionary_hits(ws: &[Word<'_>], out: &mut Vec<u64>) -> Vec<bool> {
 }
 
 fn is_name_word(w: &Word<'_>, book: &SymbolBook) -> bool {
-    let l = w.lower.as_str();
+    let l = w.lower.as_ref();
     !text::is_stop_word(l) && GENERIC.binary_search(&l).is_err() && !book.is_form(l)
 }
 
@@ -512,7 +518,7 @@ pub fn article_entities(
         .iter()
         .zip(&l_cov)
         .filter(|(w, c)| !**c && (w.marked || w.name_like) && is_name_word(w, book))
-        .map(|(w, _)| w.lower.as_str())
+        .map(|(w, _)| w.lower.as_ref())
         .collect();
     // Every word the lead writes with a capital, to confirm a headline's capitalised word
     // where capitals say nothing ("Nvidia beats …" with "Nvidia reported …").
@@ -520,7 +526,7 @@ pub fn article_entities(
         .iter()
         .zip(&l_cov)
         .filter(|(w, c)| !**c && w.capital)
-        .map(|(w, _)| w.lower.as_str())
+        .map(|(w, _)| w.lower.as_ref())
         .collect();
     text_keys.extend(lead_names.iter().map(|n| key(KIND_NAME, n)));
     let sentence_case = !title_case(&tw);
@@ -529,7 +535,7 @@ pub fn article_entities(
             continue;
         }
         let name =
-            w.marked || (sentence_case && w.name_like) || lead_capitals.contains(&w.lower.as_str());
+            w.marked || (sentence_case && w.name_like) || lead_capitals.contains(&w.lower.as_ref());
         if name {
             title_keys.push(key(KIND_NAME, &w.lower));
         }

@@ -172,17 +172,23 @@ impl Clusterer {
                         if s.last_seen < cutoff || s.first_seen > horizon {
                             return;
                         }
-                        // The time penalty, and the conflict penalty when the two name
-                        // different entities of one kind.
-                        let conflict = ents
-                            .is_some_and(|e| crate::signals::entities::conflict(e, &s.entities));
-                        let time = cfg.time_penalty(s.gap_hours(t, until))
-                            + if conflict { cfg.conflict_penalty } else { 0.0 };
                         let link = match linkage {
                             Linkage::Average => state.cohesions[slot],
                             Linkage::Centroid => 1.0,
                         };
-                        let score = kernels::dot(v, state.centroid(slot)) * link - time;
+                        let sim = kernels::dot(v, state.centroid(slot)) * link;
+                        let mut time = cfg.time_penalty(s.gap_hours(t, until));
+                        if sim - time < reach {
+                            return;
+                        }
+                        // The conflict penalty when the two name different entities of one
+                        // kind (looked at only for a story the article could still join: it
+                        // only lowers the score).
+                        if ents.is_some_and(|e| crate::signals::entities::conflict(e, &s.entities))
+                        {
+                            time += cfg.conflict_penalty;
+                        }
+                        let score = sim - time;
                         if score >= reach {
                             pre.push(Candidate {
                                 score,
