@@ -521,10 +521,18 @@ pub fn article_entities(
         .map(|(w, _)| w.lower.as_ref())
         .collect();
     // Every word the lead writes with a capital, to confirm a headline's capitalised word
-    // where capitals say nothing ("Nvidia beats …" with "Nvidia reported …").
+    // where capitals say nothing ("Nvidia beats …" with "Nvidia reported …"). A lead that
+    // starts by repeating the headline confirms nothing with that copy.
+    let copied = tw
+        .iter()
+        .zip(&lw)
+        .take_while(|(t, l)| t.raw == l.raw)
+        .count();
+    let copied = if copied >= tw.len().min(3) { copied } else { 0 };
     let lead_capitals: Vec<&str> = lw
         .iter()
         .zip(&l_cov)
+        .skip(copied)
         .filter(|(w, c)| !**c && w.capital)
         .map(|(w, _)| w.lower.as_ref())
         .collect();
@@ -634,6 +642,20 @@ mod tests {
             "The Reserve Bank of Australia left its cash rate unchanged.",
         );
         assert!(!conflict(&rba, &reserve));
+    }
+
+    #[test]
+    fn a_lead_that_repeats_the_headline_confirms_no_name() {
+        let a = ents(
+            "Hours-long Solana outage freezes block production",
+            "Hours-long Solana outage freezes block production, dlnews.com reported.",
+        );
+        assert_eq!(names(&a), 0);
+        let b = ents(
+            "Nvidia beats estimates",
+            "Nvidia reported third-quarter revenue.",
+        );
+        assert_eq!(names(&b), 1);
     }
 
     #[test]
