@@ -137,7 +137,7 @@ fn dense(n: usize) {
         })
         .collect();
     let cfg = ClusterConfig {
-        threshold: 0.3,
+        threshold: Some(0.3),
         time_penalty_per_hour: 0.0,
         window_hours: 48.0,
         ..ClusterConfig::default()

@@ -231,6 +231,20 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// The `[cluster]` settings a run clusters with: `cluster.threshold` as configured, or
+    /// the embedder's default when it is unset; and a warning when a configured threshold
+    /// clearly belongs to another embedder's scale (see [`crate::embed::threshold_warning`]).
+    pub fn cluster_settings(&self) -> (crate::stages::cluster::ClusterConfig, Option<String>) {
+        let mut c = self.cluster.clone();
+        let provider = self.embed.provider.as_str();
+        let warning = c
+            .threshold
+            .and_then(|t| crate::embed::threshold_warning(provider, t));
+        c.threshold
+            .get_or_insert(crate::embed::default_threshold(provider));
+        (c, warning)
+    }
+
     /// Parses a pipeline declaration; `origin` names it in errors.
     ///
     /// # Errors
@@ -366,11 +380,15 @@ impl PipelineConfig {
                 self.embed.dim
             ));
         }
-        if !(-1.0..=1.0).contains(&self.cluster.threshold) {
-            return bad(format!(
-                "cluster.threshold must be in -1..=1, got {}",
-                self.cluster.threshold
-            ));
+        if let Some(t) = self.cluster.threshold.filter(|t| !(-1.0..=1.0).contains(t)) {
+            return bad(format!("cluster.threshold must be in -1..=1, got {t}"));
+        }
+        let c = &self.cluster;
+        if !(c.conflict_penalty >= 0.0 && c.short_terms >= 0.0 && c.short_threshold_max <= 1.0) {
+            return bad(
+                "cluster.conflict_penalty and short_terms must be >= 0, short_threshold_max <= 1"
+                    .into(),
+            );
         }
         if self.cluster.time_penalty_per_hour.is_nan() || self.cluster.time_penalty_per_hour < 0.0 {
             return bad("cluster.time_penalty_per_hour must be >= 0".into());
@@ -496,13 +514,19 @@ pub fn with_overrides(
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
         let mut slot = &mut doc;
-        for part in key.split('.') {
+        for part in path.split('.').filter(|p| !p.is_empty()) {
             slot = slot
                 .get_mut(part)
                 .ok_or_else(|| bad(key, format!("no option {part:?} here")))?;
         }
-        *slot = value;
+        // An option left unset (`cluster.threshold`: the embedder's default) is not in the
+        // serialised base; the typed parse below rejects names that are no option.
+        let table = slot
+            .as_table_mut()
+            .ok_or_else(|| bad(key, format!("no option {last:?} here")))?;
+        table.insert(last.to_string(), value);
     }
     let cfg: PipelineConfig = doc
         .try_into()
@@ -612,11 +636,43 @@ mod tests {
     }
 
     #[test]
+    fn each_embedder_brings_its_threshold_and_a_foreign_one_warns() {
+        let parse = |t: &str| {
+            PipelineConfig::parse(t, "t.toml")
+                .unwrap()
+                .cluster_settings()
+        };
+        let (c, w) = parse("");
+        assert_eq!((c.threshold, w), (Some(0.12), None));
+        let openai = "[embed]\nprovider = \"openai\"\n";
+        let (c, w) = parse(openai);
+        assert_eq!((c.threshold, w), (Some(0.55), None));
+        // Overridable as before, and a value on the other embedder's scale warns.
+        let (c, w) = parse(&format!("{openai}[cluster]\nthreshold = 0.12\n"));
+        assert_eq!(c.threshold, Some(0.12));
+        let w = w.expect("0.12 with openai warns");
+        assert!(w.contains("hashing") && w.contains("0.55"), "{w}");
+        let (_, w) = parse("[cluster]\nthreshold = 0.5\n");
+        assert!(w.is_some_and(|w| w.contains("openai")));
+        // Values near one's own scale are a choice, not a mistake.
+        for t in ["0.2", "0.3"] {
+            let (_, w) = parse(&format!("[cluster]\nthreshold = {t}\n"));
+            assert_eq!(w, None, "hashing {t}");
+        }
+        let (_, w) = parse(&format!("{openai}[cluster]\nthreshold = 0.45\n"));
+        assert_eq!(w, None);
+        // An unset threshold can still be swept.
+        let base = PipelineConfig::default();
+        let cfg = with_overrides(&base, &[("cluster.threshold".into(), "0.3".into())]).unwrap();
+        assert_eq!(cfg.cluster.threshold, Some(0.3));
+    }
+
+    #[test]
     fn dotted_overrides_apply_and_check_keys() {
         let base = PipelineConfig::default();
         let o = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
         let cfg = with_overrides(&base, &o("cluster.threshold", "0.5")).unwrap();
-        assert_eq!(cfg.cluster.threshold, 0.5);
+        assert_eq!(cfg.cluster.threshold, Some(0.5));
         let cfg = with_overrides(&base, &o("embed.hashing.body_max_tokens", "10")).unwrap();
         assert_eq!(cfg.embed.hashing.body_max_tokens, 10);
         assert!(with_overrides(&base, &o("cluster.nope", "1")).is_err());

@@ -103,6 +103,14 @@ pub struct Story {
     /// The representative's article (the story's lead), with its url and source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead: Option<Member>,
+    /// The assets, institutions and names its members' titles and leads name (see
+    /// [`crate::signals::entities`]): an article naming others of a kind conflicts with the
+    /// story. Empty for stories from before it was kept, which then conflict with nothing.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::signals::entities::Entities::is_empty"
+    )]
+    pub entities: crate::signals::entities::Entities,
 }
 
 /// A member article as consumers see it.

@@ -86,7 +86,7 @@ pub fn run(args: &RunArgs, pool: &std::sync::Arc<rayon::ThreadPool>) -> Result<i
         cfg.ingest.auto_batch = false;
     }
     if let Some(t) = args.threshold {
-        cfg.cluster.threshold = t;
+        cfg.cluster.threshold = Some(t);
     }
     args.models.apply(&mut cfg);
     cfg.validate("command line")?;

@@ -26,10 +26,12 @@ struct Shaping<'a> {
 /// 16 hex digits: xxh3 of the canonical JSON of the hashed sections (field order is the
 /// declaration order and maps are sorted, so equal settings give equal text).
 pub fn pipeline_fingerprint(cfg: &PipelineConfig) -> String {
+    // Resolved, so an unset threshold and the embedder's default spelled out are one pipeline.
+    let (cluster, _) = cfg.cluster_settings();
     let shaping = Shaping {
         ingest: &cfg.ingest,
         embed: &cfg.embed,
-        cluster: &cfg.cluster,
+        cluster: &cluster,
         label: &cfg.label,
         signals: &cfg.signals,
         syndication: &cfg.syndication,
@@ -94,7 +96,7 @@ mod tests {
         assert_eq!(fp.len(), 16);
         assert_eq!(fp, pipeline_fingerprint(&base.clone()), "stable");
         let mut other = base.clone();
-        other.cluster.threshold += 0.01;
+        other.cluster.threshold = Some(0.13);
         assert_ne!(pipeline_fingerprint(&other), fp);
         let mut moved = base.clone();
         moved.redis.port += 1;

@@ -174,8 +174,12 @@ pub fn run(
     // A remote embedder fills its concurrent requests from one batch.
     let batch_size = cfg.ingest.batch_size.max(embedder.preferred_batch());
     let breaking_window = (cfg.signals.breaking_window_minutes * 60.0) as i64;
+    let (cluster_cfg, warning) = cfg.cluster_settings();
+    if let Some(w) = warning {
+        tracing::warn!(threshold = ?cluster_cfg.threshold, "{w}");
+    }
     let cluster = ClusterStage::new(
-        Clusterer::new(cfg.cluster.clone(), state)
+        Clusterer::new(cluster_cfg, state)
             .with_breaking(cfg.signals.breaking_sources, breaking_window)
             .with_syndication(cfg.syndication.clone(), cfg.syndication_off())
             .with_member_articles(cfg.events.member_articles)

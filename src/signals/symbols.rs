@@ -498,6 +498,12 @@ impl SymbolBook {
         self.symbols.is_empty()
     }
 
+    /// Whether the lowercase word `lower` is a single-word name or ticker of some symbol,
+    /// whatever its guards (the entity extractor leaves such words to the symbols).
+    pub fn is_form(&self, lower: &str) -> bool {
+        self.words.get(lower).is_some_and(|e| e.form.is_some())
+    }
+
     /// The symbols mentioned in `text`, each once with its mention count, ordered by count
     /// (highest first), then by symbol.
     pub fn symbols_in(&self, text: &str) -> Vec<SymbolHit> {

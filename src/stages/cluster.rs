@@ -16,15 +16,18 @@
 //!    in the chunk. Its score with a story is that similarity — times the story's cohesion
 //!    under `linkage = "average"`, which makes it the mean similarity with the story's
 //!    articles — minus the time penalty ([`ClusterConfig::time_penalty`]) of the hours
-//!    between the article and the story's latest article; it joins the best story scoring at or above `threshold` (ties:
-//!    the older story) or opens a new one. (Cohesion is at most 1 and the penalty only lowers
-//!    scores, so the pruning on the centroid similarity stays exact.)
+//!    between the article and the story's latest article, minus `conflict_penalty` when the two
+//!    name different entities of one kind ([`crate::signals::entities::conflict`]); it joins
+//!    the best story scoring at or above its bar (`threshold`, raised for a short text by
+//!    [`ClusterConfig::threshold_for`]; ties: the older story) or opens a new one. (Cohesion
+//!    is at most 1, the penalties only lower scores and the bar is never below `threshold`,
+//!    so the pruning on the centroid similarity stays exact.)
 //!
 //! Because every decision uses the same kernel on the same vectors, the result cannot depend
 //! on how the articles were split into batches or chunks, or on the product's rounding.
 
 mod config;
-pub use config::{ClusterConfig, Linkage};
+pub use config::{ClusterConfig, Linkage, OFFLINE_THRESHOLD};
 
 use std::collections::HashSet;
 
@@ -97,6 +100,8 @@ pub struct Assignment {
 pub struct BatchSignals<'a> {
     /// Perp symbols.
     pub symbols: &'a [crate::signals::symbols::ArticleSymbols],
+    /// Entities (see [`crate::signals::entities`]).
+    pub entities: &'a [crate::signals::entities::Entities],
     /// Directions.
     pub directions: &'a [crate::signals::sentiment::ArticleDirection],
     /// Syndication sketches.
@@ -302,6 +307,7 @@ impl crate::pipeline::Stage for ClusterStage<'_> {
     fn process(&mut self, batch: super::EmbeddedBatch) -> crate::Result<ClusteredBatch> {
         let signals = BatchSignals {
             symbols: &batch.symbols,
+            entities: &batch.entities,
             directions: &batch.directions,
             sketches: &batch.sketches,
         };

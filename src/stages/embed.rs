@@ -161,6 +161,13 @@ impl EmbedStage<'_> {
                 self.symbols.article_symbols_and_mentions(&a.title, lead);
             out.directions
                 .push(scorer.score(&a.title, lead, &in_title, &in_lead));
+            out.entities
+                .push(crate::signals::entities::article_entities(
+                    self.symbols,
+                    &syms,
+                    &a.title,
+                    &a.body,
+                ));
             out.symbols.push(syms);
             out.sketches.push(if self.sketches {
                 crate::syndication::sketch(&a.title, &a.body)
@@ -176,6 +183,7 @@ impl EmbedStage<'_> {
 #[derive(Debug, Default)]
 struct Signals {
     symbols: Vec<crate::signals::symbols::ArticleSymbols>,
+    entities: Vec<crate::signals::entities::Entities>,
     directions: Vec<crate::signals::sentiment::ArticleDirection>,
     sketches: Vec<Option<crate::syndication::Sketch>>,
 }
@@ -213,6 +221,7 @@ impl Stage for EmbedStage<'_> {
             articles: Vec::with_capacity(n),
             embeddings: Vec::with_capacity(n),
             symbols: Vec::with_capacity(n),
+            entities: Vec::with_capacity(n),
             directions: Vec::with_capacity(n),
             sketches: Vec::with_capacity(n),
         };
@@ -220,9 +229,10 @@ impl Stage for EmbedStage<'_> {
         let per_article = signals
             .symbols
             .into_iter()
+            .zip(signals.entities)
             .zip(signals.directions)
             .zip(signals.sketches);
-        for ((article, e), ((sym, dir), sk)) in
+        for ((article, e), (((sym, ents), dir), sk)) in
             batch.articles.into_iter().zip(embeddings).zip(per_article)
         {
             match e {
@@ -230,6 +240,7 @@ impl Stage for EmbedStage<'_> {
                     out.articles.push(article);
                     out.embeddings.push(e);
                     out.symbols.push(sym);
+                    out.entities.push(ents);
                     out.directions.push(dir);
                     out.sketches.push(sk);
                 }

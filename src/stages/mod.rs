@@ -27,6 +27,9 @@ pub struct EmbeddedBatch {
     pub embeddings: Vec<Embedding>,
     /// Their perp symbols, parallel to `articles`.
     pub symbols: Vec<crate::signals::symbols::ArticleSymbols>,
+    /// The assets, institutions and names their titles and leads name, parallel to
+    /// `articles`.
+    pub entities: Vec<crate::signals::entities::Entities>,
     /// Their directions, parallel to `articles`.
     pub directions: Vec<crate::signals::sentiment::ArticleDirection>,
     /// Their syndication sketches (`None`: too short), parallel to `articles`.

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::candidates::{Scored, chunk_rows, distance, rescore_margin};
 use super::decision::{Candidate, decide, decide_top};
-use super::index::{INDEX_TOP, Span};
+use super::index::{INDEX_TOP, Span, penalize_conflicts};
 use super::update::Placed;
 use super::{Assignment, BatchSignals, ClusteredBatch, Clusterer, Linkage, Placement};
 use crate::article::Article;
@@ -96,7 +96,7 @@ impl Clusterer {
         let mut walk = std::mem::take(&mut self.walk);
         let margin = rescore_margin(dim);
         let cfg = self.cfg.clone();
-        let threshold = cfg.threshold;
+        let threshold = cfg.threshold();
         let linkage = cfg.linkage;
         let (window, retain) = self.window_retain();
         let late_before = self.start_clock.saturating_sub(window);
@@ -184,6 +184,7 @@ impl Clusterer {
                     .and_then(Option::as_ref)
                     .filter(|_| self.syndicates(a.source.as_deref()));
                 let exact = sparse[i].as_deref();
+                let ents = signals.entities.get(i);
                 let best = if offline {
                     pre.clear();
                     let terms = exact.unwrap_or_default();
@@ -213,16 +214,14 @@ impl Clusterer {
                             bound: f32::INFINITY,
                         });
                     }
-                    let best = decide_top(
-                        &mut pre,
-                        Some(terms),
-                        &self.state,
-                        linkage,
-                        threshold,
-                        INDEX_TOP,
-                    );
+                    // The conflict penalty, and a short text's higher bar (candidates were kept
+                    // on the base threshold: both only lower a score or raise the bar).
+                    penalize_conflicts(&mut pre, ents, &self.state, cfg.conflict_penalty);
+                    let bar = cfg.threshold_for(Some(terms.len()));
+                    let best =
+                        decide_top(&mut pre, Some(terms), &self.state, linkage, bar, INDEX_TOP);
                     if self.check_candidates {
-                        self.check_exhaustive(terms, v, span, &unindexed, best);
+                        self.check_exhaustive(terms, v, span, &unindexed, ents, best);
                     }
                     best
                 } else {
@@ -236,12 +235,23 @@ impl Clusterer {
                         if s.last_seen < cutoff || s.first_seen > horizon {
                             return;
                         }
-                        let time = cfg.time_penalty(s.gap_hours(t, until));
                         let link = match linkage {
                             Linkage::Average => state.cohesions[slot],
                             Linkage::Centroid => 1.0,
                         };
-                        let score = kernels::dot(v, state.centroid(slot)) * link - time;
+                        let sim = kernels::dot(v, state.centroid(slot)) * link;
+                        let mut time = cfg.time_penalty(s.gap_hours(t, until));
+                        if sim - time < reach {
+                            return;
+                        }
+                        // The conflict penalty when the two name different entities of one
+                        // kind (looked at only for a story the article could still join: it
+                        // only lowers the score).
+                        if ents.is_some_and(|e| crate::signals::entities::conflict(e, &s.entities))
+                        {
+                            time += cfg.conflict_penalty;
+                        }
+                        let score = sim - time;
                         if score >= reach {
                             pre.push(Candidate {
                                 score,
@@ -267,7 +277,10 @@ impl Clusterer {
                     for slot in chunk_start_slots..self.state.stories.len() {
                         consider(slot, &self.state);
                     }
-                    decide(&mut pre, exact, &self.state, linkage, threshold)
+                    // A short text's bar is higher (never lower): candidates were kept on
+                    // the base threshold, so the pruning stays exact.
+                    let bar = cfg.threshold_for(exact.map(<[_]>::len));
+                    decide(&mut pre, exact, &self.state, linkage, bar)
                 };
                 // Looked up only once the article joins a story: one that opens a story
                 // copies nothing, and the decision above never depends on the copy.
@@ -331,6 +344,7 @@ impl Clusterer {
                     .remember(&a.id, ukey, &self.state.stories[slot].id.clone());
                 let placed = Placed {
                     symbols: syms,
+                    entities: ents,
                     direction: signals.directions.get(i),
                     sketch,
                     copy_of: copy.map(|(_, original)| original),

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// Minimum score (see `linkage`) between an article and a story for the article to join
-    /// the story; below it the article opens a new story.
-    pub threshold: f32,
+    /// the story; below it the article opens a new story. Unset: the embedder's default
+    /// ([`crate::embed::Provider::default_threshold`]: 0.12 offline, 0.55 for
+    /// OpenAI-compatible models), since each embedder's similarities have their own scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
     /// How an article is scored against a story: `average` (the mean cosine similarity with
     /// the story's articles) or `centroid` (the cosine similarity with the story's mean
     /// direction).
@@ -26,6 +29,21 @@ pub struct ClusterConfig {
     /// window still bounds how far). Without a cap, a feed whose clock is a few hours off
     /// could never join anything.
     pub time_penalty_max: f32,
+    /// Score taken off when an article and a story name different entities of one kind
+    /// (different assets, central banks or regulators, or other names in their titles; see
+    /// [`crate::signals::entities::conflict`]), so that look-alike events on different
+    /// markets do not join on shared event words alone. Like the time penalty it only lowers
+    /// scores. `0` turns it off.
+    pub conflict_penalty: f32,
+    /// Term embeddings only: an article with fewer exact terms than this needs a higher
+    /// score to join, `threshold × sqrt(short_terms / terms)`, at most `short_threshold_max`
+    /// (and never less than `threshold`). A cosine between sparse TF-IDF vectors of `n` terms
+    /// has chance overlap of about `1/sqrt(n)`: two short crypto items sharing a template
+    /// ("… token unlock this week") score as high as two long reports of one event. `0`
+    /// turns it off.
+    pub short_terms: f32,
+    /// The most [`Self::short_terms`] raises the threshold to.
+    pub short_threshold_max: f32,
     /// A story with no new article for this many hours goes inactive and takes no more
     /// articles.
     pub window_hours: f64,
@@ -61,7 +79,30 @@ impl std::fmt::Display for Linkage {
     }
 }
 
+/// The offline embedder's threshold: what [`ClusterConfig::threshold`] means when neither
+/// the pipeline nor the embedder set it.
+pub const OFFLINE_THRESHOLD: f32 = 0.12;
+
 impl ClusterConfig {
+    /// The threshold in force: the configured one, else [`OFFLINE_THRESHOLD`] (a run sets the
+    /// embedder's default first; see [`crate::config::PipelineConfig::cluster_settings`]).
+    pub fn threshold(&self) -> f32 {
+        self.threshold.unwrap_or(OFFLINE_THRESHOLD)
+    }
+
+    /// The score an article with `terms` exact terms (`None`: a dense embedding) needs to
+    /// join a story: `threshold`, raised for short texts (see [`Self::short_terms`]).
+    pub fn threshold_for(&self, terms: Option<usize>) -> f32 {
+        match terms {
+            Some(n) if self.short_terms > 0.0 => {
+                let t = self.threshold();
+                let raised = t * (self.short_terms / n.max(1) as f32).sqrt();
+                raised.min(self.short_threshold_max).max(t)
+            }
+            _ => self.threshold(),
+        }
+    }
+
     /// The score an article loses against a story whose latest article is `gap_hours` away:
     /// nothing within the plateau, then `time_penalty_per_hour` for each hour past it, at
     /// most `time_penalty_max` (and the gap is capped at the window). Never negative, so it
@@ -76,7 +117,7 @@ impl ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            threshold: 0.12,
+            threshold: None,
             linkage: Linkage::Average,
             // Measured with scripts/time_model.py (README, "How stories are formed"): the
             // steep 0.1 an hour of before scored 0.90 on the dev set only because its crawl
@@ -85,6 +126,9 @@ impl Default for ClusterConfig {
             time_penalty_per_hour: 0.01,
             time_plateau_hours: 3.0,
             time_penalty_max: 0.15,
+            conflict_penalty: 1.0,
+            short_terms: 200.0,
+            short_threshold_max: 0.25,
             window_hours: 48.0,
             retain_hours: 168.0,
             dedup_days: 30.0,

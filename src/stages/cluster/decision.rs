@@ -14,7 +14,8 @@ pub(super) struct Candidate {
     /// The story's creation order: ties go to the older story.
     pub(super) seq: u64,
     pub(super) slot: usize,
-    /// The time penalty already in `score`.
+    /// The penalties already in `score`: the time penalty, plus the conflict penalty when
+    /// the article and the story name different entities.
     pub(super) time: f32,
     /// An upper bound of the exact score (infinite when there is none): a candidate whose
     /// bound is below the best exact score found so far is not re-scored.
@@ -35,7 +36,7 @@ pub(super) fn better(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 /// story). With them (`exact`): the [`RESCORE_TOP`] best candidates by dense score are
 /// re-scored on the term vectors (the mean of the article's exact similarities with the
 /// members under average linkage, the similarity with the exact centroid under centroid
-/// linkage, minus the same time penalty), and the best at or above `threshold` wins (ties:
+/// linkage, minus the same penalties), and the best at or above `threshold` wins (ties:
 /// the older story). A story without term vectors (from a state written before they were
 /// kept) keeps its dense score.
 pub(super) fn decide(

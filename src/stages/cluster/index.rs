@@ -189,7 +189,7 @@ impl Walk {
                 Linkage::Centroid => (0.0, 0.0),
             };
             let bound = link + rest - time;
-            if bound + 1e-4 < cfg.threshold {
+            if bound + 1e-4 < cfg.threshold() {
                 // Cannot reach the threshold, whatever the terms not read hold.
                 continue;
             }
@@ -217,16 +217,18 @@ impl Clusterer {
         v: &[f32],
         span: Span,
         unindexed: &[usize],
+        ents: Option<&crate::signals::entities::Entities>,
         best: Option<usize>,
     ) {
         let cfg = self.cfg.clone();
-        if cfg.threshold <= 0.0 {
+        if cfg.threshold() <= 0.0 {
             return;
         }
         let mut walk = Walk::default();
         let mut all = Vec::new();
         walk.search_with(&self.state, terms, span, &cfg, true, &mut all);
-        all.retain(|c| c.score >= cfg.threshold - 1e-3);
+        penalize_conflicts(&mut all, ents, &self.state, cfg.conflict_penalty);
+        all.retain(|c| c.score >= cfg.threshold() - 1e-3);
         for &slot in unindexed {
             let s = &self.state.stories[slot];
             if s.last_seen < span.cutoff || s.first_seen > span.horizon {
@@ -251,10 +253,32 @@ impl Clusterer {
             Some(terms),
             &self.state,
             cfg.linkage,
-            cfg.threshold,
+            cfg.threshold_for(Some(terms.len())),
             top,
         );
         self.stats.checked += 1;
         self.stats.differing += u64::from(want != best);
+    }
+}
+
+/// Lowers the score (and its bound) of every candidate whose story names different entities
+/// of one kind than the article ([`crate::signals::entities::conflict`]) by `penalty`, as
+/// the dense path does: a penalty only lowers a score, so candidates kept on the threshold
+/// before it stay a superset of those that can still win.
+pub(super) fn penalize_conflicts(
+    pre: &mut [Candidate],
+    ents: Option<&crate::signals::entities::Entities>,
+    state: &StoryState,
+    penalty: f32,
+) {
+    let Some(e) = ents.filter(|_| penalty > 0.0) else {
+        return;
+    };
+    for c in pre {
+        if crate::signals::entities::conflict(e, &state.stories[c.slot].entities) {
+            c.time += penalty;
+            c.score -= penalty;
+            c.bound -= penalty;
+        }
     }
 }

@@ -6,6 +6,9 @@ use crate::article::Article;
 use crate::article::Origin;
 use crate::embed::Embedding;
 use crate::kernels;
+use crate::signals::entities::{
+    Entities, KIND_ASSET, KIND_NAME, MAX_STORY_ENTITIES, conflict, key,
+};
 
 fn article(i: usize, t: i64) -> Article {
     Article {
@@ -49,11 +52,25 @@ fn planted(n: usize, dim: usize, k: usize, seed: u64) -> Vec<Vec<f32>> {
 /// The specification, written as plainly as possible: every article against every
 /// active story, one at a time.
 fn reference(cfg: &ClusterConfig, arts: &[Article], vecs: &[Vec<f32>]) -> Vec<usize> {
+    reference_entities(cfg, arts, vecs, &[])
+}
+
+/// [`reference`] with each article's entities (`ents` parallel to `arts`, or empty): a story
+/// names what its members name, and an article naming other entities of a kind than the
+/// story loses `conflict_penalty`.
+fn reference_entities(
+    cfg: &ClusterConfig,
+    arts: &[Article],
+    vecs: &[Vec<f32>],
+    ents: &[Entities],
+) -> Vec<usize> {
     struct S {
         sum: Vec<f32>,
         members: Vec<usize>,
         last: i64,
+        ents: Entities,
     }
+    let none = Entities::default();
     let mut stories: Vec<S> = Vec::new();
     let mut out = Vec::new();
     let window = (cfg.window_hours * 3600.0) as i64;
@@ -77,27 +94,46 @@ fn reference(cfg: &ClusterConfig, arts: &[Article], vecs: &[Vec<f32>]) -> Vec<us
                 }
             };
             let gap = ((t - s.last).abs() as f32 / 3600.0).min(cfg.window_hours as f32);
-            let sim = link - cfg.time_penalty(gap);
-            if sim >= cfg.threshold && best.is_none_or(|(b, _)| sim > b) {
+            let e = ents.get(i).unwrap_or(&none);
+            let pen = if conflict(e, &s.ents) {
+                cfg.conflict_penalty
+            } else {
+                0.0
+            };
+            let sim = link - cfg.time_penalty(gap) - pen;
+            if sim >= cfg.threshold() && best.is_none_or(|(b, _)| sim > b) {
                 best = Some((sim, j));
             }
         }
-        match best {
+        let j = match best {
             Some((_, j)) => {
                 stories[j].sum.iter_mut().zip(v).for_each(|(c, x)| *c += *x);
                 stories[j].members.push(i);
                 stories[j].last = stories[j].last.max(t);
-                out.push(j);
+                j
             }
             None => {
                 stories.push(S {
                     sum: v.clone(),
                     members: vec![i],
                     last: t,
+                    ents: Entities::default(),
                 });
-                out.push(stories.len() - 1);
+                stories.len() - 1
+            }
+        };
+        // Every entity the members name, up to the bound, first come.
+        let e = ents.get(i).unwrap_or(&none);
+        let s = &mut stories[j].ents;
+        for (set, add) in [(&mut s.title, &e.title), (&mut s.text, &e.text)] {
+            for k in add {
+                if set.len() < MAX_STORY_ENTITIES && !set.contains(k) {
+                    set.push(*k);
+                    set.sort_unstable();
+                }
             }
         }
+        out.push(j);
     }
     out
 }
@@ -109,6 +145,18 @@ fn run(
     batch: usize,
     threads: usize,
 ) -> Vec<String> {
+    run_entities(cfg, arts, vecs, &[], batch, threads)
+}
+
+/// [`run`] with each article's entities (parallel to `arts`, or empty).
+fn run_entities(
+    cfg: &ClusterConfig,
+    arts: &[Article],
+    vecs: &[Vec<f32>],
+    ents: &[Entities],
+    batch: usize,
+    threads: usize,
+) -> Vec<String> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -116,10 +164,14 @@ fn run(
     let dim = vecs[0].len();
     let mut c = Clusterer::new(cfg.clone(), StoryState::new("test", dim));
     let mut out = Vec::new();
-    for (a, v) in arts.chunks(batch).zip(vecs.chunks(batch)) {
+    for (k, (a, v)) in arts.chunks(batch).zip(vecs.chunks(batch)).enumerate() {
         let e = v.iter().cloned().map(Embedding::Dense).collect();
+        let signals = BatchSignals {
+            entities: ents.get(k * batch..(k * batch + a.len())).unwrap_or(&[]),
+            ..BatchSignals::default()
+        };
         out.extend(
-            c.assign_batch(a, e, &[], 0, &pool)
+            c.assign_signals(a, e, signals, 0, &pool)
                 .assignments
                 .into_iter()
                 .map(|x| x.story_id),
@@ -158,7 +210,7 @@ fn pruned_batched_parallel_equals_the_one_at_a_time_reference() {
         (Linkage::Centroid, 0.05, 0.0, f32::INFINITY),
     ] {
         let cfg = ClusterConfig {
-            threshold: 0.25,
+            threshold: Some(0.25),
             linkage,
             time_penalty_per_hour: penalty,
             time_plateau_hours: plateau,
@@ -181,6 +233,126 @@ fn pruned_batched_parallel_equals_the_one_at_a_time_reference() {
             );
         }
     }
+}
+
+/// Entities drawn so that conflicts are common: each article names one or two of a few
+/// assets in its title, sometimes another in its lead, and sometimes a name.
+fn planted_entities(n: usize, seed: u64) -> Vec<Entities> {
+    let mut s = seed | 1;
+    let mut rnd = move |m: u64| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s % m
+    };
+    (0..n)
+        .map(|_| {
+            let mut title: Vec<u64> = Vec::new();
+            for _ in 0..rnd(3) {
+                title.push(key(KIND_ASSET, &format!("a{}", rnd(4))));
+            }
+            if rnd(3) == 0 {
+                title.push(key(KIND_NAME, &format!("n{}", rnd(3))));
+            }
+            let mut text = title.clone();
+            if rnd(4) == 0 {
+                text.push(key(KIND_ASSET, &format!("a{}", rnd(4))));
+            }
+            for v in [&mut title, &mut text] {
+                v.sort_unstable();
+                v.dedup();
+            }
+            Entities { title, text }
+        })
+        .collect()
+}
+
+#[test]
+fn entity_conflicts_are_decided_like_the_reference_whatever_the_batching() {
+    let n = 500;
+    let vecs = planted(n, 64, 30, 41);
+    let ents = planted_entities(n, 3);
+    let arts: Vec<Article> = (0..n)
+        .map(|i| article(i, 1_000_000 + i as i64 * 300))
+        .collect();
+    for penalty in [1.0, 0.1] {
+        let cfg = ClusterConfig {
+            threshold: Some(0.25),
+            conflict_penalty: penalty,
+            window_hours: 24.0,
+            ..ClusterConfig::default()
+        };
+        let want = reference_entities(&cfg, &arts, &vecs, &ents);
+        // The rule matters here: without it the partition differs.
+        let plain = reference(&cfg, &arts, &vecs);
+        assert_ne!(canonical(&want), canonical(&plain), "penalty {penalty}");
+        for (batch, threads) in [(1, 1), (20, 2), (64, 2), (500, 1), (500, 2)] {
+            let got = run_entities(&cfg, &arts, &vecs, &ents, batch, threads);
+            assert_eq!(
+                canonical(&got),
+                canonical(&want),
+                "batch {batch} threads {threads} penalty {penalty}"
+            );
+        }
+    }
+}
+
+#[test]
+fn different_assets_stay_apart_and_a_multi_asset_story_takes_each() {
+    let v = {
+        let mut v = vec![1.0f32; 8];
+        kernels::normalize(&mut v);
+        v
+    };
+    let assets = |names: &[&str]| {
+        let mut title: Vec<u64> = names.iter().map(|n| key(KIND_ASSET, n)).collect();
+        title.sort_unstable();
+        Entities {
+            text: title.clone(),
+            title,
+        }
+    };
+    let place = |ents: &[Entities]| {
+        let arts: Vec<Article> = (0..ents.len())
+            .map(|i| article(i, 1000 + i as i64))
+            .collect();
+        let vecs = vec![v.clone(); ents.len()];
+        canonical(&run_entities(
+            &ClusterConfig::default(),
+            &arts,
+            &vecs,
+            ents,
+            1,
+            1,
+        ))
+    };
+    // The same words about XRP and about SOL: two stories.
+    assert_eq!(place(&[assets(&["xrp"]), assets(&["sol"])]), vec![0, 1]);
+    // One about XRP, SOL and DOGE takes both single-asset articles, and one naming none.
+    assert_eq!(
+        place(&[
+            assets(&["xrp", "sol", "doge"]),
+            assets(&["xrp"]),
+            assets(&["sol"]),
+            Entities::default()
+        ]),
+        vec![0, 0, 0, 0]
+    );
+    // Turned off, the words alone decide.
+    let arts: Vec<Article> = (0..2).map(|i| article(i, 1000 + i as i64)).collect();
+    let off = ClusterConfig {
+        conflict_penalty: 0.0,
+        ..ClusterConfig::default()
+    };
+    let got = run_entities(
+        &off,
+        &arts,
+        &[v.clone(), v.clone()],
+        &[assets(&["xrp"]), assets(&["sol"])],
+        1,
+        1,
+    );
+    assert_eq!(canonical(&got), vec![0, 0]);
 }
 
 /// Term embeddings around `k` planted topics: each article draws most of its terms from
@@ -221,6 +393,7 @@ fn terms_reference(
     cfg: &ClusterConfig,
     arts: &[Article],
     terms: &[Vec<(u32, f32)>],
+    ents: &[Entities],
     dim: usize,
 ) -> (Vec<usize>, usize) {
     struct S {
@@ -229,15 +402,19 @@ fn terms_reference(
         n: usize,
         last: i64,
         seq: u64,
+        ents: Entities,
     }
+    let none = Entities::default();
     let mut stats = crate::story::TermStats::default();
     let mut stories: Vec<S> = Vec::new();
     let mut out = Vec::new();
     let mut differ = 0;
     let window = (cfg.window_hours * 3600.0) as i64;
-    for (a, t) in arts.iter().zip(terms) {
+    for (i, (a, t)) in arts.iter().zip(terms).enumerate() {
+        let e = ents.get(i).unwrap_or(&none);
         let (v, exact) = Embedding::Terms(t.clone()).into_vectors(&mut stats, dim);
         let exact = exact.unwrap();
+        let bar = cfg.threshold_for(Some(exact.len()));
         let at = a.published_at.unwrap_or(0);
         let mut pre = Vec::new();
         for (j, s) in stories.iter().enumerate() {
@@ -245,17 +422,22 @@ fn terms_reference(
                 continue;
             }
             let gap = ((at - s.last).abs() as f32 / 3600.0).min(cfg.window_hours as f32);
-            let pen = cfg.time_penalty(gap);
+            let conflict_pen = if conflict(e, &s.ents) {
+                cfg.conflict_penalty
+            } else {
+                0.0
+            };
+            let pen = cfg.time_penalty(gap) + conflict_pen;
             let mut c = s.sum.clone();
             kernels::normalize(&mut c);
             let coh = crate::story::cohesion(&s.sum, s.n);
             let dense = kernels::dot(&v, &c) * coh - pen;
             let exact_score = kernels::sparse_dot(&exact, &s.terms) / s.n as f32 - pen;
-            let candidate = dense >= cfg.threshold - rescore_margin(dim);
+            let candidate = dense >= cfg.threshold() - rescore_margin(dim);
             pre.push((dense, s.seq, j, exact_score, candidate));
         }
         let pick = |c: &mut dyn Iterator<Item = &(f32, u64, usize, f32, bool)>| {
-            c.filter(|c| c.3 >= cfg.threshold)
+            c.filter(|c| c.3 >= bar)
                 .min_by(|x, y| y.3.total_cmp(&x.3).then(x.1.cmp(&y.1)))
                 .copied()
         };
@@ -264,14 +446,14 @@ fn terms_reference(
         pre.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         let dense = pick(&mut pre.iter().take(RESCORE_TOP));
         differ += usize::from(dense.map(|c| c.2) != brute.map(|c| c.2));
-        match brute {
+        let j = match brute {
             Some((_, _, j, _, _)) => {
                 let s = &mut stories[j];
                 s.sum.iter_mut().zip(&v).for_each(|(c, x)| *c += *x);
                 crate::story::add_term_vector(&mut s.terms, &exact);
                 s.n += 1;
                 s.last = s.last.max(at);
-                out.push(j);
+                j
             }
             None => {
                 let seq = stories.len() as u64;
@@ -281,10 +463,13 @@ fn terms_reference(
                     n: 1,
                     last: at,
                     seq,
+                    ents: Entities::default(),
                 });
-                out.push(stories.len() - 1);
+                stories.len() - 1
             }
-        }
+        };
+        stories[j].ents.absorb(e);
+        out.push(j);
     }
     (out, differ)
 }
@@ -298,42 +483,50 @@ fn term_embeddings_are_decided_on_exact_vectors_whatever_the_batching() {
         .map(|i| article(i, 1_000_000 + i as i64 * 300))
         .collect();
     let cfg = ClusterConfig {
-        threshold: 0.2,
+        threshold: Some(0.2),
         time_penalty_per_hour: 0.02,
         time_plateau_hours: 0.0,
         time_penalty_max: f32::INFINITY,
         window_hours: 24.0,
         ..ClusterConfig::default()
     };
-    let (want, differ) = terms_reference(&cfg, &arts, &terms, dim);
-    let stories = want.iter().max().unwrap() + 1;
-    assert!(
-        stories > 30 && stories < 400,
-        "{stories} stories: the test needs real groups"
-    );
-    for (batch, threads) in [(1, 1), (20, 2), (600, 1), (600, 2)] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut c = Clusterer::new(cfg.clone(), StoryState::new("test", dim));
-        let mut got = Vec::new();
-        for (a, t) in arts.chunks(batch).zip(terms.chunks(batch)) {
-            let e = t.iter().cloned().map(Embedding::Terms).collect();
-            let out = c.assign_batch(a, e, &[], 0, &pool);
-            got.extend(out.assignments.into_iter().map(|x| x.story_id));
+    let ents = planted_entities(n, 11);
+    for with_entities in [false, true] {
+        let ents: &[Entities] = if with_entities { &ents } else { &[] };
+        let (want, differ) = terms_reference(&cfg, &arts, &terms, ents, dim);
+        let stories = want.iter().max().unwrap() + 1;
+        assert!(
+            stories > 30 && stories < 400,
+            "{stories} stories: the test needs real groups"
+        );
+        for (batch, threads) in [(1, 1), (20, 2), (600, 1), (600, 2)] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = Clusterer::new(cfg.clone(), StoryState::new("test", dim));
+            let mut got = Vec::new();
+            for (k, (a, t)) in arts.chunks(batch).zip(terms.chunks(batch)).enumerate() {
+                let e = t.iter().cloned().map(Embedding::Terms).collect();
+                let signals = BatchSignals {
+                    entities: ents.get(k * batch..k * batch + a.len()).unwrap_or(&[]),
+                    ..BatchSignals::default()
+                };
+                let out = c.assign_signals(a, e, signals, 0, &pool);
+                got.extend(out.assignments.into_iter().map(|x| x.story_id));
+            }
+            assert_eq!(
+                canonical(&got),
+                canonical(&want),
+                "batch {batch} threads {threads}"
+            );
         }
-        assert_eq!(
-            canonical(&got),
-            canonical(&want),
-            "batch {batch} threads {threads}"
+        // The dense pruning changes (almost) no decision against re-scoring every story.
+        assert!(
+            differ * 100 <= n,
+            "{differ} of {n} decided otherwise than brute force"
         );
     }
-    // The dense pruning changes (almost) no decision against re-scoring every story.
-    assert!(
-        differ * 100 <= n,
-        "{differ} of {n} decided otherwise than brute force"
-    );
 }
 
 #[test]
@@ -344,7 +537,7 @@ fn a_day_only_time_is_as_close_as_its_day_allows() {
     // is measured from a day-only story's midnight, so one midnight stamp cannot lift
     // the penalty for a whole day of exactly timed articles.
     let cfg = ClusterConfig {
-        threshold: 0.5,
+        threshold: Some(0.5),
         time_penalty_per_hour: 0.1,
         time_plateau_hours: 0.0,
         time_penalty_max: f32::INFINITY,
@@ -508,7 +701,8 @@ fn busy_window(n: usize, seed: u64) -> (Vec<Article>, Vec<Vec<(u32, f32)>>) {
 /// The specification for term embeddings, written plainly: every article against every
 /// active story of its time, scored exactly on the term vectors (the mean similarity with
 /// the members: the article's terms against the story's term sum, over its size, minus the
-/// time penalty); the best at or above the threshold wins (ties: the older story).
+/// time penalty); the best at or above the article's bar (the threshold, raised for a short
+/// text) wins (ties: the older story).
 fn exact_reference(cfg: &ClusterConfig, arts: &[Article], terms: &[Vec<(u32, f32)>]) -> Vec<usize> {
     struct S {
         terms: Vec<(u32, f32)>,
@@ -523,6 +717,7 @@ fn exact_reference(cfg: &ClusterConfig, arts: &[Article], terms: &[Vec<(u32, f32
         let (_, exact) = Embedding::Terms(t.clone()).into_vectors(&mut stats, 8);
         let exact = exact.unwrap();
         let at = a.published_at.unwrap_or(0);
+        let bar = cfg.threshold_for(Some(exact.len()));
         let mut best: Option<(f32, usize)> = None;
         for (j, s) in stories.iter().enumerate() {
             if s.last < at - window {
@@ -530,7 +725,7 @@ fn exact_reference(cfg: &ClusterConfig, arts: &[Article], terms: &[Vec<(u32, f32
             }
             let gap = ((at - s.last).abs() as f32 / 3600.0).min(cfg.window_hours as f32);
             let score = kernels::sparse_dot(&exact, &s.terms) / s.n as f32 - cfg.time_penalty(gap);
-            if score >= cfg.threshold && best.is_none_or(|(b, _)| score > b) {
+            if score >= bar && best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, j));
             }
         }

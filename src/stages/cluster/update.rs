@@ -12,6 +12,8 @@ use crate::text;
 pub(super) struct Placed<'a> {
     /// Its perp symbols.
     pub symbols: &'a crate::signals::symbols::ArticleSymbols,
+    /// Its entities, when the embed stage found them.
+    pub entities: Option<&'a crate::signals::entities::Entities>,
     /// Its direction, when the embed stage scored one.
     pub direction: Option<&'a crate::signals::sentiment::ArticleDirection>,
     /// Its syndication sketch, when detection applies to its source.
@@ -38,6 +40,9 @@ impl Clusterer {
         let s = &mut self.state.stories[slot];
         crate::story::push_member(&mut s.members, Member::of(a, t), max_members);
         crate::signals::symbols::tally(&mut s.symbols, placed.symbols);
+        if let Some(e) = placed.entities {
+            s.entities.absorb(e);
+        }
         if s.size == 1 {
             out.events.push(StoryEvent {
                 story_id: s.id.clone(),
@@ -193,6 +198,7 @@ impl Clusterer {
             llm_direction: None,
             members: Vec::new(),
             lead: Some(Member::of(a, t)),
+            entities: crate::signals::entities::Entities::default(),
         };
         self.state.next_seq += 1;
         // Normalised the same way a reloaded state normalises it, bit for bit.
