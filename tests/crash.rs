@@ -9,17 +9,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{bin, generated, ok, run_in};
+use common::{bin, generated, ok, run_in, split};
 
 const TRIALS: u64 = 30;
-
-/// The first `n` lines of `src` into `dst`, and the rest into `rest`.
-fn split(src: &Path, n: usize, dst: &Path, rest: &Path) {
-    let text = std::fs::read_to_string(src).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    std::fs::write(dst, lines[..n].join("\n") + "\n").unwrap();
-    std::fs::write(rest, lines[n..].join("\n") + "\n").unwrap();
-}
 
 /// Every story the state holds, as `stories --json` prints them.
 fn stories(dir: &Path, source: &[&str]) -> String {
@@ -57,6 +49,39 @@ fn delays(full: Duration) -> Vec<Duration> {
             full.mul_f64((x % 1200) as f64 / 1000.0)
         })
         .collect()
+}
+
+/// [`TRIALS`] runs of `args`, each from the state `reset` puts back and killed after one of
+/// [`delays`]; each must leave the state (as `read` prints it) equal to `before` or `after`.
+fn kill_trials(
+    dir: &Path,
+    args: &[&str],
+    full: Duration,
+    mut reset: impl FnMut(),
+    read: impl Fn() -> String,
+    (before, after): (&str, &str),
+) {
+    let (mut saw_before, mut saw_after, mut killed) = (0, 0, 0);
+    for delay in delays(full) {
+        reset();
+        killed += usize::from(!run_killed(dir, args, delay));
+        let now = read();
+        if now == before {
+            saw_before += 1;
+        } else if now == after {
+            saw_after += 1;
+        } else {
+            panic!("killed after {delay:?}: the state is neither the one before nor after");
+        }
+    }
+    eprintln!(
+        "{TRIALS} trials, {killed} killed while running: {saw_before} left the state before, \
+         {saw_after} after"
+    );
+    assert!(
+        killed > 0 && saw_before > 0,
+        "{killed} killed, {saw_before} before"
+    );
 }
 
 fn timed(f: impl FnOnce()) -> Duration {
@@ -98,29 +123,18 @@ fn a_run_killed_at_any_point_leaves_the_file_state_before_or_after() {
     });
     let after = stories(t.path(), &["--state", after_path.to_str().unwrap()]);
     assert_ne!(before, after, "the tick changes the state");
-    let (mut saw_before, mut saw_after, mut killed) = (0, 0, 0);
     let trial = t.path().join("trial.state");
-    for delay in delays(full) {
-        std::fs::copy(&base, &trial).unwrap();
-        let args = tick_args(&trial);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        killed += usize::from(!run_killed(t.path(), &args, delay));
-        let now = stories(t.path(), &["--state", trial.to_str().unwrap()]);
-        if now == before {
-            saw_before += 1;
-        } else if now == after {
-            saw_after += 1;
-        } else {
-            panic!("killed after {delay:?}: the state is neither the one before nor after");
-        }
-    }
-    eprintln!(
-        "{TRIALS} trials, {killed} killed while running: {saw_before} left the state before, \
-         {saw_after} after"
-    );
-    assert!(
-        killed > 0 && saw_before > 0,
-        "{killed} killed, {saw_before} before"
+    let trial_args = tick_args(&trial);
+    let trial_args: Vec<&str> = trial_args.iter().map(String::as_str).collect();
+    kill_trials(
+        t.path(),
+        &trial_args,
+        full,
+        || {
+            std::fs::copy(&base, &trial).unwrap();
+        },
+        || stories(t.path(), &["--state", trial.to_str().unwrap()]),
+        (&before, &after),
     );
 }
 
@@ -172,25 +186,12 @@ fn a_run_killed_at_any_point_leaves_the_redis_state_before_or_after() {
     });
     let after = stories(t.path(), &["--redis-url", &url]);
     assert_ne!(before, after, "the tick changes the state");
-    let (mut saw_before, mut saw_after, mut killed) = (0, 0, 0);
-    for delay in delays(full) {
-        restore(&mut c, &base);
-        killed += usize::from(!run_killed(t.path(), &tick_args, delay));
-        let now = stories(t.path(), &["--redis-url", &url]);
-        if now == before {
-            saw_before += 1;
-        } else if now == after {
-            saw_after += 1;
-        } else {
-            panic!("killed after {delay:?}: the state is neither the one before nor after");
-        }
-    }
-    eprintln!(
-        "{TRIALS} trials, {killed} killed while running: {saw_before} left the state before, \
-         {saw_after} after"
-    );
-    assert!(
-        killed > 0 && saw_before > 0,
-        "{killed} killed, {saw_before} before"
+    kill_trials(
+        t.path(),
+        &tick_args,
+        full,
+        || restore(&mut c, &base),
+        || stories(t.path(), &["--redis-url", &url]),
+        (&before, &after),
     );
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::redis::RedisServer;
-use common::{assignments, generated, json, run_in};
+use common::{assignments, generated, json, run_in, split};
 
 fn run(dir: &Path, url: &str, input: &Path, assignments: &Path) -> serde_json::Value {
     json(&run_in(
@@ -36,14 +36,6 @@ fn bytes_in(c: &mut redis::Connection) -> u64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// The first `n` lines of `src` into `dst`, and the rest into `rest`.
-fn split(src: &Path, n: usize, dst: &Path, rest: &Path) {
-    let text = std::fs::read_to_string(src).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    std::fs::write(dst, lines[..n].join("\n") + "\n").unwrap();
-    std::fs::write(rest, lines[n..].join("\n") + "\n").unwrap();
 }
 
 #[test]

@@ -117,6 +117,14 @@ pub fn partition(pairs: &[(String, String)]) -> Vec<Vec<String>> {
     out
 }
 
+/// The first `n` lines of `src` into `dst`, and the rest into `rest`.
+pub fn split(src: &Path, n: usize, dst: &Path, rest: &Path) {
+    let text = std::fs::read_to_string(src).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(dst, lines[..n].join("\n") + "\n").unwrap();
+    std::fs::write(rest, lines[n..].join("\n") + "\n").unwrap();
+}
+
 /// Writes a generated dump and returns its path.
 pub fn generated(dir: &Path, name: &str, articles: usize, seed: u64) -> PathBuf {
     let p = dir.join(name);
