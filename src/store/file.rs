@@ -194,6 +194,34 @@ fn push_frame(out: &mut Vec<u8>, kind: u8, parts: &[&[u8]]) {
     out[start + 5..start + FRAME_HEAD].copy_from_slice(&digest.to_le_bytes());
 }
 
+/// The state's header: [`encode`] of the state without its stories, listing their ids in
+/// order (`story_order`), and, with `terms_apart`, without its document frequencies (Redis
+/// stores them apart). The state is left as it was.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_header(
+    state: &mut StoryState,
+    terms_apart: bool,
+) -> std::result::Result<Vec<u8>, String> {
+    let stories = std::mem::take(&mut state.stories);
+    let df = if terms_apart {
+        std::mem::take(&mut state.terms.df)
+    } else {
+        Default::default()
+    };
+    state.story_order = Some(stories.iter().map(|s| s.id.clone()).collect());
+    state.terms_apart = terms_apart;
+    let header = encode(state);
+    state.terms_apart = false;
+    state.story_order = None;
+    state.stories = stories;
+    if terms_apart {
+        state.terms.df = df;
+    }
+    header
+}
+
 /// The start of a checksummed state, up to the digest.
 const HEAD: &[u8] = b"{\"xxh3\":\"";
 /// Between the digest and the state.
@@ -323,12 +351,7 @@ pub fn save(path: &Path, state: &mut StoryState) -> Result<()> {
             changed += 1;
         }
     }
-    let stories = std::mem::take(&mut state.stories);
-    state.story_order = Some(stories.iter().map(|s| s.id.clone()).collect());
-    let header = encode(state);
-    state.stories = stories;
-    state.story_order = None;
-    let header = header.map_err(encode_err)?;
+    let header = encode_header(state, false).map_err(encode_err)?;
     push_frame(&mut whole, b'H', &[&header]);
     push_frame(&mut frames, b'H', &[&header]);
     let whole_len = (whole.len() + END_FRAME) as u64;

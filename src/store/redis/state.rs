@@ -502,16 +502,7 @@ pub fn save_state(
     };
     let (terms_mode, terms_value, terms_log) = terms_write(state, full);
     // The header: the state without its stories and document frequencies (stored apart).
-    let stories = std::mem::take(&mut state.stories);
-    let df = std::mem::take(&mut state.terms.df);
-    state.story_order = Some(stories.iter().map(|s| s.id.clone()).collect());
-    state.terms_apart = true;
-    let header = crate::store::file::encode(state);
-    state.terms_apart = false;
-    state.stories = stories;
-    state.terms.df = df;
-    state.story_order = None;
-    let header = header.map_err(encode_err)?;
+    let header = crate::store::file::encode_header(state, true).map_err(encode_err)?;
     tracing::debug!(
         stories = state.stories.len(),
         changed = changed.len(),
