@@ -328,54 +328,75 @@ pub fn save(path: &Path, state: &mut StoryState) -> Result<()> {
     } else {
         None
     };
-    // Every story's record; those the file holds already (same digest) are not written.
-    let mut frames = Vec::new();
-    let mut whole = LOG_MAGIC.to_vec();
-    let mut changed = 0;
+    // Every story's record, and whether the file holds it already (same digest).
+    let mut records = Vec::with_capacity(state.stories.len());
     for s in &mut state.stories {
         let (digest, record) = super::record::encode(s).map_err(encode_err)?;
-        let id = s.id.as_bytes();
-        let id_len = (id.len().min(usize::from(u16::MAX)) as u16).to_le_bytes();
-        let parts: [&[u8]; 3] = [
-            &id_len,
-            &id[..usize::from(u16::from_le_bytes(id_len))],
-            &record,
-        ];
-        push_frame(&mut whole, b'S', &parts);
-        let same = held
+        let held_already = held
             .as_ref()
             .and_then(|h| h.records.get(s.id.as_str()))
             .is_some_and(|r| r.get(4..12) == Some(&digest.to_le_bytes()[..]));
-        if !same {
-            push_frame(&mut frames, b'S', &parts);
-            changed += 1;
-        }
+        records.push((held_already, record));
     }
     let header = encode_header(state, false).map_err(encode_err)?;
-    push_frame(&mut whole, b'H', &[&header]);
-    push_frame(&mut frames, b'H', &[&header]);
-    let whole_len = (whole.len() + END_FRAME) as u64;
-    push_frame(&mut whole, b'E', &[&whole_len.to_le_bytes()]);
+    let frame = |id: &str, record: &[u8]| FRAME_HEAD + 2 + id.len() + record.len();
+    let whole_len = LOG_MAGIC.len()
+        + state
+            .stories
+            .iter()
+            .zip(&records)
+            .map(|(s, (_, r))| frame(&s.id, r))
+            .sum::<usize>()
+        + FRAME_HEAD
+        + header.len()
+        + END_FRAME;
+    // The frames of `stories` (all, or those the file lacks), the header, the end mark.
+    let frames = |start: usize, all: bool| {
+        let mut out = Vec::new();
+        for (s, (held_already, record)) in state.stories.iter().zip(&records) {
+            if all || !held_already {
+                // Ids are short story ids; a longer one would not load back, so it never fits.
+                let id = &s.id.as_bytes()[..s.id.len().min(usize::from(u16::MAX))];
+                push_frame(
+                    &mut out,
+                    b'S',
+                    &[&(id.len() as u16).to_le_bytes(), id, record],
+                );
+            }
+        }
+        push_frame(&mut out, b'H', &[&header]);
+        let total = (start + out.len() + END_FRAME) as u64;
+        push_frame(&mut out, b'E', &[&total.to_le_bytes()]);
+        out
+    };
     match held {
-        Some(h) if h.committed_end + frames.len() + END_FRAME <= 3 * whole.len() => {
-            let end = h.committed_end as u64;
+        Some(h) => {
+            let end = h.committed_end;
             drop(h);
-            let total = end + (frames.len() + END_FRAME) as u64;
-            push_frame(&mut frames, b'E', &[&total.to_le_bytes()]);
+            let appended = frames(end, false);
+            if end + appended.len() > 3 * whole_len {
+                return write_whole_log(path, &frames);
+            }
             // Cut off what a killed save left after the last commit, then append and sync.
-            file.set_len(end).map_err(io)?;
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end)).map_err(io)?;
-            file.write_all(&frames).map_err(io)?;
+            file.set_len(end as u64).map_err(io)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end as u64)).map_err(io)?;
+            file.write_all(&appended).map_err(io)?;
             file.sync_data().map_err(io)?;
-            tracing::debug!(file = %path.display(), changed, bytes = frames.len(), "State appended.");
+            let changed = records.iter().filter(|(h, _)| !h).count();
+            tracing::debug!(file = %path.display(), changed, bytes = appended.len(), "State appended.");
             Ok(())
         }
-        _ => {
-            write_whole(path, &whole)?;
-            tracing::debug!(file = %path.display(), bytes = whole.len(), "State written whole.");
-            Ok(())
-        }
+        None => write_whole_log(path, &frames),
     }
+}
+
+/// Writes the whole log (the magic, then every frame `frames` gives) atomically.
+fn write_whole_log(path: &Path, frames: &dyn Fn(usize, bool) -> Vec<u8>) -> Result<()> {
+    let mut whole = LOG_MAGIC.to_vec();
+    whole.extend_from_slice(&frames(LOG_MAGIC.len(), true));
+    write_whole(path, &whole)?;
+    tracing::debug!(file = %path.display(), bytes = whole.len(), "State written whole.");
+    Ok(())
 }
 
 /// Opens (creating) the file at `path` and takes an exclusive lock on it, retrying when a
