@@ -396,6 +396,11 @@ pub fn state_version(pool: &Pool) -> Result<u64> {
 /// reading only what changed; further behind, it loads everything.
 pub const CHANGES_KEPT: usize = 256;
 
+/// [`SAVE_STATE`] with [`CHANGES_KEPT`] in it, hashed once.
+static SAVE_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(&SAVE_STATE.replace("CHANGES_KEPT", &CHANGES_KEPT.to_string()))
+});
+
 const SAVE_STATE: &str = r"
 -- KEYS: lock, state header, version, stories zset, last run, state stories hash, terms base,
 -- terms log
@@ -517,16 +522,11 @@ pub fn save_state(
     let entry = if full {
         "*".to_string()
     } else {
-        let ids = |v: &mut dyn Iterator<Item = &String>| v.cloned().collect::<Vec<_>>().join(",");
-        format!(
-            "{}\t{}",
-            ids(&mut changed.iter().map(|(id, _)| id)),
-            ids(&mut removed.iter())
-        )
+        let written: Vec<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        format!("{}\t{}", written.join(","), removed.join(","))
     };
-    let script_text = SAVE_STATE.replace("CHANGES_KEPT", &CHANGES_KEPT.to_string());
     let v: i64 = pool.run("save state", |c| {
-        let script = redis::Script::new(&script_text);
+        let script = &*SAVE_SCRIPT;
         let mut inv = script.prepare_invoke();
         inv.key(STATE_LOCK_KEY)
             .key(STATE_KEY)
