@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::{bin, generated, ok, run_in, split};
+use common::{bin, generated_split, ok, run_in};
 
 const TRIALS: u64 = 30;
 
@@ -93,9 +93,7 @@ fn timed(f: impl FnOnce()) -> Duration {
 #[test]
 fn a_run_killed_at_any_point_leaves_the_file_state_before_or_after() {
     let t = tempfile::tempdir().unwrap();
-    let d = generated(t.path(), "d.jsonl", 1520, 3);
-    let (window, tick) = (t.path().join("w.jsonl"), t.path().join("t.jsonl"));
-    split(&d, 1500, &window, &tick);
+    let (window, tick) = generated_split(t.path(), 1520, 1500, 3);
     let base = t.path().join("base.state");
     let b = base.to_str().unwrap();
     ok(&run_in(
@@ -161,9 +159,7 @@ fn a_run_killed_at_any_point_leaves_the_redis_state_before_or_after() {
     let redis = RedisServer::start(None, &[]);
     let url = redis.url(0);
     let t = tempfile::tempdir().unwrap();
-    let d = generated(t.path(), "d.jsonl", 1520, 3);
-    let (window, tick) = (t.path().join("w.jsonl"), t.path().join("t.jsonl"));
-    split(&d, 1500, &window, &tick);
+    let (window, tick) = generated_split(t.path(), 1520, 1500, 3);
     let run = |input: &Path| {
         vec![
             "run".to_string(),

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::redis::RedisServer;
-use common::{assignments, generated, json, run_in, split};
+use common::{assignments, generated, generated_split, json, run_in};
 
 fn run(dir: &Path, url: &str, input: &Path, assignments: &Path) -> serde_json::Value {
     json(&run_in(
@@ -43,9 +43,7 @@ fn a_small_tick_writes_its_stories_not_the_window() {
     let redis = RedisServer::start(None, &[]);
     let url = redis.url(0);
     let t = tempfile::tempdir().unwrap();
-    let d = generated(t.path(), "d.jsonl", 1520, 3);
-    let (window, tick) = (t.path().join("w.jsonl"), t.path().join("t.jsonl"));
-    split(&d, 1500, &window, &tick);
+    let (window, tick) = generated_split(t.path(), 1520, 1500, 3);
     let mut c = redis.client(0);
     let b0 = bytes_in(&mut c);
     let first = run(t.path(), &url, &window, &t.path().join("a.jsonl"));
@@ -72,9 +70,7 @@ fn a_first_layout_state_is_converted_and_continues_as_it_would_have() {
     let redis = RedisServer::start(None, &[]);
     let url = redis.url(0);
     let t = tempfile::tempdir().unwrap();
-    let d = generated(t.path(), "d.jsonl", 800, 4);
-    let (a, b) = (t.path().join("a.jsonl"), t.path().join("b.jsonl"));
-    split(&d, 600, &a, &b);
+    let (a, b) = generated_split(t.path(), 800, 600, 4);
     // A state of the first layout: what the file holds is what `perps:state` held.
     let file = t.path().join("state.json");
     let f = file.to_str().unwrap();
@@ -102,21 +98,7 @@ fn a_first_layout_state_is_converted_and_continues_as_it_would_have() {
         .unwrap();
     // Continued through Redis, and through the file: the same assignments.
     let via_redis = t.path().join("r.jsonl");
-    let out = run_in(
-        t.path(),
-        &[
-            "run",
-            "--json",
-            "--redis-url",
-            &url,
-            "--assignments",
-            via_redis.to_str().unwrap(),
-            b.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    let summary = json(&out);
+    let summary = run(t.path(), &url, &b, &via_redis);
     assert!(summary["totalProcessed"].as_u64().unwrap() > 0);
     let via_file = t.path().join("f.jsonl");
     json(&run_in(

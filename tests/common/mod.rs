@@ -117,12 +117,15 @@ pub fn partition(pairs: &[(String, String)]) -> Vec<Vec<String>> {
     out
 }
 
-/// The first `n` lines of `src` into `dst`, and the rest into `rest`.
-pub fn split(src: &Path, n: usize, dst: &Path, rest: &Path) {
-    let text = std::fs::read_to_string(src).unwrap();
+/// A generated dump of `articles` (seed `seed`) written as two files in `dir`: its first
+/// `first` lines (`window.jsonl`) and the rest (`rest.jsonl`: what follows it).
+pub fn generated_split(dir: &Path, articles: usize, first: usize, seed: u64) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(generated(dir, "all.jsonl", articles, seed)).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    std::fs::write(dst, lines[..n].join("\n") + "\n").unwrap();
-    std::fs::write(rest, lines[n..].join("\n") + "\n").unwrap();
+    let (a, b) = (dir.join("window.jsonl"), dir.join("rest.jsonl"));
+    std::fs::write(&a, lines[..first].join("\n") + "\n").unwrap();
+    std::fs::write(&b, lines[first..].join("\n") + "\n").unwrap();
+    (a, b)
 }
 
 /// Writes a generated dump and returns its path.
