@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::candidates::{Scored, chunk_rows, distance, rescore_margin};
 use super::decision::{Candidate, decide, decide_top};
-use super::index::{INDEX_TOP, Span, penalize_conflicts};
+use super::index::{INDEX_TOP, Span, front_penalized};
 use super::update::Placed;
 use super::{Assignment, BatchSignals, ClusteredBatch, Clusterer, Linkage, Placement};
 use crate::article::Article;
@@ -216,10 +216,22 @@ impl Clusterer {
                     }
                     // The conflict penalty, and a short text's higher bar (candidates were kept
                     // on the base threshold: both only lower a score or raise the bar).
-                    penalize_conflicts(&mut pre, ents, &self.state, cfg.conflict_penalty);
+                    let front = front_penalized(
+                        &mut pre,
+                        INDEX_TOP,
+                        ents,
+                        &self.state,
+                        cfg.conflict_penalty,
+                    );
                     let bar = cfg.threshold_for(Some(terms.len()));
-                    let best =
-                        decide_top(&mut pre, Some(terms), &self.state, linkage, bar, INDEX_TOP);
+                    let best = decide_top(
+                        &mut pre[..front],
+                        Some(terms),
+                        &self.state,
+                        linkage,
+                        bar,
+                        INDEX_TOP,
+                    );
                     if self.check_candidates {
                         self.check_exhaustive(terms, v, span, &unindexed, ents, best);
                     }
