@@ -467,6 +467,10 @@ pub struct StoryState {
     /// Derived: per story, its cohesion [`cohesion`] (parallel to `stories`).
     #[serde(skip)]
     pub cohesions: Vec<f32>,
+    /// Derived: per story, the filter of its entities
+    /// ([`crate::signals::entities::Filter`], parallel to `stories`).
+    #[serde(skip)]
+    pub entity_filters: Vec<crate::signals::entities::Filter>,
     /// Derived: article id → story id, over active and retired stories.
     #[serde(skip)]
     ids: HashMap<String, String>,
@@ -566,6 +570,7 @@ impl StoryState {
             deferred: Vec::new(),
             centroids: Vec::new(),
             cohesions: Vec::new(),
+            entity_filters: Vec::new(),
             ids: HashMap::new(),
             urls: HashMap::new(),
             story_ids: HashSet::new(),
@@ -592,6 +597,7 @@ impl StoryState {
     pub fn rebuild(&mut self) -> Result<(), String> {
         self.centroids = Vec::with_capacity(self.stories.len() * self.dim);
         self.cohesions = Vec::with_capacity(self.stories.len());
+        self.entity_filters = Vec::with_capacity(self.stories.len());
         self.ids.clear();
         self.urls.clear();
         for s in &self.stories {
@@ -605,6 +611,8 @@ impl StoryState {
             crate::kernels::normalize(&mut c);
             self.centroids.extend_from_slice(&c);
             self.cohesions.push(cohesion(&s.centroid_sum, s.size));
+            self.entity_filters
+                .push(crate::signals::entities::Filter::of(&s.entities));
         }
         let active = self
             .stories
@@ -698,11 +706,23 @@ impl StoryState {
         self.story_ids.contains(story_id)
     }
 
+    /// Whether an article with entities `e` and the story in `slot` name different entities
+    /// of one kind ([`crate::signals::entities::conflict`]), read through the story's filter.
+    pub fn conflict(&self, e: &crate::signals::entities::Entities, slot: usize) -> bool {
+        crate::signals::entities::conflict_with(
+            e,
+            &self.entity_filters[slot],
+            &self.stories[slot].entities,
+        )
+    }
+
     /// Adds a newly opened story to the active set.
     pub fn push_story(&mut self, story: Story, centroid: &[f32]) {
         self.story_ids.insert(story.id.clone());
         self.cohesions
             .push(cohesion(&story.centroid_sum, story.size));
+        self.entity_filters
+            .push(crate::signals::entities::Filter::of(&story.entities));
         if !self.term_index.covers(self.stories.len()) {
             self.term_index = TermIndex::build(&self.stories);
         }
@@ -771,6 +791,7 @@ impl StoryState {
                 self.term_index.swap_remove(i, &self.stories);
                 let s = self.stories.swap_remove(i);
                 self.cohesions.swap_remove(i);
+                self.entity_filters.swap_remove(i);
                 self.copy_index.remove_story(s.seq);
                 let symbols: Vec<String> =
                     crate::signals::symbols::story_symbols_from(&s.symbols, s.size)

@@ -259,8 +259,7 @@ impl Clusterer {
                         // The conflict penalty when the two name different entities of one
                         // kind (looked at only for a story the article could still join: it
                         // only lowers the score).
-                        if ents.is_some_and(|e| crate::signals::entities::conflict(e, &s.entities))
-                        {
+                        if ents.is_some_and(|e| state.conflict(e, slot)) {
                             time += cfg.conflict_penalty;
                         }
                         let score = sim - time;

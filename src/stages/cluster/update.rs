@@ -42,6 +42,7 @@ impl Clusterer {
         crate::signals::symbols::tally(&mut s.symbols, placed.symbols);
         if let Some(e) = placed.entities {
             s.entities.absorb(e);
+            self.state.entity_filters[slot] = crate::signals::entities::Filter::of(&s.entities);
         }
         if s.size == 1 {
             out.events.push(StoryEvent {
