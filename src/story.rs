@@ -706,14 +706,10 @@ impl StoryState {
         self.story_ids.contains(story_id)
     }
 
-    /// Whether an article with entities `e` and the story in `slot` name different entities
-    /// of one kind ([`crate::signals::entities::conflict`]), read through the story's filter.
-    pub fn conflict(&self, e: &crate::signals::entities::Entities, slot: usize) -> bool {
-        crate::signals::entities::conflict_with(
-            e,
-            &self.entity_filters[slot],
-            &self.stories[slot].entities,
-        )
+    /// Whether the article of `probe` and the story in `slot` name different entities of
+    /// one kind ([`crate::signals::entities::conflict`]), read through the story's filter.
+    pub fn conflict(&self, probe: &crate::signals::entities::Probe<'_>, slot: usize) -> bool {
+        probe.conflict(&self.entity_filters[slot], &self.stories[slot].entities)
     }
 
     /// Adds a newly opened story to the active set.

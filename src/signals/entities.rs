@@ -96,13 +96,6 @@ fn union_into(set: &mut Vec<u64>, add: &[u64]) {
     }
 }
 
-/// The keys of `kind` in the sorted `set`.
-fn of_kind(set: &[u64], kind: u64) -> &[u64] {
-    let lo = set.partition_point(|k| k >> KIND_SHIFT < kind);
-    let hi = set.partition_point(|k| k >> KIND_SHIFT <= kind);
-    &set[lo..hi]
-}
-
 /// Whether an article and a story name different entities of one kind: for some kind, both
 /// titles name at least one, and no entity one title names appears in the other's title or
 /// lead. A story about several assets keeps articles about any of them ("ETF filings for XRP
@@ -149,51 +142,85 @@ impl Filter {
     fn text_bit(k: u64) -> usize {
         k as usize % 256
     }
-
-    fn may_title(&self, k: u64) -> bool {
-        let b = Self::title_bit(k);
-        self.title[b / 64] & (1 << (b % 64)) != 0
-    }
-
-    fn may_text(&self, k: u64) -> bool {
-        let b = Self::text_bit(k);
-        self.text[b / 64] & (1 << (b % 64)) != 0
-    }
 }
 
-/// [`conflict`] with the story's [`Filter`] (which must be `Filter::of(story)`), reading the
-/// story's sets only where the filter cannot answer. Called for most candidates of every
-/// article: one pass over the article's title keys by kind. A key holds its kind, so
-/// looking one up in a whole set finds it only among that kind's keys.
+/// [`conflict`] with the story's [`Filter`] (which must be `Filter::of(story)`).
 pub fn conflict_with(article: &Entities, filter: &Filter, story: &Entities) -> bool {
-    if filter.kinds == 0 {
-        return false;
+    Probe::new(article).conflict(filter, story)
+}
+
+/// An article's side of [`conflict`], worked out once for all the stories it is checked
+/// against: per kind its title names, the filter bits of those title keys (to look up in a
+/// story's text) and of its text keys of that kind (to look up in a story's title).
+#[derive(Debug, Clone)]
+pub struct Probe<'a> {
+    article: &'a Entities,
+    kinds: Vec<KindProbe>,
+}
+
+#[derive(Debug, Clone)]
+struct KindProbe {
+    kind: u64,
+    title: std::ops::Range<usize>,
+    text: std::ops::Range<usize>,
+    title_in_text: [u64; 4],
+    text_in_title: [u64; 2],
+}
+
+impl<'a> Probe<'a> {
+    /// The probe of `article`.
+    pub fn new(article: &'a Entities) -> Self {
+        let mut kinds = Vec::new();
+        let mut start = 0;
+        while let Some(&k) = article.title.get(start) {
+            let kind = k >> KIND_SHIFT;
+            let end = start
+                + article.title[start..]
+                    .iter()
+                    .position(|k| k >> KIND_SHIFT != kind)
+                    .unwrap_or(article.title.len() - start);
+            let lo = article.text.partition_point(|k| k >> KIND_SHIFT < kind);
+            let hi = article.text.partition_point(|k| k >> KIND_SHIFT <= kind);
+            let mut title_in_text = [0u64; 4];
+            for &k in &article.title[start..end] {
+                let b = Filter::text_bit(k);
+                title_in_text[b / 64] |= 1 << (b % 64);
+            }
+            let mut text_in_title = [0u64; 2];
+            for &k in &article.text[lo..hi] {
+                let b = Filter::title_bit(k);
+                text_in_title[b / 64] |= 1 << (b % 64);
+            }
+            kinds.push(KindProbe {
+                kind,
+                title: start..end,
+                text: lo..hi,
+                title_in_text,
+                text_in_title,
+            });
+            start = end;
+        }
+        Probe { article, kinds }
     }
-    let mut rest = article.title.as_slice();
-    while let Some(&k) = rest.first() {
-        let kind = k >> KIND_SHIFT;
-        let n = rest
-            .iter()
-            .position(|k| k >> KIND_SHIFT != kind)
-            .unwrap_or(rest.len());
-        let (at, tail) = rest.split_at(n);
-        rest = tail;
-        if filter.kinds & (1 << kind) == 0 {
-            continue;
-        }
-        let at_apart = at.iter().all(|&k| !filter.may_text(k))
-            || !at.iter().any(|k| story.text.binary_search(k).is_ok());
-        if !at_apart {
-            continue;
-        }
-        let named = of_kind(&article.text, kind);
-        let st_apart = named.iter().all(|&k| !filter.may_title(k))
-            || !named.iter().any(|k| story.title.binary_search(k).is_ok());
-        if st_apart {
-            return true;
-        }
+
+    /// Whether the article and a story with entities `story` and filter `filter` (which
+    /// must be `Filter::of(story)`) conflict ([`conflict`]). The story's sets are read only
+    /// where the filters cannot tell them apart. A key holds its kind, so looking one up in
+    /// a whole set finds it only among that kind's keys.
+    pub fn conflict(&self, filter: &Filter, story: &Entities) -> bool {
+        let overlaps = |a: &[u64], b: &[u64]| a.iter().zip(b).any(|(x, y)| x & y != 0);
+        self.kinds.iter().any(|p| {
+            filter.kinds & (1 << p.kind) != 0
+                && (!overlaps(&p.title_in_text, &filter.text)
+                    || !self.article.title[p.title.clone()]
+                        .iter()
+                        .any(|k| story.text.binary_search(k).is_ok()))
+                && (!overlaps(&p.text_in_title, &filter.title)
+                    || !self.article.text[p.text.clone()]
+                        .iter()
+                        .any(|k| story.title.binary_search(k).is_ok()))
+        })
     }
-    false
 }
 
 /// Acronyms and capitalised words that name no one in particular (sorted: binary search).
@@ -627,6 +654,13 @@ mod tests {
         let book = SymbolBook::builtin();
         let syms = book.article_symbols(title, lead);
         article_entities(&book, &syms, title, lead)
+    }
+
+    /// The keys of `kind` in the sorted `set`.
+    fn of_kind(set: &[u64], kind: u64) -> &[u64] {
+        let lo = set.partition_point(|k| k >> KIND_SHIFT < kind);
+        let hi = set.partition_point(|k| k >> KIND_SHIFT <= kind);
+        &set[lo..hi]
     }
 
     fn intersects(a: &[u64], b: &[u64]) -> bool {

@@ -242,6 +242,7 @@ impl Clusterer {
                     let reach = threshold - if exact.is_some() { margin } else { 0.0 };
                     let floor = reach - GEMM_SLACK;
                     pre.clear();
+                    let probe = ents.map(crate::signals::entities::Probe::new);
                     let mut consider = |slot: usize, state: &StoryState| {
                         let s = &state.stories[slot];
                         if s.last_seen < cutoff || s.first_seen > horizon {
@@ -259,7 +260,7 @@ impl Clusterer {
                         // The conflict penalty when the two name different entities of one
                         // kind (looked at only for a story the article could still join: it
                         // only lowers the score).
-                        if ents.is_some_and(|e| state.conflict(e, slot)) {
+                        if probe.as_ref().is_some_and(|p| state.conflict(p, slot)) {
                             time += cfg.conflict_penalty;
                         }
                         let score = sim - time;

@@ -274,8 +274,9 @@ pub(super) fn penalize_conflicts(
     let Some(e) = ents.filter(|_| penalty > 0.0) else {
         return;
     };
+    let probe = crate::signals::entities::Probe::new(e);
     for c in pre {
-        if state.conflict(e, c.slot) {
+        if state.conflict(&probe, c.slot) {
             c.time += penalty;
             c.score -= penalty;
             c.bound -= penalty;
@@ -297,7 +298,10 @@ pub(super) fn front_penalized(
 ) -> usize {
     // An article whose title names nothing conflicts with no story.
     match ents.filter(|e| penalty > 0.0 && !e.title.is_empty()) {
-        Some(e) => front_by(pre, top, penalty, |c| state.conflict(e, c.slot)),
+        Some(e) => {
+            let probe = crate::signals::entities::Probe::new(e);
+            front_by(pre, top, penalty, |c| state.conflict(&probe, c.slot))
+        }
         None => pre.len(),
     }
 }
