@@ -170,7 +170,8 @@ pub fn run(
         cfg.signals.symbols_body_chars,
         &deferred,
     )
-    .with_sketches(cfg.syndication.enabled);
+    .with_sketches(cfg.syndication.enabled)
+    .with_entities(cfg.cluster.conflict_penalty > 0.0);
     // A remote embedder fills its concurrent requests from one batch.
     let batch_size = cfg.ingest.batch_size.max(embedder.preferred_batch());
     let breaking_window = (cfg.signals.breaking_window_minutes * 60.0) as i64;

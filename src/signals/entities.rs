@@ -431,10 +431,14 @@ const DICTIONARY: &[(u64, &str, &[&str])] = &[
 /// A dictionary form under its first word: (the other words, kind, canonical).
 type Form = (Vec<&'static str>, u64, &'static str);
 
-fn dictionary() -> &'static HashMap<&'static str, Vec<Form>> {
-    static DICT: OnceLock<HashMap<&'static str, Vec<Form>>> = OnceLock::new();
+/// The dictionary by first word (looked up for most words of every title and lead: the
+/// symbol tables' hasher, not SipHash).
+type Dictionary = HashMap<&'static str, Vec<Form>, crate::signals::symbols::WordHash>;
+
+fn dictionary() -> &'static Dictionary {
+    static DICT: OnceLock<Dictionary> = OnceLock::new();
     DICT.get_or_init(|| {
-        let mut m: HashMap<&'static str, Vec<Form>> = HashMap::new();
+        let mut m = Dictionary::default();
         for &(kind, canonical, forms) in DICTIONARY {
             for f in forms {
                 let mut words = f.split(' ');

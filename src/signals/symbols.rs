@@ -382,7 +382,7 @@ struct WordEntry {
 /// A fast non-cryptographic hasher (the FxHash mix) for the word tables. Their keys are
 /// fixed when the book is built, so hostile texts cannot degrade them.
 #[derive(Debug, Clone, Copy, Default)]
-struct WordHasher(u64);
+pub(crate) struct WordHasher(u64);
 
 impl WordHasher {
     fn mix(&mut self, word: u64) {
@@ -416,7 +416,7 @@ impl Hasher for WordHasher {
 }
 
 /// Hash-map builder for the word tables.
-type WordHash = BuildHasherDefault<WordHasher>;
+pub(crate) type WordHash = BuildHasherDefault<WordHasher>;
 
 /// The compiled dictionary: build once, match many texts.
 #[derive(Debug, Clone, Default)]

@@ -38,6 +38,8 @@ pub struct EmbedStage<'a> {
     deferred: &'a std::sync::Mutex<Vec<Deferred>>,
     /// Compute syndication sketches (off when copy detection is).
     sketches: bool,
+    /// Extract entities (off when the cluster stage's conflict penalty is).
+    entities: bool,
 }
 
 impl<'a> EmbedStage<'a> {
@@ -61,12 +63,19 @@ impl<'a> EmbedStage<'a> {
             fingerprint: embedder.fingerprint(),
             deferred,
             sketches: true,
+            entities: true,
         }
     }
 
     /// Whether to compute syndication sketches (not needed when detection is off).
     pub fn with_sketches(mut self, on: bool) -> Self {
         self.sketches = on;
+        self
+    }
+
+    /// Whether to extract entities (not needed when no conflict penalty uses them).
+    pub fn with_entities(mut self, on: bool) -> Self {
+        self.entities = on;
         self
     }
 }
@@ -161,13 +170,11 @@ impl EmbedStage<'_> {
                 self.symbols.article_symbols_and_mentions(&a.title, lead);
             out.directions
                 .push(scorer.score(&a.title, lead, &in_title, &in_lead));
-            out.entities
-                .push(crate::signals::entities::article_entities(
-                    self.symbols,
-                    &syms,
-                    &a.title,
-                    &a.body,
-                ));
+            out.entities.push(if self.entities {
+                crate::signals::entities::article_entities(self.symbols, &syms, &a.title, &a.body)
+            } else {
+                crate::signals::entities::Entities::default()
+            });
             out.symbols.push(syms);
             out.sketches.push(if self.sketches {
                 crate::syndication::sketch(&a.title, &a.body)

@@ -53,15 +53,17 @@ pub struct TermIndex {
     evicted_to: i64,
 }
 
-/// No list (in [`Lists::of_term`]).
-const NONE: u32 = u32::MAX;
+/// No list (in [`Lists::of_term`]): zero, so that a fresh table comes from zeroed pages
+/// (`calloc`) instead of being filled, which a fresh state (every CLI tick rebuilds its
+/// index) would otherwise pay for with 4 MiB of writes.
+const NONE: u32 = 0;
 
 /// The postings lists, found by term id through a table rather than a hash map: the walk
 /// looks up every term of every article, and a table of `2^TERM_ID_BITS` list numbers
 /// (4 MiB) stays in cache where a map of a million lists does not.
 #[derive(Debug, Clone, Default)]
 struct Lists {
-    /// Per term id, its list's number in `lists`, or [`NONE`].
+    /// Per term id, its list's number in `lists` plus one, or [`NONE`].
     of_term: Vec<u32>,
     lists: Vec<Vec<Posting>>,
     /// Numbers of emptied lists, for reuse (with their memory).
@@ -72,7 +74,7 @@ impl Lists {
     #[inline]
     fn get(&self, t: u32) -> &[Posting] {
         match self.of_term.get(t as usize) {
-            Some(&i) if i != NONE => &self.lists[i as usize],
+            Some(&i) if i != NONE => &self.lists[i as usize - 1],
             _ => &[],
         }
     }
@@ -80,7 +82,7 @@ impl Lists {
     #[inline]
     fn get_mut(&mut self, t: u32) -> Option<&mut Vec<Posting>> {
         match self.of_term.get(t as usize) {
-            Some(&i) if i != NONE => Some(&mut self.lists[i as usize]),
+            Some(&i) if i != NONE => Some(&mut self.lists[i as usize - 1]),
             _ => None,
         }
     }
@@ -90,15 +92,19 @@ impl Lists {
         let t = t as usize;
         if t >= self.of_term.len() {
             let len = (t + 1).max(1 << crate::embed::TERM_ID_BITS);
-            self.of_term.resize(len, NONE);
+            if self.of_term.is_empty() {
+                self.of_term = vec![NONE; len];
+            } else {
+                self.of_term.resize(len, NONE);
+            }
         }
         if self.of_term[t] == NONE {
-            self.of_term[t] = self.free.pop().unwrap_or_else(|| {
+            self.of_term[t] = 1 + self.free.pop().unwrap_or_else(|| {
                 self.lists.push(Vec::new());
                 (self.lists.len() - 1) as u32
             });
         }
-        &mut self.lists[self.of_term[t] as usize]
+        &mut self.lists[self.of_term[t] as usize - 1]
     }
 
     /// Frees the (empty) list of `t`.
@@ -106,8 +112,8 @@ impl Lists {
         if let Some(i) = self.of_term.get_mut(t as usize)
             && *i != NONE
         {
-            self.lists[*i as usize].clear();
-            self.free.push(*i);
+            self.lists[*i as usize - 1].clear();
+            self.free.push(*i - 1);
             *i = NONE;
         }
     }

@@ -33,7 +33,7 @@ pub struct ClusterConfig {
     /// (different assets, central banks or regulators, or other names in their titles; see
     /// [`crate::signals::entities::conflict`]), so that look-alike events on different
     /// markets do not join on shared event words alone. Like the time penalty it only lowers
-    /// scores. `0` turns it off.
+    /// scores. `0` turns it off, and the embed stage then extracts no entities.
     pub conflict_penalty: f32,
     /// Term embeddings only: an article with fewer exact terms than this needs a higher
     /// score to join, `threshold × sqrt(short_terms / terms)`, at most `short_threshold_max`
