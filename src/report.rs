@@ -594,10 +594,10 @@ impl StoryRecord {
         }
     }
 
-    /// The record of active story `s` of `state`, with its event revision.
-    pub fn of_active(state: &StoryState, s: &crate::story::Story, ctx: RecordContext<'_>) -> Self {
+    /// The record of active story `s`, with its event revision.
+    pub fn of_active(s: &crate::story::Story, ctx: RecordContext<'_>) -> Self {
         let mut rec = Self::from_story(s, ctx, None);
-        rec.revision = state.published.get(&s.id).map_or(0, |p| p.revision);
+        rec.revision = s.published.as_ref().map_or(0, |p| p.revision);
         rec
     }
 
@@ -625,13 +625,15 @@ impl StoryRecord {
         ids.iter()
             .filter_map(|id| {
                 let terms = labels.get(id).map(|l| l.top_terms.clone());
-                let mut rec = if let Some(&i) = active.get(id.as_str()) {
-                    Self::from_story(&state.stories[i], ctx, terms)
+                let (mut rec, published) = if let Some(&i) = active.get(id.as_str()) {
+                    let s = &state.stories[i];
+                    (Self::from_story(s, ctx, terms), s.published.as_ref())
                 } else {
                     let category = labels.get(id).and_then(|l| l.category.clone());
-                    Self::from_retired(retired.get(id.as_str())?, ctx, terms, category)
+                    let rec = Self::from_retired(retired.get(id.as_str())?, ctx, terms, category);
+                    (rec, state.published.get(id))
                 };
-                rec.revision = state.published.get(id).map_or(0, |p| p.revision);
+                rec.revision = published.map_or(0, |p| p.revision);
                 Some(rec)
             })
             .collect()

@@ -111,6 +111,11 @@ pub struct Story {
         skip_serializing_if = "crate::signals::entities::Entities::is_empty"
     )]
     pub entities: crate::signals::entities::Entities,
+    /// What consumers last heard of it on `news:story` ([`Published`]); kept with the story
+    /// so that a save writes it only with the story's own record. Once the story retires it
+    /// moves to [`StoryState::published`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Published>,
 }
 
 /// A member article as consumers see it.
@@ -496,8 +501,9 @@ pub struct StoryState {
     /// candidates).
     #[serde(skip)]
     pub term_index: TermIndex,
-    /// What consumers last heard of each story on `news:story` (see
-    /// [`crate::stages::publish::events`]); dropped when the story is forgotten.
+    /// What consumers last heard of each retired story on `news:story` (see
+    /// [`crate::stages::publish::events`]; an active story keeps its own in
+    /// [`Story::published`]); dropped when the story is forgotten.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub published: BTreeMap<String, Published>,
     /// Stories retired during the current run, in order (their `closed` events).
@@ -595,6 +601,27 @@ impl StoryState {
     /// # Errors
     /// A reason when a stored vector has the wrong dimension.
     pub fn rebuild(&mut self) -> Result<(), String> {
+        // A state saved before active stories kept their own event memory holds it all in
+        // `published`: each active story takes its entry back, and its stored record is
+        // then out of date (the next save writes it).
+        if !self.published.is_empty() {
+            let mut moved = 0;
+            for s in &mut self.stories {
+                if let Some(p) = self.published.remove(&s.id) {
+                    s.published.get_or_insert(p);
+                    moved += 1;
+                    if let Some(d) = self.stored.get_mut(&s.id) {
+                        *d = 0;
+                    }
+                }
+            }
+            if moved > 0 {
+                tracing::info!(
+                    stories = moved,
+                    "Moved the event memory of active stories from the state header into their records; the next save writes those records."
+                );
+            }
+        }
         self.centroids = Vec::with_capacity(self.stories.len() * self.dim);
         self.cohesions = Vec::with_capacity(self.stories.len());
         self.entity_filters = Vec::with_capacity(self.stories.len());
@@ -785,7 +812,10 @@ impl StoryState {
         while i < self.stories.len() {
             if self.stories[i].last_seen < cutoff {
                 self.term_index.swap_remove(i, &self.stories);
-                let s = self.stories.swap_remove(i);
+                let mut s = self.stories.swap_remove(i);
+                if let Some(p) = s.published.take() {
+                    self.published.insert(s.id.clone(), p);
+                }
                 self.cohesions.swap_remove(i);
                 self.entity_filters.swap_remove(i);
                 self.copy_index.remove_story(s.seq);

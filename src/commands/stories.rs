@@ -64,7 +64,7 @@ pub fn run(args: &StoriesArgs) -> Result<i32> {
     let mut records: Vec<perps_news::report::StoryRecord> = state
         .stories
         .iter()
-        .map(|s| perps_news::report::StoryRecord::of_active(&state, s, ctx))
+        .map(|s| perps_news::report::StoryRecord::of_active(s, ctx))
         .filter(|r| args.min_importance.is_none_or(|m| r.importance >= m))
         .filter(|r| {
             args.symbol

@@ -548,6 +548,34 @@ mod tests {
     }
 
     #[test]
+    fn active_stories_keep_their_event_memory_in_their_records() {
+        let memory = |revision| crate::story::Published {
+            revision,
+            sources: 1,
+            ..Default::default()
+        };
+        // A state from before: the event memory of every story in the header's map, a
+        // retired story's among it.
+        let mut s = state(3);
+        s.published.insert("s1".into(), memory(3));
+        s.published.insert("gone".into(), memory(5));
+        s.rebuild().unwrap();
+        assert_eq!(s.stories[1].published, Some(memory(3)));
+        assert_eq!(s.published.keys().collect::<Vec<_>>(), ["gone"]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state");
+        save(&p, &mut s).unwrap();
+        let back = load(&p, "fp", 4).unwrap();
+        same(&back, &s);
+        assert_eq!(back.stories[1].published, Some(memory(3)));
+        // Retiring hands it back to the map, where closed and forgotten stories are found.
+        s.retire(10_000, 10_000, 100, 1_000_000);
+        assert!(s.stories.is_empty());
+        assert_eq!(s.published.get("s1"), Some(&memory(3)));
+        assert_eq!(s.published.get("gone"), Some(&memory(5)));
+    }
+
+    #[test]
     fn a_save_appends_what_changed_and_loads_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state");

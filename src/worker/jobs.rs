@@ -292,7 +292,7 @@ impl Jobs {
             .iter()
             .map(|&i| {
                 let s = &state.stories[i];
-                let rec = StoryRecord::of_active(&state, s, ctx);
+                let rec = StoryRecord::of_active(s, ctx);
                 let json = serde_json::to_string(&rec).unwrap_or_default();
                 (s.id.clone(), json, s.last_seen)
             })

@@ -200,6 +200,7 @@ impl Clusterer {
             members: Vec::new(),
             lead: Some(Member::of(a, t)),
             entities: crate::signals::entities::Entities::default(),
+            published: None,
         };
         self.state.next_seq += 1;
         // Normalised the same way a reloaded state normalises it, bit for bit.

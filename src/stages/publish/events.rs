@@ -74,9 +74,25 @@ pub fn decide(
     let clock = state.clock;
     let closed: HashSet<&str> = state.closed_in_run.iter().map(String::as_str).collect();
     let mut out = Vec::new();
-    for rec in records.iter_mut() {
+    // An active story keeps its own event memory, a retired one's is in `state.published`.
+    let slots: Vec<Option<usize>> = {
+        let active: HashMap<&str, usize> = state
+            .stories
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        records
+            .iter()
+            .map(|r| active.get(r.id.as_str()).copied())
+            .collect()
+    };
+    for (rec, slot) in records.iter_mut().zip(slots) {
         let id = rec.id.as_str();
-        let before = state.published.get(id).cloned();
+        let before = match slot {
+            Some(i) => state.stories[i].published.clone(),
+            None => state.published.get(id).cloned(),
+        };
         let mut now = before.clone().unwrap_or_default();
         let step = importance_step(rec.importance, cfg.importance_step);
         let kind = if run.breaking.contains(id) && !now.breaking {
@@ -117,7 +133,12 @@ pub fn decide(
         }
         rec.revision = now.revision;
         if Some(&now) != before.as_ref() && now.revision > 0 {
-            state.published.insert(rec.id.clone(), now);
+            match slot {
+                Some(i) => state.stories[i].published = Some(now),
+                None => {
+                    state.published.insert(rec.id.clone(), now);
+                }
+            }
         }
     }
     // A story forgotten within the run (by the clusterer) keeps no memory: the one place
