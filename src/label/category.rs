@@ -181,13 +181,40 @@ pub struct Category {
 /// The rule categorizer over a chosen subset of [`CATEGORIES`] (plus the fallback).
 #[derive(Debug, Clone)]
 pub struct RuleCategorizer {
-    rules: Vec<(&'static str, &'static [&'static str])>,
+    /// Per category, its keywords, each split into its words once (a text is matched
+    /// against every keyword, for every story record built).
+    rules: Vec<(&'static str, Vec<Keyword>)>,
+}
+
+/// A keyword of [`CATEGORIES`] and its words (each a word or a `prefix*`).
+#[derive(Debug, Clone)]
+struct Keyword {
+    text: &'static str,
+    parts: Vec<&'static str>,
+}
+
+fn compiled(
+    rules: &[(&'static str, &'static [&'static str])],
+) -> Vec<(&'static str, Vec<Keyword>)> {
+    rules
+        .iter()
+        .map(|&(name, keywords)| {
+            let keywords = keywords
+                .iter()
+                .map(|&text| Keyword {
+                    text,
+                    parts: text.split(' ').collect(),
+                })
+                .collect();
+            (name, keywords)
+        })
+        .collect()
 }
 
 impl Default for RuleCategorizer {
     fn default() -> Self {
         RuleCategorizer {
-            rules: CATEGORIES.to_vec(),
+            rules: compiled(CATEGORIES),
         }
     }
 }
@@ -216,12 +243,13 @@ impl RuleCategorizer {
                 });
             }
         }
+        let chosen: Vec<_> = CATEGORIES
+            .iter()
+            .filter(|(c, _)| names.iter().any(|n| n == c))
+            .copied()
+            .collect();
         Ok(RuleCategorizer {
-            rules: CATEGORIES
-                .iter()
-                .filter(|(c, _)| names.iter().any(|n| n == c))
-                .copied()
-                .collect(),
+            rules: compiled(&chosen),
         })
     }
 
@@ -250,11 +278,11 @@ impl RuleCategorizer {
         for (name, keywords) in &self.rules {
             let mut score = 0;
             let mut matched = Vec::new();
-            for kw in *keywords {
-                let hits = 2 * count(&title_words, kw) + count(&body_words, kw);
+            for kw in keywords {
+                let hits = 2 * count(&title_words, &kw.parts) + count(&body_words, &kw.parts);
                 if hits > 0 {
                     score += hits;
-                    matched.push((*kw).to_string());
+                    matched.push(kw.text.to_string());
                 }
             }
             // Strictly greater: earlier (more specific) categories win ties.
@@ -282,9 +310,9 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// How often `keyword` (a word, a `prefix*`, or a phrase of words) occurs in `words`.
-fn count(words: &[String], keyword: &str) -> u32 {
-    let parts: Vec<&str> = keyword.split(' ').collect();
+/// How often a keyword of these `parts` (a word, a `prefix*`, or a phrase of words) occurs
+/// in `words`.
+fn count(words: &[String], parts: &[&str]) -> u32 {
     if parts.is_empty() || words.len() < parts.len() {
         return 0;
     }
@@ -294,7 +322,7 @@ fn count(words: &[String], keyword: &str) -> u32 {
     };
     words
         .windows(parts.len())
-        .filter(|win| win.iter().zip(&parts).all(|(w, p)| matches(w, p)))
+        .filter(|win| win.iter().zip(parts).all(|(w, p)| matches(w, p)))
         .count() as u32
 }
 
@@ -366,6 +394,6 @@ mod tests {
         for t in ["", " ", "$$$", "é…✓", "s&p-", "a.b.c."] {
             let _ = c.categorize(t, t);
         }
-        assert_eq!(count(&[], "a b"), 0);
+        assert_eq!(count(&[], &["a", "b"]), 0);
     }
 }
