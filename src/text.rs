@@ -88,6 +88,22 @@ pub fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
     })
 }
 
+/// The first `n` characters of `text` (all of it when it is shorter). When those bytes are
+/// ASCII, each is one character and no decoding is needed (the common case, for every
+/// article's lead).
+pub fn prefix_chars(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    if text.as_bytes()[..n].is_ascii() {
+        return &text[..n];
+    }
+    match text.char_indices().nth(n) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
 /// Lowercases `word` into `buf` (reused to avoid an allocation per word).
 pub fn lower_into<'b>(word: &str, buf: &'b mut String) -> &'b str {
     buf.clear();
@@ -498,6 +514,16 @@ mod tests {
     #[test]
     fn stop_words_are_sorted() {
         assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn prefixes_count_characters() {
+        for text in ["", "abc", "héllo wörld", "ab€cd", "€€€", "plain ascii text"] {
+            for n in 0..20 {
+                let want: String = text.chars().take(n).collect();
+                assert_eq!(prefix_chars(text, n), want, "{text:?} {n}");
+            }
+        }
     }
 
     #[test]

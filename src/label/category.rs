@@ -264,10 +264,7 @@ impl RuleCategorizer {
 
     /// The category of an article with this title and body.
     pub fn categorize(&self, title: &str, body: &str) -> Category {
-        let lead = match body.char_indices().nth(BODY_CHARS) {
-            Some((i, _)) => &body[..i],
-            None => body,
-        };
+        let lead = crate::text::prefix_chars(body, BODY_CHARS);
         let title_words = words(title);
         let body_words = words(lead);
         let mut best = Category {

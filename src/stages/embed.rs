@@ -162,10 +162,7 @@ impl EmbedStage<'_> {
         for a in articles {
             // Symbols and direction of the title and the lead: where a story says which
             // markets it is about and which way.
-            let lead = match a.body.char_indices().nth(self.symbols_body_chars) {
-                Some((i, _)) => &a.body[..i],
-                None => &a.body,
-            };
+            let lead = crate::text::prefix_chars(&a.body, self.symbols_body_chars);
             let (syms, in_title, in_lead) =
                 self.symbols.article_symbols_and_mentions(&a.title, lead);
             out.directions
