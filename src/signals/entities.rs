@@ -515,16 +515,20 @@ fn ascii_words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
             continue;
         }
         let start = i;
-        let (mut letters, mut uppers, mut digits, mut inner, mut numeric) =
-            (0, 0, false, false, true);
+        // Lowercase letters (most bytes) are only counted by the run's length.
+        let (mut uppers, mut digits, mut joins, mut inner) = (0, 0, 0, false);
         loop {
-            while i < n && b[i].is_ascii_alphanumeric() {
+            while i < n {
                 let x = b[i];
-                letters += usize::from(x.is_ascii_alphabetic());
-                uppers += usize::from(x.is_ascii_uppercase());
-                digits |= x.is_ascii_digit();
-                numeric &= x.is_ascii_digit();
-                inner |= i > start && x.is_ascii_uppercase();
+                if x.is_ascii_lowercase() {
+                } else if x.is_ascii_uppercase() {
+                    uppers += 1;
+                    inner |= i > start;
+                } else if x.is_ascii_digit() {
+                    digits += 1;
+                } else {
+                    break;
+                }
                 i += 1;
             }
             // Keep numbers whole: "12.6", "100,000".
@@ -534,10 +538,14 @@ fn ascii_words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
                 && b[i + 1].is_ascii_digit()
             {
                 i += 1;
+                joins += 1;
                 continue;
             }
             break;
         }
+        let letters = i - start - joins - digits;
+        let numeric = letters == 0;
+        let digits = digits > 0;
         let raw = &t[start..i];
         // "Binance's" → "Binance".
         if i < n && b[i] == b'\'' {
