@@ -482,12 +482,18 @@ fn normalized(t: &str) -> std::borrow::Cow<'_, str> {
 
 /// The words of `t` that are not numbers ([`text::tokens`]), with their marks; lowercased
 /// where `all_lower` (a title) or where the word is capitalised or marked.
-fn words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
-    if t.is_ascii() {
-        ascii_words(t, all_lower)
-    } else {
-        general_words(t, all_lower)
+/// `lowered` is `t` lowercased when `t` is ASCII (then it is read in one pass, and each
+/// word's lowercase form is a slice of it), `None` otherwise.
+fn words<'a>(t: &'a str, lowered: Option<&'a str>, all_lower: bool) -> Vec<Word<'a>> {
+    match lowered {
+        Some(lowered) => ascii_words(t, lowered, all_lower),
+        None => general_words(t, all_lower),
     }
+}
+
+/// `t` lowercased when it is ASCII (see [`words`]).
+fn ascii_lowered(t: &str) -> Option<String> {
+    t.is_ascii().then(|| t.to_ascii_lowercase())
 }
 
 /// Whether a word with these letter counts and marks is marked (see [`Word::marked`]).
@@ -503,7 +509,7 @@ fn is_marked(letters: usize, uppers: usize, capital: bool, inner: bool, digits: 
 /// across `.` and `,`, an apostrophe and what follows dropped, a sentence broken at `.`, `!`,
 /// `?`, `:` and line breaks), numbers left out. Titles and leads are read for every article,
 /// and this is most of the extraction's cost.
-fn ascii_words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
+fn ascii_words<'a>(t: &'a str, lowered: &'a str, all_lower: bool) -> Vec<Word<'a>> {
     let b = t.as_bytes();
     let n = b.len();
     let mut out = Vec::with_capacity(n / 6 + 1);
@@ -564,7 +570,7 @@ fn ascii_words(t: &str, all_lower: bool) -> Vec<Word<'_>> {
         let lower = if uppers == 0 {
             std::borrow::Cow::Borrowed(if all_lower || marked { raw } else { "" })
         } else if capital || marked || all_lower {
-            std::borrow::Cow::Owned(raw.to_ascii_lowercase())
+            std::borrow::Cow::Borrowed(&lowered[start..start + raw.len()])
         } else {
             std::borrow::Cow::Borrowed("")
         };
@@ -680,7 +686,9 @@ pub fn article_entities(
 ) -> Entities {
     let lead = text::prefix_chars(lead, LEAD_CHARS);
     let (title, lead) = (normalized(title), normalized(lead));
-    let (tw, lw) = (words(&title, true), words(&lead, false));
+    let (title_lowered, lead_lowered) = (ascii_lowered(&title), ascii_lowered(&lead));
+    let tw = words(&title, title_lowered.as_deref(), true);
+    let lw = words(&lead, lead_lowered.as_deref(), false);
     // A headline that names no market is about the one its lead's first sentence names
     // ("Sui faces $150 million token unlock" with "44 million SUI tokens" in the lead).
     let primary = if symbols.title.is_empty() {
@@ -971,7 +979,7 @@ mod tests {
                 .collect();
             for all_lower in [false, true] {
                 assert_eq!(
-                    ascii_words(&text, all_lower),
+                    ascii_words(&text, &text.to_ascii_lowercase(), all_lower),
                     general_words(&text, all_lower),
                     "round {round}: {text:?}"
                 );
@@ -979,7 +987,11 @@ mod tests {
         }
         let lead = "Binance's CEO said: U.S. SEC filed 12.6 and 100,000 ETH. iPhone X2 \
                     Q3 results? OKX'S \"Deribit\" (on-chain) BTC-USD.";
-        assert_eq!(ascii_words(lead, false), general_words(lead, false));
+        let lowered = lead.to_ascii_lowercase();
+        assert_eq!(
+            ascii_words(lead, &lowered, false),
+            general_words(lead, false)
+        );
     }
 
     #[test]
