@@ -609,12 +609,7 @@ impl StoryRecord {
         labels: &HashMap<String, StoryLabel>,
         ctx: RecordContext<'_>,
     ) -> Vec<Self> {
-        let active: HashMap<&str, usize> = state
-            .stories
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
+        let active = state.slots_by_id();
         // Forgotten during this run: still a story the run opened or joined.
         let retired: HashMap<&str, &crate::story::RetiredStory> = state
             .retired

@@ -739,6 +739,15 @@ impl StoryState {
         probe.conflict(&self.entity_filters[slot], &self.stories[slot].entities)
     }
 
+    /// Each active story's slot by its id.
+    pub fn slots_by_id(&self) -> HashMap<&str, usize> {
+        self.stories
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect()
+    }
+
     /// Adds a newly opened story to the active set.
     pub fn push_story(&mut self, story: Story, centroid: &[f32]) {
         self.story_ids.insert(story.id.clone());

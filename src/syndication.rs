@@ -278,11 +278,7 @@ fn ascii_body_words(b: &[u8], out: &mut Vec<u64>, sentence: &mut Vec<u64>, lower
                     i += 1;
                 }
                 // Keep numbers whole: "12.6", "100,000".
-                if i + 1 < n
-                    && matches!(b[i], b'.' | b',')
-                    && b[i - 1].is_ascii_digit()
-                    && b[i + 1].is_ascii_digit()
-                {
+                if crate::text::joins_digits(b, i) {
                     i += 1;
                     continue;
                 }

@@ -88,6 +88,16 @@ pub fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
     })
 }
 
+/// Whether the `.` or `,` at `b[i]` joins the digits on either side into one number ("12.6",
+/// "100,000"): the rule of [`tokens`], for the readers that scan ASCII bytes themselves.
+pub fn joins_digits(b: &[u8], i: usize) -> bool {
+    i > 0
+        && i + 1 < b.len()
+        && matches!(b[i], b'.' | b',')
+        && b[i - 1].is_ascii_digit()
+        && b[i + 1].is_ascii_digit()
+}
+
 /// The first `n` characters of `text` (all of it when it is shorter). When those bytes are
 /// ASCII, each is one character and no decoding is needed (the common case, for every
 /// article's lead).

@@ -537,12 +537,7 @@ fn ascii_words<'a>(t: &'a str, lowered: &'a str, all_lower: bool) -> Vec<Word<'a
                 }
                 i += 1;
             }
-            // Keep numbers whole: "12.6", "100,000".
-            if i + 1 < n
-                && matches!(b[i], b'.' | b',')
-                && b[i - 1].is_ascii_digit()
-                && b[i + 1].is_ascii_digit()
-            {
+            if text::joins_digits(b, i) {
                 i += 1;
                 joins += 1;
                 continue;

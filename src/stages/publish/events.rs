@@ -76,12 +76,7 @@ pub fn decide(
     let mut out = Vec::new();
     // An active story keeps its own event memory, a retired one's is in `state.published`.
     let slots: Vec<Option<usize>> = {
-        let active: HashMap<&str, usize> = state
-            .stories
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
+        let active = state.slots_by_id();
         records
             .iter()
             .map(|r| active.get(r.id.as_str()).copied())
