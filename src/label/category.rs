@@ -7,6 +7,8 @@
 //! `categories` field), and the order of [`CATEGORIES`] breaks ties, most specific first: an
 //! exchange hack is `security` before it is `exchange`.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 
 /// The category every article without a keyword match gets.
@@ -181,9 +183,16 @@ pub struct Category {
 /// The rule categorizer over a chosen subset of [`CATEGORIES`] (plus the fallback).
 #[derive(Debug, Clone)]
 pub struct RuleCategorizer {
-    /// Per category, its keywords, each split into its words once (a text is matched
-    /// against every keyword, for every story record built).
-    rules: Vec<(&'static str, Vec<Keyword>)>,
+    /// Per category, its keywords' numbers in `keywords`, in rule order.
+    rules: Vec<(&'static str, std::ops::Range<usize>)>,
+    /// Every keyword, split into its words once.
+    keywords: Vec<Keyword>,
+    /// The keywords whose first word is a plain word, by that word: a text's words are
+    /// looked up here instead of every keyword being tried at every word (a story record
+    /// gets its category from here whenever no labeler set one).
+    by_first: HashMap<&'static str, Vec<usize>, crate::signals::symbols::WordHash>,
+    /// The keywords whose first word is a `prefix*`, tried at every word.
+    prefixed: Vec<usize>,
 }
 
 /// A keyword of [`CATEGORIES`] and its words (each a word or a `prefix*`).
@@ -193,29 +202,50 @@ struct Keyword {
     parts: Vec<&'static str>,
 }
 
-fn compiled(
-    rules: &[(&'static str, &'static [&'static str])],
-) -> Vec<(&'static str, Vec<Keyword>)> {
-    rules
-        .iter()
-        .map(|&(name, keywords)| {
-            let keywords = keywords
-                .iter()
-                .map(|&text| Keyword {
-                    text,
-                    parts: text.split(' ').collect(),
-                })
-                .collect();
-            (name, keywords)
-        })
-        .collect()
+impl RuleCategorizer {
+    fn compiled(rules: &[(&'static str, &'static [&'static str])]) -> Self {
+        let mut c = RuleCategorizer {
+            rules: Vec::new(),
+            keywords: Vec::new(),
+            by_first: HashMap::default(),
+            prefixed: Vec::new(),
+        };
+        for &(name, keywords) in rules {
+            let start = c.keywords.len();
+            for &text in keywords {
+                let parts: Vec<&'static str> = text.split(' ').collect();
+                let id = c.keywords.len();
+                if parts[0].ends_with('*') {
+                    c.prefixed.push(id);
+                } else {
+                    c.by_first.entry(parts[0]).or_default().push(id);
+                }
+                c.keywords.push(Keyword { text, parts });
+            }
+            c.rules.push((name, start..c.keywords.len()));
+        }
+        c
+    }
+
+    /// Adds to `hits[k]` how often keyword `k` occurs in `words` (as [`count`] counts it).
+    fn count_all(&self, words: &[String], weight: u32, hits: &mut [u32]) {
+        for (i, w) in words.iter().enumerate() {
+            let plain = self.by_first.get(w.as_str()).map_or(&[][..], Vec::as_slice);
+            for &k in plain.iter().chain(&self.prefixed) {
+                let parts = &self.keywords[k].parts;
+                if i + parts.len() <= words.len()
+                    && words[i..].iter().zip(parts).all(|(w, p)| matches(w, p))
+                {
+                    hits[k] += weight;
+                }
+            }
+        }
+    }
 }
 
 impl Default for RuleCategorizer {
     fn default() -> Self {
-        RuleCategorizer {
-            rules: compiled(CATEGORIES),
-        }
+        Self::compiled(CATEGORIES)
     }
 }
 
@@ -248,9 +278,7 @@ impl RuleCategorizer {
             .filter(|(c, _)| names.iter().any(|n| n == c))
             .copied()
             .collect();
-        Ok(RuleCategorizer {
-            rules: compiled(&chosen),
-        })
+        Ok(Self::compiled(&chosen))
     }
 
     /// Every category name, the fallback last.
@@ -272,14 +300,16 @@ impl RuleCategorizer {
             score: 0,
             matched: Vec::new(),
         };
-        for (name, keywords) in &self.rules {
+        let mut hits = vec![0u32; self.keywords.len()];
+        self.count_all(&title_words, 2, &mut hits);
+        self.count_all(&body_words, 1, &mut hits);
+        for (name, ids) in &self.rules {
             let mut score = 0;
             let mut matched = Vec::new();
-            for kw in keywords {
-                let hits = 2 * count(&title_words, &kw.parts) + count(&body_words, &kw.parts);
-                if hits > 0 {
-                    score += hits;
-                    matched.push(kw.text.to_string());
+            for k in ids.clone() {
+                if hits[k] > 0 {
+                    score += hits[k];
+                    matched.push(self.keywords[k].text.to_string());
                 }
             }
             // Strictly greater: earlier (more specific) categories win ties.
@@ -307,16 +337,21 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether word `w` is keyword word `p` (a word, or a `prefix*`).
+fn matches(w: &str, p: &str) -> bool {
+    match p.strip_suffix('*') {
+        Some(prefix) => w.starts_with(prefix),
+        None => w == p,
+    }
+}
+
 /// How often a keyword of these `parts` (a word, a `prefix*`, or a phrase of words) occurs
-/// in `words`.
+/// in `words`: the reference [`RuleCategorizer::count_all`] is tested against.
+#[cfg(test)]
 fn count(words: &[String], parts: &[&str]) -> u32 {
     if parts.is_empty() || words.len() < parts.len() {
         return 0;
     }
-    let matches = |w: &str, p: &str| match p.strip_suffix('*') {
-        Some(prefix) => w.starts_with(prefix),
-        None => w == p,
-    };
     words
         .windows(parts.len())
         .filter(|win| win.iter().zip(parts).all(|(w, p)| matches(w, p)))
@@ -392,5 +427,50 @@ mod tests {
             let _ = c.categorize(t, t);
         }
         assert_eq!(count(&[], &["a", "b"]), 0);
+    }
+
+    #[test]
+    fn keywords_are_counted_as_the_reference_counts_them() {
+        let c = RuleCategorizer::default();
+        // Words drawn from the keywords themselves (and their prefixes, and others), so
+        // that phrases and prefixes match often.
+        let mut pool: Vec<String> = c
+            .keywords
+            .iter()
+            .flat_map(|k| k.parts.iter().map(|p| p.trim_end_matches('*').to_string()))
+            .collect();
+        pool.extend(["hackers", "exploited", "regulators", "the", "x"].map(String::from));
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut matched = 0;
+        for _ in 0..2_000 {
+            let mut words: Vec<String> = Vec::new();
+            for _ in 0..next() % 12 {
+                if next().is_multiple_of(3) {
+                    // A whole keyword, a prefix written out ("regulat*" as "regulators").
+                    let kw = &c.keywords[(next() % c.keywords.len() as u64) as usize];
+                    words.extend(kw.parts.iter().map(|p| p.replace('*', "ors")));
+                } else {
+                    words.push(pool[(next() % pool.len() as u64) as usize].clone());
+                }
+            }
+            let mut hits = vec![0; c.keywords.len()];
+            c.count_all(&words, 1, &mut hits);
+            for (k, kw) in c.keywords.iter().enumerate() {
+                assert_eq!(
+                    hits[k],
+                    count(&words, &kw.parts),
+                    "{} in {words:?}",
+                    kw.text
+                );
+                matched += usize::from(hits[k] > 0 && kw.parts.len() > 1);
+            }
+        }
+        assert!(matched > 50, "phrases matched {matched} times");
     }
 }
