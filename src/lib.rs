@@ -46,6 +46,8 @@ pub mod stages;
 pub mod store;
 pub mod story;
 pub mod syndication;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod time;
 #[cfg(feature = "worker")]

@@ -440,13 +440,7 @@ mod tests {
             .flat_map(|k| k.parts.iter().map(|p| p.trim_end_matches('*').to_string()))
             .collect();
         pool.extend(["hackers", "exploited", "regulators", "the", "x"].map(String::from));
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut matched = 0;
         for _ in 0..2_000 {
             let mut words: Vec<String> = Vec::new();

@@ -797,13 +797,7 @@ mod tests {
     fn conflict_matches_its_reference() {
         // Small key spaces per kind, so that sets meet often; titles a subset of texts or
         // not (a story's sets are capped separately).
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15u64);
         let set = |n: u64, next: &mut dyn FnMut() -> u64| {
             let mut v: Vec<u64> = (0..next() % n)
                 .map(|_| {
@@ -960,13 +954,7 @@ mod tests {
     #[test]
     fn the_ascii_reader_reads_the_words_the_general_one_does() {
         let alphabet = b"aBcdEXyz0129 .,'!?:\n-$%QRST";
-        let mut seed = 0x51_7c_c1_b7_27_22_0a_95u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x51_7c_c1_b7_27_22_0a_95u64);
         for round in 0..20_000 {
             let len = (next() % 60) as usize;
             let text: String = (0..len)

@@ -354,13 +354,7 @@ mod tests {
 
     #[test]
     fn the_front_is_the_best_after_every_penalty() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut checked_less = 0;
         for round in 0..3000 {
             let n = (next() % 300) as usize;
