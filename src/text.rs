@@ -56,10 +56,7 @@ pub fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
                 continue;
             }
             // Keep numbers whole: "12.6", "100,000".
-            let joins_digits = matches!(bytes.get(i), Some(b'.' | b','))
-                && bytes[i - 1].is_ascii_digit()
-                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
-            if !joins_digits {
+            if !joins_digits(bytes, i) {
                 break;
             }
             i += 1;
@@ -89,7 +86,7 @@ pub fn tokens(text: &str) -> impl Iterator<Item = Token<'_>> {
 }
 
 /// Whether the `.` or `,` at `b[i]` joins the digits on either side into one number ("12.6",
-/// "100,000"): the rule of [`tokens`], for the readers that scan ASCII bytes themselves.
+/// "100,000"): the rule of [`tokens`] and of the readers that scan ASCII bytes themselves.
 pub fn joins_digits(b: &[u8], i: usize) -> bool {
     i > 0
         && i + 1 < b.len()

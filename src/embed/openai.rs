@@ -73,10 +73,9 @@ impl OpenAiEmbedder {
             t.push_str("\n\n");
             t.push_str(d.body.trim());
         }
-        match t.char_indices().nth(self.max_chars) {
-            Some((i, _)) => t[..i].to_string(),
-            None => t,
-        }
+        let keep = crate::text::prefix_chars(&t, self.max_chars).len();
+        t.truncate(keep);
+        t
     }
 
     /// One `/embeddings` request for `texts`, checked, vectors normalised, in input order.

@@ -104,11 +104,11 @@ fn union_into(set: &mut Vec<u64>, add: &[u64]) {
 /// "Reserve Bank of Australia" meets "RBA holds"); and an article or story that names
 /// nothing of a kind has no conflict of that kind.
 pub fn conflict(article: &Entities, story: &Entities) -> bool {
-    conflict_with(article, &Filter::of(story), story)
+    Probe::new(article).conflict(&Filter::of(story), story)
 }
 
 /// A story's entities in one cache line, kept beside the story (see
-/// `StoryState::entity_filters`) so that [`conflict_with`] seldom reads the story's own
+/// `StoryState::entity_filters`) so that [`Probe::conflict`] seldom reads the story's own
 /// sets: which kinds its title names, and one bit per key of its title and text (a key's
 /// bit clear means the key is not in the set; set means it may be).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,11 +142,6 @@ impl Filter {
     fn text_bit(k: u64) -> usize {
         k as usize % 256
     }
-}
-
-/// [`conflict`] with the story's [`Filter`] (which must be `Filter::of(story)`).
-pub fn conflict_with(article: &Entities, filter: &Filter, story: &Entities) -> bool {
-    Probe::new(article).conflict(filter, story)
 }
 
 /// An article's side of [`conflict`], worked out once for all the stories it is checked
@@ -830,7 +825,7 @@ mod tests {
                 title: [u64::MAX; 2],
                 text: [u64::MAX; 4],
             };
-            assert_eq!(conflict_with(&a, &full, &s), want, "{a:?} {s:?}");
+            assert_eq!(Probe::new(&a).conflict(&full, &s), want, "{a:?} {s:?}");
             yes += usize::from(want);
             total += 1;
         }

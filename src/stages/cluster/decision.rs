@@ -22,6 +22,15 @@ pub(super) struct Candidate {
     pub(super) bound: f32,
 }
 
+impl Candidate {
+    /// Takes `penalty` off the score and its bound (it joins the penalties in `time`).
+    pub(super) fn penalize(&mut self, penalty: f32) {
+        self.time += penalty;
+        self.score -= penalty;
+        self.bound -= penalty;
+    }
+}
+
 /// Rounding allowed for between a bound and the exact score it bounds (sums taken in
 /// another order).
 const BOUND_SLACK: f32 = 1e-4;

@@ -277,9 +277,7 @@ pub(super) fn penalize_conflicts(
     let probe = crate::signals::entities::Probe::new(e);
     for c in pre {
         if state.conflict(&probe, c.slot) {
-            c.time += penalty;
-            c.score -= penalty;
-            c.bound -= penalty;
+            c.penalize(penalty);
         }
     }
 }
@@ -319,9 +317,7 @@ fn front_by(
     let mut penalize = |c: &mut Candidate| {
         let hit = conflicts(c);
         if hit {
-            c.time += penalty;
-            c.score -= penalty;
-            c.bound -= penalty;
+            c.penalize(penalty);
         }
         hit
     };
