@@ -26,19 +26,25 @@
 //!
 //! # The index
 //!
-//! Originals of the active stories are indexed by the [`INDEX_HASHES`] smallest hashes of
-//! their sketch. A new article's candidates are the originals sharing at least
-//! [`MIN_SHARED`] of its own [`INDEX_HASHES`] smallest hashes: the smallest hashes are where
-//! a copy and its original agree (a copy half as long as its original still shares about
-//! half of them), and each hash indexed or looked up is a probe of a large table. A hash
-//! carried by more than [`MAX_POSTING`] originals (a phrase every article uses) is skipped.
-//! A candidate whose shared count, plus every hash the index could not answer for, cannot
-//! reach the threshold is dropped unchecked; the others get the full containment estimate
-//! from both sketches, so indexing fewer hashes narrows the search, not the estimate.
-//! Copies are not indexed: every copy of a wire story is compared with the one original, so
-//! a story republished a hundred times keeps short lists. The best candidate is
-//! the highest containment, ties the earliest original by (time, id), which for a
-//! time-ordered stream is the earliest publication.
+//! A copy is looked for only among the originals of the story the article joins (the
+//! clusterer decides that first, on the text's terms; copy detection never moves an article).
+//! Each story's originals are indexed by the [`INDEX_HASHES`] smallest hashes of their
+//! sketch, in one sorted list of (hash, original) pairs. An article's candidates are the
+//! originals sharing at least [`MIN_SHARED`] of its own [`INDEX_HASHES`] smallest hashes: the
+//! smallest hashes are where a copy and its original agree (a copy half as long as its
+//! original still shares about half of them). A hash carried by more than [`MAX_POSTING`]
+//! originals of the story (a phrase all its reports use) is skipped. A candidate whose shared
+//! count, plus every hash the index could not answer for, cannot reach the threshold is
+//! dropped unchecked; the others get the full containment estimate from both sketches, so
+//! indexing fewer hashes narrows the search, not the estimate. Copies are not indexed: every
+//! copy of a wire story is compared with the one original, so a story republished a hundred
+//! times keeps short lists. The best candidate is the highest containment, ties the earliest
+//! original by (time, id), which for a time-ordered stream is the earliest publication.
+//!
+//! Per story rather than across the window: a story's list is small and read in one place,
+//! where a table of every original's hashes was probed at random 16 times per original
+//! indexed, per article looked up and per original retired, on the clusterer's thread; and a
+//! phrase common to many stories no longer hides the copies of one of them.
 //!
 //! Sketches live in the story state (with their story, dropped when it retires), and the index
 //! is rebuilt from them on load, so a copy arriving in the next run is found exactly as in
@@ -56,11 +62,8 @@
 //! down from 22 to 29% (medians of 4 to 11 alternated runs; README, "Syndicated copies").
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 
 use serde::{Deserialize, Serialize};
-
-use crate::text::IdHasher;
 
 /// Words per shingle.
 pub const SHINGLE_WORDS: usize = 4;
@@ -82,7 +85,8 @@ pub const MIN_SHARED: usize = 2;
 /// the bulk of the copy check's cost; 16 find every copy the full 64 found on the labelled
 /// checks.
 pub const INDEX_HASHES: usize = 16;
-/// Hashes carried by more originals than this are boilerplate: not used to find candidates.
+/// Hashes carried by more originals of one story than this are a phrase all its reports use:
+/// not used to find candidates.
 pub const MAX_POSTING: usize = 16;
 /// Candidates checked per article: those sharing the most hashes (ties: the earliest). A copy
 /// shares far more hashes with its original than look-alikes sharing a sentence do.
@@ -351,38 +355,24 @@ pub fn containment(a: &Sketch, b: &Sketch) -> (f32, usize) {
 /// An indexed original.
 #[derive(Debug, Clone)]
 struct Entry {
-    story: u64,
     member: u32,
     article_id: String,
     time: i64,
     sketch: Sketch,
-    /// Per indexed hash of the sketch, this entry's position in that hash's posting list (so
-    /// a removal is a swap-remove, not a scan of a list that boilerplate made long).
-    pos: [u32; INDEX_HASHES],
 }
 
-/// The originals carrying one hash. Most hashes are in one original only: those need no
-/// allocation of their own.
-#[derive(Debug, Clone)]
-enum Posting {
-    One((u32, u8)),
-    Many(Vec<(u32, u8)>),
-}
-
-impl Posting {
-    fn as_slice(&self) -> &[(u32, u8)] {
-        match self {
-            Posting::One(x) => std::slice::from_ref(x),
-            Posting::Many(v) => v,
-        }
-    }
+/// The indexed originals of one story.
+#[derive(Debug, Clone, Default)]
+struct StoryOriginals {
+    entries: Vec<Entry>,
+    /// (hash, entry) for the [`INDEX_HASHES`] smallest hashes of every entry, ascending: the
+    /// originals carrying a hash are one run, found by binary search.
+    postings: Vec<(u32, u32)>,
 }
 
 /// What a copy was matched to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyMatch {
-    /// The original's story (its `seq`).
-    pub story: u64,
     /// The original's position among its story's members.
     pub member: u32,
     /// The original's article id.
@@ -391,162 +381,134 @@ pub struct CopyMatch {
     pub containment: f32,
 }
 
-/// The originals of the active stories, indexed by sketch hash.
+/// What [`CopyIndex::find_with`] reuses from one lookup to the next.
+#[derive(Debug, Default)]
+pub struct LookupScratch {
+    /// Per original of the story looked in: (lookup stamp, hashes shared).
+    seen: Vec<(u32, u32)>,
+    stamp: u32,
+    /// The originals sharing a hash, in the order first met.
+    touched: Vec<u32>,
+}
+
+/// The originals of the active stories, indexed per story by sketch hash.
 #[derive(Debug, Clone, Default)]
 pub struct CopyIndex {
-    entries: Vec<Option<Entry>>,
-    free: Vec<u32>,
-    /// Hash → (entry id, index of the hash in that entry's sketch) of every original with it.
-    postings: HashMap<u32, Posting, BuildHasherDefault<IdHasher>>,
-    by_story: HashMap<u64, Vec<u32>>,
+    /// Story `seq` → its originals.
+    stories: HashMap<u64, StoryOriginals>,
+    len: usize,
 }
 
 impl CopyIndex {
     /// Originals indexed.
     pub fn len(&self) -> usize {
-        self.entries.len() - self.free.len()
+        self.len
     }
 
     /// Whether nothing is indexed.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Indexes an original: member `member` (article `article_id`, time `time`) of story
     /// `story`.
     pub fn insert(&mut self, story: u64, member: u32, article_id: &str, time: i64, sketch: Sketch) {
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.entries.push(None);
-                (self.entries.len() - 1) as u32
-            }
+        let mine = self.stories.entry(story).or_default();
+        let Ok(id) = u32::try_from(mine.entries.len()) else {
+            return;
         };
-        let mut pos = [0u32; INDEX_HASHES];
-        for (k, h) in sketch.hashes.iter().take(INDEX_HASHES).enumerate() {
-            // At most INDEX_HASHES (16) hashes are indexed, so `k` fits a byte.
-            let item = (id, k as u8);
-            match self.postings.entry(*h) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(Posting::One(item));
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let p = o.get_mut();
-                    match p {
-                        Posting::One(first) => {
-                            let first = *first;
-                            *p = Posting::Many(vec![first, item]);
-                            pos[k] = 1;
-                        }
-                        Posting::Many(list) => {
-                            pos[k] = list.len() as u32;
-                            list.push(item);
-                        }
-                    }
-                }
+        // The new pairs (ascending, as the sketch is) merged in from the back: one pass over
+        // the story's list, where inserting them one by one would shift it once per hash.
+        let new = &sketch.hashes[..sketch.hashes.len().min(INDEX_HASHES)];
+        let list = &mut mine.postings;
+        let old = list.len();
+        list.resize(old + new.len(), (0, 0));
+        let (mut i, mut j) = (old, new.len());
+        while j > 0 {
+            let w = i + j - 1;
+            // The new id is the story's highest, so its pair goes after an equal hash.
+            if i > 0 && list[i - 1].0 > new[j - 1] {
+                list[w] = list[i - 1];
+                i -= 1;
+            } else {
+                list[w] = (new[j - 1], id);
+                j -= 1;
             }
         }
-        self.entries[id as usize] = Some(Entry {
-            story,
+        mine.entries.push(Entry {
             member,
             article_id: article_id.to_string(),
             time,
             sketch,
-            pos,
         });
-        self.by_story.entry(story).or_default().push(id);
+        self.len += 1;
     }
 
     /// Forgets every original of `story` (it retired).
     pub fn remove_story(&mut self, story: u64) {
-        let Some(ids) = self.by_story.remove(&story) else {
-            return;
-        };
-        for id in ids {
-            let Some(e) = self.entries.get_mut(id as usize).and_then(Option::take) else {
-                continue;
-            };
-            for (h, &p) in e.sketch.hashes.iter().zip(&e.pos) {
-                let Some(posting) = self.postings.get_mut(h) else {
-                    continue;
-                };
-                let list = match posting {
-                    Posting::One(x) => {
-                        if x.0 == id {
-                            self.postings.remove(h);
-                        }
-                        continue;
-                    }
-                    Posting::Many(list) => list,
-                };
-                let p = p as usize;
-                if list.get(p).is_some_and(|x| x.0 == id) {
-                    list.swap_remove(p);
-                    // The entry moved into the hole learns its new position.
-                    if let Some(&(moved, k)) = list.get(p)
-                        && let Some(Some(m)) = self.entries.get_mut(moved as usize)
-                        && let Some(slot) = m.pos.get_mut(k as usize)
-                    {
-                        *slot = p as u32;
-                    }
-                }
-                if list.len() == 1 {
-                    // Back to one original: it sits at position 0 already.
-                    *posting = Posting::One(list[0]);
-                } else if list.is_empty() {
-                    self.postings.remove(h);
-                }
-            }
-            self.free.push(id);
+        if let Some(mine) = self.stories.remove(&story) {
+            self.len -= mine.entries.len();
         }
     }
 
-    /// The original `sketch` copies, if any reaches `threshold` (see the module docs).
-    pub fn find(&self, sketch: &Sketch, threshold: f32) -> Option<CopyMatch> {
-        self.find_live(sketch, threshold, |_| true)
+    /// The original of story `story` that `sketch` copies, if any reaches `threshold` (see
+    /// the module docs).
+    pub fn find(&self, story: u64, sketch: &Sketch, threshold: f32) -> Option<CopyMatch> {
+        self.find_with(&mut LookupScratch::default(), story, sketch, threshold)
     }
 
-    /// [`Self::find`] among the originals whose story `live(story)` accepts (a story past
-    /// the window that has not retired yet takes no copies, as it takes no articles).
-    pub fn find_live(
-        &self,
-        sketch: &Sketch,
-        threshold: f32,
-        live: impl Fn(u64) -> bool,
-    ) -> Option<CopyMatch> {
-        self.find_with(&mut Vec::new(), sketch, threshold, live)
-    }
-
-    /// [`Self::find_live`] with a caller-kept scratch buffer (no allocation per article).
+    /// [`Self::find`] with caller-kept scratch buffers (no allocation per article).
     pub fn find_with(
         &self,
-        ids: &mut Vec<u32>,
+        scratch: &mut LookupScratch,
+        story: u64,
         sketch: &Sketch,
         threshold: f32,
-        live: impl Fn(u64) -> bool,
     ) -> Option<CopyMatch> {
-        // Candidate ids, one per shared hash; sorted, a run of an id is its shared count
-        // (cheaper than a map: most queries touch a few dozen ids).
-        ids.clear();
-        // Query hashes whose lists were skipped: a candidate may share those too.
+        let mine = self.stories.get(&story)?;
+        // Each original's shared count, stamped per lookup (no clearing, no sort).
+        let LookupScratch {
+            seen,
+            stamp,
+            touched,
+        } = scratch;
+        *stamp = stamp.wrapping_add(1);
+        if *stamp == 0 {
+            seen.fill((0, 0));
+            *stamp = 1;
+        }
+        if seen.len() < mine.entries.len() {
+            seen.resize(mine.entries.len(), (0, 0));
+        }
+        touched.clear();
+        // Query hashes whose runs were skipped: a candidate may share those too.
         let mut skipped = 0usize;
-        for h in sketch.hashes.iter().take(INDEX_HASHES) {
-            let Some(list) = self.postings.get(h) else {
-                continue;
-            };
-            let list = list.as_slice();
-            if list.len() > MAX_POSTING {
+        // The query's hashes ascend, so each search starts where the last one ended.
+        let mut rest = &mine.postings[..];
+        for &h in sketch.hashes.iter().take(INDEX_HASHES) {
+            let lo = rest.partition_point(|p| p.0 < h);
+            rest = &rest[lo..];
+            let run = rest;
+            let n = run.partition_point(|p| p.0 == h);
+            if n > MAX_POSTING {
                 skipped += 1;
                 continue;
             }
-            ids.extend(list.iter().map(|x| x.0));
+            for &(_, id) in &run[..n] {
+                let c = &mut seen[id as usize];
+                if c.0 != *stamp {
+                    *c = (*stamp, 0);
+                    touched.push(id);
+                }
+                c.1 += 1;
+            }
         }
-        ids.sort_unstable();
         // (shared hashes, entry) of the candidates, most shared first, ties the earliest.
-        let mut cands: Vec<(usize, &Entry)> = ids
-            .chunk_by(|a, b| a == b)
-            .filter(|run| run.len() >= MIN_SHARED)
-            .filter_map(|run| Some((run.len(), self.entries.get(run[0] as usize)?.as_ref()?)))
+        let mut cands: Vec<(usize, &Entry)> = touched
+            .iter()
+            .map(|&id| (seen[id as usize].1 as usize, id))
+            .filter(|&(n, _)| n >= MIN_SHARED)
+            .filter_map(|(n, id)| Some((n, mine.entries.get(id as usize)?)))
             .collect();
         let order = |a: &(usize, &Entry), b: &(usize, &Entry)| {
             b.0.cmp(&a.0)
@@ -583,9 +545,6 @@ impl CopyIndex {
             if (bound as f32) < threshold * sample as f32 {
                 continue;
             }
-            if !live(e.story) {
-                continue;
-            }
             let (c, sample) = containment(sketch, &e.sketch);
             if sample < MIN_SAMPLE || c < threshold {
                 continue;
@@ -601,7 +560,6 @@ impl CopyIndex {
             }
         }
         best.map(|(e, c)| CopyMatch {
-            story: e.story,
             member: e.member,
             original: e.article_id.clone(),
             containment: c,
@@ -790,19 +748,46 @@ mod tests {
     }
 
     #[test]
-    fn index_finds_the_earliest_best_original_and_forgets_retired_stories() {
+    fn a_storys_postings_stay_sorted_as_originals_come() {
+        let mut rng = crate::testing::xorshift(5);
+        let mut idx = CopyIndex::default();
+        let mut want = Vec::new();
+        for id in 0..200u32 {
+            // Small values so that hashes repeat across originals, as shared phrases do.
+            let mut hashes: Vec<u32> = (0..(rng() % 40) as usize)
+                .map(|_| (rng() % 300) as u32)
+                .collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            want.extend(hashes.iter().take(INDEX_HASHES).map(|&h| (h, id)));
+            let sketch = Sketch {
+                hashes,
+                shingles: 50,
+            };
+            idx.insert(1, id, &format!("a{id}"), 0, sketch);
+        }
+        want.sort_unstable();
+        assert_eq!(idx.stories[&1].postings, want);
+    }
+
+    #[test]
+    fn index_finds_the_earliest_best_original_of_the_story_and_forgets_retired_ones() {
         let orig = sketch("Exchange hacked", BODY).unwrap();
         let mut idx = CopyIndex::default();
         idx.insert(7, 0, "a2", 100, orig.clone());
-        idx.insert(9, 3, "a1", 100, orig.clone());
+        idx.insert(7, 3, "a1", 100, orig.clone());
+        idx.insert(9, 1, "a0", 50, orig.clone());
         let copy = sketch("Another headline", BODY).unwrap();
-        let m = idx.find(&copy, 0.5).unwrap();
-        assert_eq!((m.story, m.member, m.original.as_str()), (9, 3, "a1"));
-        idx.remove_story(9);
-        assert_eq!(idx.find(&copy, 0.5).unwrap().original, "a2");
+        let m = idx.find(7, &copy, 0.5).unwrap();
+        assert_eq!((m.member, m.original.as_str()), (3, "a1"));
+        // Only the story it joins: another story's earlier original is not its original.
+        assert_eq!(idx.find(9, &copy, 0.5).unwrap().original, "a0");
+        assert!(idx.find(8, &copy, 0.5).is_none());
+        assert_eq!(idx.len(), 3);
         idx.remove_story(7);
+        assert!(idx.find(7, &copy, 0.5).is_none());
+        idx.remove_story(9);
         assert!(idx.is_empty());
-        assert!(idx.find(&copy, 0.5).is_none());
     }
 
     #[test]

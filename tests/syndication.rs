@@ -99,7 +99,7 @@ fn is_copy(earlier: (&str, &str), later: (&str, &str), threshold: f32) -> (bool,
     };
     let mut idx = CopyIndex::default();
     idx.insert(0, 0, "earlier", 0, a.clone());
-    (idx.find(&b, threshold).is_some(), containment(&b, &a).0)
+    (idx.find(0, &b, threshold).is_some(), containment(&b, &a).0)
 }
 
 #[test]

@@ -48,16 +48,7 @@ impl Clusterer {
     ) -> ClusteredBatch {
         let symbols = signals.symbols;
         // Reused by every copy lookup of the batch.
-        let mut copy_scratch: Vec<u32> = Vec::new();
-        // Story slots by `seq`, for copies found in the index (slots only change when a
-        // batch ends and stories retire, or when a story opens, which is added below).
-        let mut slot_of: HashMap<u64, usize> = self
-            .state
-            .stories
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.seq, i))
-            .collect();
+        let mut copy_scratch = crate::syndication::LookupScratch::default();
         // Articles already in the state are neither counted nor clustered again. (Ingest has
         // folded duplicates within the run, so no article of this batch can make another one
         // of it known.)
@@ -174,10 +165,9 @@ impl Clusterer {
                 if t < late_before {
                     self.late += 1;
                 }
-                // A syndicated copy of an original of a story still in the window: marked as
-                // a copy when the scores place it in that story too (look-alike reports that
-                // share boilerplate but land elsewhere are not copies, and copy detection
-                // never changes which story an article joins).
+                // A syndicated copy of an original of the story the scores place it in (a
+                // look-alike report that shares boilerplate but lands elsewhere is not a copy,
+                // and copy detection never changes which story an article joins).
                 let sketch = signals
                     .sketches
                     .get(i)
@@ -296,22 +286,15 @@ impl Clusterer {
                 };
                 // Looked up only once the article joins a story: one that opens a story
                 // copies nothing, and the decision above never depends on the copy.
-                let copy = sketch.filter(|_| best.is_some()).and_then(|sk| {
-                    let stories = &self.state.stories;
-                    let live = |seq: u64| {
-                        slot_of.get(&seq).is_some_and(|&slot| {
-                            stories[slot].last_seen >= cutoff && stories[slot].first_seen <= horizon
-                        })
-                    };
+                let copy = sketch.zip(best).and_then(|(sk, joined)| {
                     let m = self.state.copy_index.find_with(
                         &mut copy_scratch,
+                        self.state.stories[joined].seq,
                         sk,
                         self.syndication.threshold,
-                        live,
                     )?;
-                    Some((slot_of[&m.story], m.original))
+                    Some((joined, m.original))
                 });
-                let copy = copy.filter(|(slot, _)| best == Some(*slot));
 
                 let no_symbols = crate::signals::symbols::ArticleSymbols::default();
                 let syms = symbols.get(i).unwrap_or(&no_symbols);
@@ -346,7 +329,6 @@ impl Clusterer {
                         if offline && self.state.stories[slot].term_sum.is_empty() {
                             unindexed.push(slot);
                         }
-                        slot_of.insert(self.state.stories[slot].seq, slot);
                         out.assignments
                             .push(self.assignment(a, slot, Placement::Opened));
                         slot
