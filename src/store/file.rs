@@ -318,6 +318,20 @@ fn decode_unbuilt(bytes: &[u8], path: &Path, fingerprint: &str, dim: usize) -> R
 /// # Errors
 /// [`Error::Io`] naming the file that could not be written.
 pub fn save(path: &Path, state: &mut StoryState) -> Result<()> {
+    save_inner(path, state, false)
+}
+
+/// [`save`] right after a Redis save, when [`StoryState::stored`] holds the digest of every
+/// story's current record: a story the file holds with that digest is not encoded again
+/// (the host's mirror after a timer tick: a few stories changed, the window's hundreds not).
+///
+/// # Errors
+/// As [`save`].
+pub fn save_after_redis(path: &Path, state: &mut StoryState) -> Result<()> {
+    save_inner(path, state, true)
+}
+
+fn save_inner(path: &Path, state: &mut StoryState, digests_known: bool) -> Result<()> {
     let io = |e: std::io::Error| Error::io(path, e);
     let encode_err = |e: String| Error::io(path, std::io::Error::other(e));
     let mut file = lock_current(path).map_err(io)?;
@@ -329,14 +343,35 @@ pub fn save(path: &Path, state: &mut StoryState) -> Result<()> {
         None
     };
     // Every story's record, and whether the file holds it already (same digest).
-    let mut records = Vec::with_capacity(state.stories.len());
+    let known = if digests_known {
+        std::mem::take(&mut state.stored)
+    } else {
+        std::collections::HashMap::new()
+    };
+    let mut records: Vec<(bool, std::borrow::Cow<'_, [u8]>)> =
+        Vec::with_capacity(state.stories.len());
     for s in &mut state.stories {
-        let (digest, record) = super::record::encode(s).map_err(encode_err)?;
-        let held_already = held
+        let in_file: Option<&[u8]> = held
             .as_ref()
-            .and_then(|h| h.records.get(s.id.as_str()))
-            .is_some_and(|r| r.get(4..12) == Some(&digest.to_le_bytes()[..]));
-        records.push((held_already, record));
+            .and_then(|h| h.records.get(s.id.as_str()).copied());
+        let holds =
+            |digest: u64| in_file.is_some_and(|r| r.get(4..12) == Some(&digest.to_le_bytes()[..]));
+        if let (Some(r), Some(&d)) = (in_file, known.get(&s.id))
+            && d != 0
+            && holds(d)
+        {
+            if cfg!(debug_assertions) {
+                let (digest, _) = super::record::encode(s).map_err(encode_err)?;
+                debug_assert_eq!(digest, d, "story {} changed after its Redis save", s.id);
+            }
+            records.push((true, std::borrow::Cow::Borrowed(r)));
+            continue;
+        }
+        let (digest, record) = super::record::encode(s).map_err(encode_err)?;
+        records.push((holds(digest), std::borrow::Cow::Owned(record)));
+    }
+    if digests_known {
+        state.stored = known;
     }
     let header = encode_header(state, false).map_err(encode_err)?;
     let frame = |id: &str, record: &[u8]| FRAME_HEAD + 2 + id.len() + record.len();
@@ -545,6 +580,49 @@ mod tests {
             serde_json::to_value(a).unwrap(),
             serde_json::to_value(b).unwrap()
         );
+    }
+
+    /// After a Redis save every story's digest is known: the mirror's save encodes only the
+    /// stories whose record the file does not hold with that digest, including a story
+    /// another process wrote differently meanwhile, and the file then loads as the state.
+    #[test]
+    fn a_save_after_redis_writes_what_the_file_lacks_and_loads_back_equal() {
+        let digests = |s: &mut StoryState| -> std::collections::HashMap<String, u64> {
+            s.stories
+                .iter_mut()
+                .map(|st| {
+                    let d = crate::store::record::encode(st).unwrap().0;
+                    (st.id.clone(), d)
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mirror");
+        let mut s = state(4);
+        save(&p, &mut s).unwrap();
+        // Another writer's version of s2 lands in the file.
+        let mut other = s.clone();
+        other.stories[2].label = "someone else's".into();
+        save(&p, &mut other).unwrap();
+        // This run changed s1; its Redis save left every digest in `stored`.
+        s.stories[1].label = "changed".into();
+        s.stored = digests(&mut s);
+        let before = std::fs::metadata(&p).unwrap().len();
+        save_after_redis(&p, &mut s).unwrap();
+        assert_eq!(s.stored.len(), 4, "the digests are kept");
+        let grown = std::fs::metadata(&p).unwrap().len() - before;
+        let record = |i: usize, s: &mut StoryState| {
+            crate::store::record::encode(&mut s.stories[i])
+                .unwrap()
+                .1
+                .len() as u64
+        };
+        assert!(
+            grown < record(1, &mut s) + record(2, &mut s) + 4096,
+            "only s1 and s2 appended: {grown} bytes"
+        );
+        let back = load(&p, "fp", 4).unwrap();
+        same(&back, &s);
     }
 
     #[test]

@@ -215,7 +215,7 @@ impl Mirror {
         let mut write = || -> Result<()> {
             super::file::create_parent(&self.path)?;
             remove(&self.version_path())?;
-            super::file::save(&self.path, state)?;
+            super::file::save_after_redis(&self.path, state)?;
             write_atomic(&self.version_path(), &format!("{version}\n"))
         };
         if let Err(e) = write() {
