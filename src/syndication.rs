@@ -56,10 +56,9 @@
 //! kept for other text, gives the same words), repeated shingles are dropped with a small
 //! hash table rather than a sort of them all, and an article that opens a story is not looked
 //! up. On a 100,000-article generated dump (`perps-news generate --articles 100000 --seed 7
-//! --span-hours 480`), `perps-news run -q --now 2026-12-31T00:00:00Z --pipeline P` under
-//! `/usr/bin/time` with `P` empty versus `[syndication] enabled = false`, alternated,
-//! detection costs about 4 to 11% more CPU time than without it (by the machine's load),
-//! down from 22 to 29% (medians of 4 to 11 alternated runs; README, "Syndicated copies").
+//! --span-hours 480`), `perps-news run -q --now 2026-12-31T00:00:00Z --pipeline P` with `P`
+//! empty versus `[syndication] enabled = false`, alternated, detection costs about 10% more
+//! wall and CPU time than without it (README, "Syndicated copies").
 
 use std::collections::HashMap;
 
