@@ -651,19 +651,25 @@ impl StoryState {
             .map(|s| (&s.id, &s.article_ids, &s.url_keys));
         self.term_index = TermIndex::build(&self.stories);
         self.copy_index = crate::syndication::CopyIndex::default();
-        for s in &self.stories {
-            for o in &s.originals {
-                let m = o.member as usize;
-                let Some(id) = s.article_ids.get(m) else {
-                    return Err(format!(
-                        "story {} has a sketch of member {m} it lacks",
-                        s.id
-                    ));
-                };
-                let t = s.times.get(m).copied().unwrap_or(s.first_seen);
-                self.copy_index
-                    .insert(s.seq, o.member, id, t, o.sketch.clone());
+        for s in self.stories.iter().filter(|s| !s.originals.is_empty()) {
+            if let Some(o) = s
+                .originals
+                .iter()
+                .find(|o| o.member as usize >= s.article_ids.len())
+            {
+                return Err(format!(
+                    "story {} has a sketch of member {} it lacks",
+                    s.id, o.member
+                ));
             }
+            self.copy_index.insert_story(
+                s.seq,
+                s.originals.iter().map(|o| {
+                    let m = o.member as usize;
+                    let t = s.times.get(m).copied().unwrap_or(s.first_seen);
+                    (o.member, s.article_ids[m].as_str(), t, o.sketch.clone())
+                }),
+            );
         }
         self.story_ids.clear();
         for (id, articles, urls) in active.chain(retired) {
