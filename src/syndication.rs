@@ -369,6 +369,18 @@ struct StoryOriginals {
     postings: Vec<(u32, u32)>,
 }
 
+impl StoryOriginals {
+    /// Adds an original's entry (its pairs are the caller's).
+    fn push(&mut self, member: u32, article_id: &str, time: i64, sketch: Sketch) {
+        self.entries.push(Entry {
+            member,
+            article_id: article_id.to_string(),
+            time,
+            sketch,
+        });
+    }
+}
+
 /// What a copy was matched to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyMatch {
@@ -434,12 +446,7 @@ impl CopyIndex {
                 j -= 1;
             }
         }
-        mine.entries.push(Entry {
-            member,
-            article_id: article_id.to_string(),
-            time,
-            sketch,
-        });
+        mine.push(member, article_id, time, sketch);
         self.len += 1;
     }
 
@@ -459,12 +466,7 @@ impl CopyIndex {
             };
             let n = sketch.hashes.len().min(INDEX_HASHES);
             fresh.extend(sketch.hashes[..n].iter().map(|&h| (h, id)));
-            mine.entries.push(Entry {
-                member,
-                article_id: article_id.to_string(),
-                time,
-                sketch,
-            });
+            mine.push(member, article_id, time, sketch);
             self.len += 1;
         }
         mine.postings.extend(fresh);
