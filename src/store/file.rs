@@ -24,6 +24,8 @@
 //! is xxh3-64 of the state JSON's exact bytes; a state without the wrapper (written before
 //! the checksum) loads as it is.
 
+mod digests;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -335,6 +337,9 @@ fn save_inner(path: &Path, state: &mut StoryState, digests_known: bool) -> Resul
     let io = |e: std::io::Error| Error::io(path, e);
     let encode_err = |e: String| Error::io(path, std::io::Error::other(e));
     let mut file = lock_current(path).map_err(io)?;
+    if digests_known && append_by_digests(path, &mut file, state)? {
+        return Ok(());
+    }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
     let held = if bytes.starts_with(LOG_MAGIC) {
@@ -390,13 +395,7 @@ fn save_inner(path: &Path, state: &mut StoryState, digests_known: bool) -> Resul
         let mut out = Vec::new();
         for (s, (held_already, record)) in state.stories.iter().zip(&records) {
             if all || !held_already {
-                // Ids are short story ids; a longer one would not load back, so it never fits.
-                let id = &s.id.as_bytes()[..s.id.len().min(usize::from(u16::MAX))];
-                push_frame(
-                    &mut out,
-                    b'S',
-                    &[&(id.len() as u16).to_le_bytes(), id, record],
-                );
+                push_story_frame(&mut out, &s.id, record);
             }
         }
         push_frame(&mut out, b'H', &[&header]);
@@ -404,25 +403,138 @@ fn save_inner(path: &Path, state: &mut StoryState, digests_known: bool) -> Resul
         push_frame(&mut out, b'E', &[&total.to_le_bytes()]);
         out
     };
-    match held {
+    let listed = digests_known.then(|| {
+        state
+            .stories
+            .iter()
+            .zip(&records)
+            .map(|(s, (_, r))| (s.id.clone(), (digests::of_record(r), r.len() as u32)))
+            .collect()
+    });
+    let saved = match held {
         Some(h) => {
             let end = h.committed_end;
             drop(h);
             let appended = frames(end, false);
             if end + appended.len() > 3 * whole_len {
-                return write_whole_log(path, &frames);
+                write_whole_log(path, &frames)
+            } else {
+                append(&mut file, end, &appended).map_err(io)?;
+                let changed = records.iter().filter(|(h, _)| !h).count();
+                tracing::debug!(file = %path.display(), changed, bytes = appended.len(), "State appended.");
+                Ok(())
             }
-            // Cut off what a killed save left after the last commit, then append and sync.
-            file.set_len(end as u64).map_err(io)?;
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end as u64)).map_err(io)?;
-            file.write_all(&appended).map_err(io)?;
-            file.sync_data().map_err(io)?;
-            let changed = records.iter().filter(|(h, _)| !h).count();
-            tracing::debug!(file = %path.display(), changed, bytes = appended.len(), "State appended.");
-            Ok(())
         }
         None => write_whole_log(path, &frames),
+    };
+    if saved.is_ok()
+        && let Some(records) = listed
+    {
+        // The file as it is now (a whole rewrite made a new one).
+        match std::fs::metadata(path) {
+            Ok(meta) => digests::write(
+                path,
+                &digests::Digests {
+                    file: digests::identity(&meta),
+                    records,
+                },
+            ),
+            Err(_) => {
+                let _ = std::fs::remove_file(digests::path_of(path));
+            }
+        }
     }
+    saved
+}
+
+/// Cuts off what a killed save left after the last commit at `end`, appends `bytes` and
+/// syncs.
+fn append(file: &mut std::fs::File, end: usize, bytes: &[u8]) -> std::io::Result<()> {
+    file.set_len(end as u64)?;
+    std::io::Seek::seek(file, std::io::SeekFrom::Start(end as u64))?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// Appends a story frame: the id's length, the id, the record.
+fn push_story_frame(out: &mut Vec<u8>, id: &str, record: &[u8]) {
+    // Ids are short story ids; a longer one would not load back, so it never fits.
+    let id = &id.as_bytes()[..id.len().min(usize::from(u16::MAX))];
+    push_frame(out, b'S', &[&(id.len() as u16).to_le_bytes(), id, record]);
+}
+
+/// The save after a Redis save by the file's digest list (see [`digests`]): the stories
+/// whose saved digest the list gives are held, the others are encoded and appended with a
+/// header and an end mark, without reading the file. `false` when the list is missing or
+/// does not describe the file as it is, or when the file is due to be written whole: the
+/// caller then saves by reading the file.
+fn append_by_digests(
+    path: &Path,
+    file: &mut std::fs::File,
+    state: &mut StoryState,
+) -> Result<bool> {
+    let io = |e: std::io::Error| Error::io(path, e);
+    let encode_err = |e: String| Error::io(path, std::io::Error::other(e));
+    let Some(list) = digests::read(path) else {
+        return Ok(false);
+    };
+    let meta = file.metadata().map_err(io)?;
+    if digests::identity(&meta) != list.file {
+        return Ok(false);
+    }
+    let Ok(end) = usize::try_from(list.file.2) else {
+        return Ok(false);
+    };
+    let StoryState {
+        stories, stored, ..
+    } = &mut *state;
+    let mut listed = std::collections::HashMap::with_capacity(stories.len());
+    let mut fresh: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut whole_len = LOG_MAGIC.len();
+    for (i, s) in stories.iter_mut().enumerate() {
+        let saved = stored.get(&s.id).copied().filter(|d| *d != 0);
+        let len = match (saved, list.records.get(&s.id)) {
+            (Some(d), Some(&(held, len))) if d == held => {
+                if cfg!(debug_assertions) {
+                    let (digest, _) = super::record::encode(s).map_err(encode_err)?;
+                    debug_assert_eq!(digest, d, "story {} changed after its Redis save", s.id);
+                }
+                listed.insert(s.id.clone(), (d, len));
+                len as usize
+            }
+            _ => {
+                let (digest, record) = super::record::encode(s).map_err(encode_err)?;
+                listed.insert(s.id.clone(), (digest, record.len() as u32));
+                let len = record.len();
+                fresh.push((i, record));
+                len
+            }
+        };
+        whole_len += FRAME_HEAD + 2 + s.id.len() + len;
+    }
+    let header = encode_header(state, false).map_err(encode_err)?;
+    whole_len += FRAME_HEAD + header.len() + END_FRAME;
+    let mut out = Vec::new();
+    for (i, record) in &fresh {
+        push_story_frame(&mut out, &state.stories[*i].id, record);
+    }
+    push_frame(&mut out, b'H', &[&header]);
+    let total = (end + out.len() + END_FRAME) as u64;
+    push_frame(&mut out, b'E', &[&total.to_le_bytes()]);
+    if end + out.len() > 3 * whole_len {
+        return Ok(false);
+    }
+    append(file, end, &out).map_err(io)?;
+    let (dev, ino, _) = list.file;
+    digests::write(
+        path,
+        &digests::Digests {
+            file: (dev, ino, total),
+            records: listed,
+        },
+    );
+    tracing::debug!(file = %path.display(), changed = fresh.len(), bytes = out.len(), "State appended (by its digest list).");
+    Ok(true)
 }
 
 /// Writes the whole log (the magic, then every frame `frames` gives) atomically.
@@ -623,6 +735,78 @@ mod tests {
         );
         let back = load(&p, "fp", 4).unwrap();
         same(&back, &s);
+    }
+
+    /// Saves after Redis saves by the digest list, interleaved with what must send a save
+    /// back to reading the file (another writer's plain save, a lost or damaged list, a
+    /// whole rewrite): the file always loads as the state just saved, and a save by the list
+    /// appends only the stories that changed.
+    #[test]
+    fn saves_by_the_digest_list_load_back_equal_whatever_happened_to_the_list() {
+        let refresh = |s: &mut StoryState| {
+            s.stored = s
+                .stories
+                .iter_mut()
+                .map(|st| (st.id.clone(), crate::store::record::encode(st).unwrap().0))
+                .collect();
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mirror");
+        let list = digests::path_of(&p);
+        let mut s = state(6);
+        refresh(&mut s);
+        save_after_redis(&p, &mut s).unwrap();
+        assert!(
+            digests::read(&p).is_some(),
+            "the first save writes the list"
+        );
+        same(&load(&p, "fp", 4).unwrap(), &s);
+        let mut by_lists = 0;
+        for round in 0..12 {
+            let k = round % 6;
+            s.stories[k].label = format!("round {round}");
+            match round % 4 {
+                // Another writer's plain save of a different s5: the list no longer fits.
+                1 => {
+                    let mut other = s.clone();
+                    other.stories[5].label = format!("other {round}");
+                    save(&p, &mut other).unwrap();
+                }
+                2 => std::fs::remove_file(&list).unwrap(),
+                3 => {
+                    let mut b = std::fs::read(&list).unwrap();
+                    let at = b.len() / 2;
+                    b[at] ^= 1;
+                    std::fs::write(&list, b).unwrap();
+                }
+                _ => {}
+            }
+            refresh(&mut s);
+            let before = std::fs::metadata(&p).unwrap().len();
+            let by_list = digests::read(&p)
+                .is_some_and(|l| l.file == digests::identity(&std::fs::metadata(&p).unwrap()));
+            save_after_redis(&p, &mut s).unwrap();
+            same(&load(&p, "fp", 4).unwrap(), &s);
+            let list_now = digests::read(&p).expect("every save after Redis leaves a list");
+            assert_eq!(
+                list_now.file,
+                digests::identity(&std::fs::metadata(&p).unwrap()),
+                "round {round}"
+            );
+            if by_list {
+                by_lists += 1;
+                let one = crate::store::record::encode(&mut s.stories[k])
+                    .unwrap()
+                    .1
+                    .len() as u64;
+                let grown = std::fs::metadata(&p).unwrap().len() - before;
+                assert!(
+                    grown < one + 1024,
+                    "round {round}: {grown} bytes for one story"
+                );
+            }
+        }
+        assert!(by_lists >= 3, "saves by the list: {by_lists}");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Files, beside `state_mirror_path` (`M`):
 //! - `M`: a copy of the state (atomic JSON, like `--state`). After a successful Redis save it
 //!   is the state at the version in `M.version`; a run while Redis is down continues it.
+//! - `M.digests`: what `M` holds per story, so the save after a Redis save appends what
+//!   changed without reading `M` (see `store::file`; ignored when it does not fit `M`).
 //! - `M.version`: the Redis state version `M` equals. Removed before `M` is rewritten, so a
 //!   crash in between leaves "unknown", never a wrong version.
 //! - `M.pending`: the Redis version the pending work sits on (`unknown` when not known).
