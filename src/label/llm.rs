@@ -63,7 +63,7 @@ pub fn chat_clients(l: &LlmConfig, api: &ApiConfig, ctx: &Context) -> Result<api
 /// Registry constructor.
 ///
 /// # Errors
-/// [`Error::Config`] when no model is named, or OpenRouter is the endpoint and its key is
+/// [`Error::Config`](crate::error::Error::Config) when no model is named, or OpenRouter is the endpoint and its key is
 /// not set.
 pub fn build(cfg: &LabelConfig, api: &ApiConfig, ctx: &Context) -> Result<Box<dyn Labeler>> {
     let l = &cfg.llm;

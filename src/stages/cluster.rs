@@ -6,10 +6,10 @@
 //! 1. *Candidates, in parallel.* A batch is decided in chunks (`chunk_rows`). Each chunk
 //!    is scored against every active story's centroid as it stands at the chunk's start,
 //!    with one matrix product split by story ranges over as many threads as the pool has
-//!    ([`kernels::gemm_nt_into`]).
+//!    ([`kernels::gemm_nt_into`](crate::kernels::gemm_nt_into)).
 //!    Stories scoring below `threshold - GEMM_SLACK` cannot be the answer and are dropped.
 //! 2. *Decision, in order.* Each article is re-scored with the one dispatch kernel
-//!    ([`kernels::dot`]) against its surviving candidates that did not change during this
+//!    ([`kernels::dot`](crate::kernels::dot)) against its surviving candidates that did not change during this
 //!    chunk; against each story that changed, when its chunk-start score plus the distance
 //!    its centroid has moved since could still reach the floor (for unit vectors the
 //!    similarity cannot move further than the centroid did); and against every story opened

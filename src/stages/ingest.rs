@@ -707,7 +707,7 @@ pub struct Deduped {
 ///
 /// Ids are only unique within a feed: an article whose id is taken by an article with other
 /// content (another url, or no shared url and another title and body) is not a duplicate. It
-/// is kept as `ID@SOURCE` (see [`qualified_id`]) and reported as a collision.
+/// is kept as `ID@SOURCE` (see `qualified_id`) and reported as a collision.
 pub fn dedup_and_order(articles: Vec<Article>, ingest_time: i64) -> Deduped {
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut by_url: HashMap<u64, usize> = HashMap::new();

@@ -306,7 +306,7 @@ impl Session {
     }
 
     /// Saves the state to Redis, then publishes `events` (the run's `news:story` events, from
-    /// [`crate::bus::story_events`]) and `news:clustered`, then updates the local mirror;
+    /// [`crate::bus::story_messages`]) and `news:clustered`, then updates the local mirror;
     /// adds the Redis report to the summary.
     ///
     /// When the work cannot reach Redis nothing is published for it: with Redis down from

@@ -36,7 +36,7 @@ pub const TAIL_MASS: f32 = 0.02;
 pub const HEAD_TERMS: usize = 400;
 
 /// Terms held by more stories of the article's time than this are not read unless they
-/// weigh at least [`HEAVY_TERM`] in the article (frequent words: long postings, light
+/// weigh at least `HEAVY_TERM` in the article (frequent words: long postings, light
 /// weights).
 pub const LONG_POSTINGS: usize = 32;
 

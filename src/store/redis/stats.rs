@@ -11,7 +11,7 @@ use crate::error::Result;
 /// The numbers of `stats --json` and `/api/cache/stats`.
 ///
 /// # Errors
-/// [`Error::Redis`] when a server cannot be reached.
+/// [`Error::Redis`](crate::error::Error::Redis) when a server cannot be reached.
 pub fn stats_json(conns: &Connections, cfg: &RedisConfig) -> Result<serde_json::Value> {
     let cache = RedisCache::shared_stats(&conns.cache, &cfg.cache_prefix)?;
     let cache_keys: u64 = conns
