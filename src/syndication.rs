@@ -517,13 +517,12 @@ impl CopyIndex {
         for &h in sketch.hashes.iter().take(INDEX_HASHES) {
             let lo = rest.partition_point(|p| p.0 < h);
             rest = &rest[lo..];
-            let run = rest;
-            let n = run.partition_point(|p| p.0 == h);
+            let n = rest.partition_point(|p| p.0 == h);
             if n > MAX_POSTING {
                 skipped += 1;
                 continue;
             }
-            for &(_, id) in &run[..n] {
+            for &(_, id) in &rest[..n] {
                 let c = &mut seen[id as usize];
                 if c.0 != *stamp {
                     *c = (*stamp, 0);
